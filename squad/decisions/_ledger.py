@@ -202,11 +202,15 @@ class Ledger:
                 lines.append("(none recorded yet)")
         return "\n".join(lines)
 
-    def check(self, base: str | None = None) -> list[Problem]:
+    def check(self, base: str | None = None, *, parsed: ParseResult | None = None) -> list[Problem]:
         """Everything wrong with the ledger: unreadable entries, duplicate ids, dangling supersedes, and
         with `base` (a git ref) every entry that existed at `base` and was modified or deleted since.
+
+        Args:
+            base: a git ref whose landed entries must be unchanged in the work tree.
+            parsed: this ledger's `parse()` result, when the caller already has it.
         """
-        parsed = self.parse()
+        parsed = parsed if parsed is not None else self.parse()
         problems = list(parsed.problems)
         problems.extend(_duplicate_problems(parsed.entries))
         known = {e.id for e in parsed.entries}

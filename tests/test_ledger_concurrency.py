@@ -24,13 +24,12 @@ WRITER = textwrap.dedent(
     from pathlib import Path
     from squad.decisions import Ledger
 
-    root, file, writer, count = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3], int(sys.argv[4])
+    root, file, writer, count, run = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3], int(sys.argv[4]), sys.argv[5]
     ledger = Ledger(root, lock_timeout=60)
     for i in range(count):
         ledger.append(file, title=f"{writer}-{i}", decision=f"decision {i} of {writer}\\nsecond line",
-                      context="contention test", agent=writer, run="%s")
+                      context="contention test", agent=writer, run=run)
     """
-    % RUN
 )
 
 # Holds the lock in the middle of a real append: os.replace (the last step, after the temp file is written
@@ -56,7 +55,7 @@ def test_eight_processes_append_800_intact_entries(repo: Path) -> None:
     ledger = Ledger(repo)
     file = ledger.run_file(RUN)
     procs = [
-        subprocess.Popen([sys.executable, "-c", WRITER, str(repo), str(file), f"w{n}", str(APPENDS)])
+        subprocess.Popen([sys.executable, "-c", WRITER, str(repo), str(file), f"w{n}", str(APPENDS), RUN])
         for n in range(WRITERS)
     ]
     assert [p.wait(timeout=110) for p in procs] == [0] * WRITERS

@@ -112,3 +112,21 @@ def test_writer_killed_mid_append_leaves_ledger_intact_and_unlocked(repo: Path) 
     assert [e.id for e in ledger.parse().entries][-1] == after.id
     assert not temp.exists()  # the dead writer's temp file was cleaned up under the lock
     assert ledger.check() == []
+
+
+@pytest.mark.timeout(60)
+def test_threads_in_one_process_do_not_interleave(repo: Path) -> None:
+    # Each append opens its own lock file descriptor, and flock excludes other descriptors of the same process.
+    from concurrent.futures import ThreadPoolExecutor
+
+    ledger = Ledger(repo)
+    file = ledger.run_file(RUN)
+
+    def write(n: int) -> None:
+        for i in range(25):
+            ledger.append(file, title=f"t{n}-{i}", decision="d")
+
+    with ThreadPoolExecutor(4) as pool:
+        list(pool.map(write, range(4)))
+    parsed = ledger.parse()
+    assert parsed.problems == [] and len({e.id for e in parsed.entries}) == 100

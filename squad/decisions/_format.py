@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -164,7 +165,9 @@ def parse_text(text: str, file: Path) -> ParseResult:
     """
     lines = text.replace("\r\n", "\n").split("\n")
     result = ParseResult()
-    starts = [i for i, line in enumerate(lines) if line.startswith("## ") or line.rstrip() == "##"]
+    starts = [
+        i for i, line in enumerate(lines) if line.startswith("##") and (line[2:3] == " " or line.rstrip() == "##")
+    ]
 
     # Before the first entry: the one-line "# Decisions — ..." header and blank lines only.
     seen_header = False
@@ -246,7 +249,7 @@ def _parse_entry(lines: list[str], start: int, end: int, file: Path, result: Par
     supersedes = _str_list(meta.get("supersedes", []), "supersedes", problem)
     tags = _str_list(meta.get("tags", []), "tags", problem)
 
-    sections = {"context": [], "decision": [], "consequences": []}
+    sections: dict[str, list[str]] = {"context": [], "decision": [], "consequences": []}
     current: list[str] | None = None
     stray = 0
     for i in range(start + 1, end):
@@ -295,14 +298,14 @@ def _parse_entry(lines: list[str], start: int, end: int, file: Path, result: Par
     )
 
 
-def _opt_str(value: Any, key: str, problem: Any) -> str | None:
+def _opt_str(value: Any, key: str, problem: Callable[[str], None]) -> str | None:
     if value is None or isinstance(value, str):
         return value or None
     problem(f"metadata '{key}' must be a string or null, got {type(value).__name__}")
     return None
 
 
-def _str_list(value: Any, key: str, problem: Any) -> tuple[str, ...]:
+def _str_list(value: Any, key: str, problem: Callable[[str], None]) -> tuple[str, ...]:
     if isinstance(value, list) and all(isinstance(v, str) for v in value):
         return tuple(value)
     problem(f"metadata '{key}' must be a list of strings")

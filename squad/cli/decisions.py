@@ -56,6 +56,7 @@ def _print_rows(rows: list[dict[str, Any]], as_json: bool) -> None:
             click.echo("\t".join([r["id"], r["date"], r["status"], r["agent"] or "-", r["run"] or "-", r["title"]]))
         return
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     table = Table(box=None, header_style="bold")
@@ -63,7 +64,8 @@ def _print_rows(rows: list[dict[str, Any]], as_json: bool) -> None:
         table.add_column(col, no_wrap=col != "title")
     for r in rows:
         style = "dim" if r["status"] == "superseded" else None
-        table.add_row(r["id"], r["date"][:10], r["status"], r["agent"] or "", r["run"] or "", r["title"], style=style)
+        cells = (r["id"], r["date"][:10], r["status"], r["agent"] or "", r["run"] or "", r["title"])
+        table.add_row(*(escape(c) for c in cells), style=style)  # titles are text, not rich markup
     Console().print(table)
 
 

@@ -109,7 +109,7 @@ def test_user_edits_are_kept_and_force_restores_only_the_named_file(repo: Path) 
 
 
 def test_force_of_unknown_path_is_a_usage_error(repo: Path) -> None:
-    with pytest.raises(UsageError, match="not a file squad init manages: README.md"):
+    with pytest.raises(UsageError, match=r"not a file squad init manages: README\.md"):
         scaffold(repo, force=["README.md"])
     assert not (repo / ".squad").exists()  # validated before anything is written
 
@@ -141,8 +141,9 @@ def test_init_from_a_subdirectory_scaffolds_at_the_top(repo: Path) -> None:
     assert not (sub / ".squad").exists()
 
 
-def test_outside_a_repo_is_exit_2(tmp_path: Path) -> None:
-    os.chdir(tmp_path)
+def test_outside_a_repo_is_exit_2(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("GIT_CEILING_DIRECTORIES", str(tmp_path.parent))
     result = CliRunner().invoke(init, [])
     assert isinstance(result.exception, NotARepoError)
     assert result.exception.exit_code == 2
@@ -152,7 +153,6 @@ def test_outside_a_repo_is_exit_2(tmp_path: Path) -> None:
         cwd=tmp_path,
         capture_output=True,
         text=True,
-        env={**os.environ, "GIT_CEILING_DIRECTORIES": str(tmp_path.parent)},
     )
     assert proc.returncode == 2
     assert "error: not inside a git repository" in proc.stderr

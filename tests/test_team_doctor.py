@@ -171,7 +171,7 @@ def test_doctor_checks_model_names(team_repo: Path) -> None:
     assert checks["models"]["status"] == "ok"
     assert checks["api key"]["status"] == "ok"  # only scripted models: no key needed
 
-    settings.write_text(text.replace('fallback = []', 'fallback = ["gpt-4o", "scripted:missing.yaml"]', 1))
+    settings.write_text(text.replace("fallback = []", 'fallback = ["gpt-4o", "scripted:missing.yaml"]', 1))
     code, checks = _doctor_json()
     assert code == 1
     message = checks["models"]["message"]

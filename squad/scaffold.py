@@ -32,6 +32,8 @@ FILES: dict[str, str] = {
     "decisions/README.md": "decisions/README.md",
 }
 
+#: Written only when missing: it holds the repo's own norms, which the user owns from then on.
+AGENTS_MD = "AGENTS.md"
 GITIGNORE = ".gitignore"
 #: What must be ignored: the run folders (journals, transcripts, recorded responses).
 RUNS_PATTERN = ".squad/runs/"
@@ -92,6 +94,8 @@ def _place(root: Path, rel: str, content: bytes, force: bool) -> Outcome:
     if force:
         _write_atomic(target, content)
         return Outcome(rel, "restored")
+    if rel == AGENTS_MD:
+        return Outcome(rel, "kept", "the repo's own norms; never replaced")
     return Outcome(rel, "kept", f"differs from the default; restore it with --force {rel}")
 
 

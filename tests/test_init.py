@@ -119,6 +119,7 @@ def test_existing_agents_md_and_gitignore_are_respected(repo: Path) -> None:
     (repo / ".gitignore").write_text("node_modules/")  # no trailing newline
     outcomes = {o.path: o.status for o in scaffold(repo)}
     assert outcomes["AGENTS.md"] == "kept"
+    assert "--force" not in next(o.note for o in scaffold(repo) if o.path == "AGENTS.md")
     assert (repo / "AGENTS.md").read_text() == "# Our norms\n"
     assert outcomes[".gitignore"] == "updated"
     lines = (repo / ".gitignore").read_text().splitlines()

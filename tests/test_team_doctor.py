@@ -221,3 +221,16 @@ def test_doctor_outside_a_repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
 )
 def test_parse_git_version(text: str, expected: tuple[int, int, int] | None) -> None:
     assert _parse_git_version(text) == expected
+
+
+def test_this_projects_own_team_is_valid() -> None:
+    """squad's own `.squad/` (made by `squad init`, then tuned) must stay loadable and complete."""
+    from squad.config import load_settings, load_team
+
+    root = Path(__file__).resolve().parent.parent
+    settings = load_settings(root, required=True)
+    roster = load_team(root)
+    assert roster.agents["backend"].owns[0] == "squad/**"
+    assert set(roster.agents["tester"].owns) == {"tests/**", "benchmarks/**"}
+    assert [c.name for c in roster.reviewers] == ["reviewer"]
+    assert settings.commands.allowed == ["python -m pytest", "ruff check", "ruff format --check"]

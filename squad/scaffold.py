@@ -86,6 +86,8 @@ def _normalize(path: str) -> str:
 
 def _place(root: Path, rel: str, content: bytes, force: bool) -> Outcome:
     target = root / rel
+    if target.is_dir():
+        raise UsageError(f"{rel} is a directory; squad init needs a file there", path=target, hint="move it away")
     if not target.exists():
         _write_atomic(target, content)
         return Outcome(rel, "created")

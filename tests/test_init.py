@@ -114,6 +114,12 @@ def test_force_of_unknown_path_is_a_usage_error(repo: Path) -> None:
     assert not (repo / ".squad").exists()  # validated before anything is written
 
 
+def test_a_directory_in_the_way_is_a_clear_error(repo: Path) -> None:
+    (repo / "AGENTS.md").mkdir()
+    with pytest.raises(UsageError, match=r"AGENTS\.md is a directory"):
+        scaffold(repo)
+
+
 def test_existing_agents_md_and_gitignore_are_respected(repo: Path) -> None:
     (repo / "AGENTS.md").write_text("# Our norms\n")
     (repo / ".gitignore").write_text("node_modules/")  # no trailing newline

@@ -16,6 +16,7 @@ import re
 import threading
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -193,3 +194,18 @@ class GitHubServer:
         links.append(f'<{self.url}{path}?per_page={size}&page={last}>; rel="last"')
         headers["Link"] = ", ".join(links)
         return 200, chunk, headers
+
+
+def webhook_payload(kind: str, name: str) -> dict[str, Any]:
+    """A real webhook payload from shared/fixtures/github-webhooks/<kind>/<name>.json (a fresh copy).
+
+    Looked up beside the repo (CI checks shared/ out at ../shared), then at /work/shared; the test is
+    skipped with the reason when neither exists.
+    """
+    import pytest
+
+    for base in (Path(__file__).resolve().parents[2] / "shared", Path("/work/shared")):
+        path = base / "fixtures" / "github-webhooks" / kind / f"{name}.json"
+        if path.is_file():
+            return json.loads(path.read_text(encoding="utf-8"))
+    pytest.skip(f"real webhook payload {kind}/{name}.json not found beside the repo (../shared) or in /work/shared")

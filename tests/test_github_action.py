@@ -174,7 +174,7 @@ def test_failing_review_still_updates_the_comment_and_fails(tmp_path: Path, pr_r
     assert "What to do" in comment["body"]
 
 
-def test_default_fail_on_does_not_fail_on_error(tmp_path: Path, pr_repo: dict[str, Any]) -> None:
+def test_default_fail_on_fails_on_error(tmp_path: Path, pr_repo: dict[str, Any]) -> None:
     root = pr_repo["root"]
     (root / ".squad" / "squad.toml").write_text("")
     git(root, "commit", "-q", "-am", "default settings")
@@ -183,7 +183,7 @@ def test_default_fail_on_does_not_fail_on_error(tmp_path: Path, pr_repo: dict[st
         env = make_env(tmp_path, gh, root, "pull_request", pr_event("opened", pr_repo))
         report = run_action(env, make_reviewer=FakeReviewer(RuntimeError("boom")).factory)
         [comment] = sticky_comments(gh)
-    assert report.verdict == "error" and report.exit_code == 0
+    assert report.verdict == "error" and report.exit_code == 1
     assert "internal error: RuntimeError: boom" in comment["body"]
 
 

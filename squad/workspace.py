@@ -35,6 +35,9 @@ from squad.errors import NotARepoError, UsageError, WorkspaceError
 #: separates run and task in task branch names (so `squad/<run>--*` can only match tasks of that run).
 RUN_RE = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
 TASK_RE = re.compile(r"[a-z0-9][a-z0-9-]{0,39}")
+#: The exact shape `new_run_id` makes. gc without explicit runs only considers runs of this shape, so a
+#: user's own `squad/notes` or `squad/wip--x` branch is never mistaken for an abandoned run.
+RUN_ID_RE = re.compile(r"\d{8}-\d{6}-[a-z0-9]{4}")
 _TASK_BRANCH_RE = re.compile(rf"squad/(?P<run>{RUN_RE.pattern})--(?P<task>{TASK_RE.pattern})")
 _RUN_BRANCH_RE = re.compile(rf"squad/(?P<run>{RUN_RE.pattern})")
 
@@ -237,29 +240,45 @@ class Workspace:
         with self._lock("worktrees"):
             checked_out = self._worktrees()
             if checked_out.get(path.resolve()) == branch and path.is_dir():
-                return Lease(run, task, path, branch, self._base_of(branch))
-            for other, other_branch in checked_out.items():
-                if other_branch == branch and other != path.resolve():
-                    raise WorkspaceError(
-                        f"branch {branch} is already checked out in {other}",
-                        hint=f"switch that work tree to another branch, then retry (git -C {other} switch -)",
-                    )
-            self._git("worktree", "prune")  # drop metadata of worktrees whose folder vanished
-            if self._branch_exists(branch):
-                self._add(path, ["worktree", "add", str(path), branch], created_branch=None)
-                return Lease(run, task, path, branch, self._base_of(branch))
-            sha = self._resolve(base)
-            self._add(path, ["worktree", "add", "-b", branch, str(path), sha], created_branch=branch)
-            self._git("config", f"branch.{branch}.{_BASE_KEY}", sha)
-            return Lease(run, task, path, branch, sha)
+                lease = Lease(run, task, path, branch, self._base_of(branch))
+            else:
+                for other, other_branch in checked_out.items():
+                    if other_branch == branch and other != path.resolve():
+                        raise WorkspaceError(
+                            f"branch {branch} is already checked out in {other}",
+                            hint=f"switch that work tree to another branch, then retry (git -C {other} switch -)",
+                        )
+                self._git("worktree", "prune")  # drop metadata of worktrees whose folder vanished
+                if self._branch_exists(branch):
+                    self._add(path, [str(path), branch], created_branch=None)
+                    lease = Lease(run, task, path, branch, self._base_of(branch))
+                else:
+                    sha = self._resolve(base)
+                    self._add(path, ["-b", branch, str(path), sha], created_branch=branch)
+                    self._git("config", f"branch.{branch}.{_BASE_KEY}", sha)
+                    lease = Lease(run, task, path, branch, sha)
+        self._checkout(lease)
+        return lease
+
+    def _checkout(self, lease: Lease) -> None:
+        """Fill a worktree added with --no-checkout (or one whose checkout was interrupted).
+
+        This is the slow part of a lease (it writes every file), and it touches only this worktree's own
+        index and files, so it runs outside the worktree lock: leases of a run check out in parallel.
+        A worktree has no index until its checkout completes (git writes the index last, atomically), so a
+        missing index means "not checked out yet" — also after a crash, when the lease is reused.
+        """
+        git_dir = Path(_run_git(["rev-parse", "--absolute-git-dir"], lease.path).stdout.strip())
+        if not (git_dir / "index").exists():
+            _run_git(["reset", "--hard", "-q"], lease.path)
 
     def _add(self, path: Path, args: list[str], *, created_branch: str | None) -> None:
-        """Run `git worktree add` (lock held), cleaning up a failed attempt and retrying up to 3 times."""
+        """Run `git worktree add --no-checkout` (lock held); clean up a failed attempt, retry up to 3 times."""
         path.parent.mkdir(parents=True, exist_ok=True)
         existed = path.exists()
         error = ""
         for attempt in range(_ADD_ATTEMPTS):
-            proc = self._git(*args, check=False)
+            proc = self._git("worktree", "add", "--no-checkout", *args, check=False)
             if proc.returncode == 0:
                 return
             error = (proc.stderr or proc.stdout).strip()
@@ -427,6 +446,9 @@ class Workspace:
     ) -> GcReport:
         """Remove worktrees and task branches of `runs`, or of every finished or abandoned run when None.
 
+        Without `runs`, only runs whose id has `new_run_id`'s shape are considered; a run is finished when
+        its run folder has a report.json or a run_end/run_finished event, abandoned when it has no run folder.
+
         Only names squad creates are candidates: task branches `squad/<run>--<task>` and (with
         `run_branches`) run branches `squad/<run>`; any other branch is never deleted, nor a branch checked
         out in a work tree squad does not own (such as the user's current branch). Stale worktree metadata
@@ -440,10 +462,10 @@ class Workspace:
             checked_out = self._worktrees()
             known: set[str] = set()
             for b in branches:
-                if m := _TASK_BRANCH_RE.fullmatch(b) or _RUN_BRANCH_RE.fullmatch(b):
+                if (m := _TASK_BRANCH_RE.fullmatch(b) or _RUN_BRANCH_RE.fullmatch(b)) and RUN_ID_RE.fullmatch(m["run"]):
                     known.add(m["run"])
             if self.worktrees_dir.is_dir():
-                known.update(p.name for p in self.worktrees_dir.iterdir() if p.is_dir() and RUN_RE.fullmatch(p.name))
+                known.update(p.name for p in self.worktrees_dir.iterdir() if p.is_dir() and RUN_ID_RE.fullmatch(p.name))
             if runs is not None:
                 wanted = list(dict.fromkeys(runs))
                 for run in wanted:

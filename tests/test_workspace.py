@@ -313,3 +313,38 @@ def test_gc_cli(repo: Path) -> None:
 
     bad = squad_cli(repo, "gc", "--run", "Not/A/Run")
     assert bad.returncode == 2 and "invalid run id" in bad.stderr
+
+
+def test_lease_finishes_an_interrupted_checkout(repo: Path) -> None:
+    """A lease killed between the add and the checkout leaves a worktree with no index: reuse fills it."""
+    ws = Workspace(repo)
+    path = ws.worktree_path(RUN, "crashed")
+    path.parent.mkdir(parents=True)
+    git(repo, "worktree", "add", "-q", "--no-checkout", "-b", f"squad/{RUN}--crashed", str(path), "HEAD")
+    assert not (path / "README.md").exists()
+    lease = ws.lease(RUN, "crashed")
+    assert lease.path == path
+    assert (path / "README.md").read_text() == "# demo\n"
+    assert git(path, "status", "--porcelain") == ""
+    assert ws.commit(lease, agent="backend", message="nothing") is None, "a half-made lease must not commit deletions"
+    ws.release(lease, delete_branch=True)
+
+
+def test_commit_refuses_a_worktree_moved_off_its_branch(repo: Path) -> None:
+    ws = Workspace(repo)
+    lease = ws.lease(RUN, "moved")
+    git(lease.path, "switch", "-q", "--detach")
+    (lease.path / "x.txt").write_text("x")
+    with pytest.raises(WorkspaceError, match="not squad/"):
+        ws.commit(lease, agent="backend", message="x")
+    ws.release(lease, delete_branch=True)
+    with pytest.raises(WorkspaceError, match="not a squad worktree"):
+        ws.commit(lease, agent="backend", message="x")
+
+
+def test_lease_refuses_a_branch_checked_out_elsewhere(repo: Path) -> None:
+    git(repo, "switch", "-q", "-c", f"squad/{RUN}--mine")
+    ws = Workspace(repo)
+    with pytest.raises(WorkspaceError, match="already checked out"):
+        ws.lease(RUN, "mine")
+    assert git(repo, "symbolic-ref", "--short", "HEAD").strip() == f"squad/{RUN}--mine"

@@ -1,0 +1,226 @@
+"""The tool-use loop of one specialist: call the model, run the tools it asks for, repeat until a stop rule.
+
+Stop rules, in the order they are checked: the `finish` (or `submit_verdict`) tool returns finished=True;
+the model ends its turn without tool calls; `max_turns` model calls were made; the budget refuses a call
+(BudgetExceededError); the whole loop ran longer than `timeout_s`; the model failed (ModelError).
+Cancellation is recorded and re-raised, so a cancelled run stops at once but leaves a trace.
+
+Every step is reported through `emit` as a small dict with a "type" (turn_start, model_call, tool_call,
+agent_stop) plus the agent and task, which the run journal writes to events.jsonl.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
+
+from squad.errors import BudgetExceededError, ModelError
+from squad.models.base import Message, Model, ModelRequest, SystemBlock, TextBlock, ToolResultBlock, Usage
+
+if TYPE_CHECKING:
+    from squad.tools import Toolbox, ToolContext
+
+StopReason = Literal["finished", "end_turn", "max_turns", "budget", "timeout", "model_error", "cancelled"]
+
+#: Tool arguments larger than this (as JSON) are shown in events as a truncated repr.
+MAX_EVENT_ARGS_CHARS = 2000
+
+
+@dataclass
+class AgentLimits:
+    """Per-agent limits: model calls, wall-clock seconds for the whole loop, output tokens per call."""
+
+    max_turns: int
+    timeout_s: float
+    max_tokens: int
+
+
+@dataclass
+class AgentResult:
+    """How one agent's loop ended. `messages` is the whole conversation (history + this run), for resume."""
+
+    agent: str
+    task: str
+    stop_reason: StopReason
+    summary: str
+    data: dict[str, Any] | None
+    turns: int
+    usage: Usage
+    cost_usd: float
+    error: str | None
+    messages: list[Message] = field(default_factory=list)
+
+
+@dataclass
+class _Loop:
+    """Mutable state of one run of the loop, so every exit path reports the same totals."""
+
+    messages: list[Message]
+    turns: int = 0
+    usage: Usage = field(default_factory=Usage)
+    cost_usd: float = 0.0
+    last_text: str = ""
+
+
+def _event_args(args: dict[str, Any]) -> Any:
+    """Tool arguments for an event: as is when small, else a truncated repr (a 50 kB write_file is noise)."""
+    try:
+        size = len(json.dumps(args, default=str))
+    except (TypeError, ValueError):
+        size = MAX_EVENT_ARGS_CHARS + 1
+    if size <= MAX_EVENT_ARGS_CHARS:
+        return args
+    text = repr(args)
+    return f"{text[:MAX_EVENT_ARGS_CHARS]}... [{len(text) - MAX_EVENT_ARGS_CHARS} more chars]"
+
+
+async def run_agent(
+    *,
+    model: Model,
+    toolbox: Toolbox,
+    ctx: ToolContext,
+    system: tuple[SystemBlock, ...],
+    prompt: str,
+    limits: AgentLimits,
+    emit: Callable[[dict[str, Any]], None],
+    history: list[Message] | None = None,
+) -> AgentResult:
+    """Run one specialist until a stop rule fires and return how it ended.
+
+    Args:
+        model: the model to call (already wrapped with rate limits, budgets and retries).
+        toolbox: the tools offered (the same sorted list for every agent of a run); `ctx.allowed` limits
+            which of them this agent may execute.
+        ctx: where the tools run (the task's worktree) and for whom.
+        system: system blocks; the shared, cached prefix first.
+        prompt: the task, sent as a user message after `history` (skipped when empty, e.g. on resume).
+        limits: turns, wall-clock timeout and output tokens per call.
+        emit: receives every event dict; it must not block.
+        history: earlier messages of this agent's conversation (resume); not modified.
+
+    Raises:
+        asyncio.CancelledError: after emitting an agent_stop event with stop_reason "cancelled".
+    """
+    state = _Loop(messages=list(history or []))
+    if prompt:
+        state.messages.append(Message(role="user", content=(TextBlock(prompt),)))
+
+    def send(kind: str, **fields: Any) -> None:
+        emit({"type": kind, "ts": time.time(), "agent": ctx.agent, "task": ctx.task, **fields})
+
+    def stop(
+        reason: StopReason, summary: str, *, data: dict[str, Any] | None = None, error: str | None = None
+    ) -> AgentResult:
+        send(
+            "agent_stop",
+            stop_reason=reason,
+            turns=state.turns,
+            usage=state.usage.to_dict(),
+            cost_usd=state.cost_usd,
+            summary=summary,
+            error=error,
+        )
+        return AgentResult(
+            agent=ctx.agent,
+            task=ctx.task,
+            stop_reason=reason,
+            summary=summary,
+            data=data,
+            turns=state.turns,
+            usage=state.usage,
+            cost_usd=state.cost_usd,
+            error=error,
+            messages=state.messages,
+        )
+
+    deadline = asyncio.timeout(limits.timeout_s)
+    try:
+        async with deadline:
+            return await _turns(model, toolbox, ctx, system, limits, state, send, stop)
+    except TimeoutError:
+        if not deadline.expired():
+            raise  # a TimeoutError from below that is not ours: a bug to surface, not a stop rule
+        return stop("timeout", state.last_text, error=f"agent ran longer than {limits.timeout_s:g}s")
+    except asyncio.CancelledError:
+        stop("cancelled", state.last_text, error="cancelled")
+        raise
+
+
+async def _turns(
+    model: Model,
+    toolbox: Toolbox,
+    ctx: ToolContext,
+    system: tuple[SystemBlock, ...],
+    limits: AgentLimits,
+    state: _Loop,
+    send: Callable[..., None],
+    stop: Callable[..., AgentResult],
+) -> AgentResult:
+    """The loop proper: one model call per turn, then its tool calls, until a stop rule returns a result."""
+    specs = toolbox.specs()
+    while state.turns < limits.max_turns:
+        state.turns += 1
+        send("turn_start", turn=state.turns)
+        request = ModelRequest(
+            system=system,
+            messages=tuple(state.messages),
+            tools=specs,
+            max_tokens=limits.max_tokens,
+            agent=ctx.agent,
+            task=ctx.task,
+        )
+        try:
+            response = await model.complete(request)
+        except BudgetExceededError as exc:
+            return stop("budget", state.last_text, error=str(exc))
+        except ModelError as exc:
+            return stop("model_error", state.last_text, error=str(exc))
+        state.usage = state.usage + response.usage
+        state.cost_usd += response.cost_usd
+        send(
+            "model_call",
+            turn=state.turns,
+            model=response.model,
+            usage=response.usage.to_dict(),
+            cost_usd=response.cost_usd,
+            latency_s=response.latency_s,
+            ttft_s=response.ttft_s,
+            stop_reason=response.stop_reason,
+            request_id=response.request_id,
+        )
+        if response.content:  # the API rejects an empty assistant message, so never store one
+            state.messages.append(Message(role="assistant", content=tuple(response.content)))
+        if response.text:
+            state.last_text = response.text
+        calls = response.tool_uses
+        if not calls:
+            return stop("end_turn", response.text)
+
+        results: list[ToolResultBlock] = []
+        finished = None
+        for call in calls:
+            started = time.monotonic()
+            result = await toolbox.call(call.name, call.input, ctx)
+            send(
+                "tool_call",
+                turn=state.turns,
+                name=call.name,
+                args=_event_args(call.input),
+                result_chars=len(result.content),
+                is_error=result.is_error,
+                duration_s=time.monotonic() - started,
+            )
+            results.append(ToolResultBlock(tool_use_id=call.id, content=result.content, is_error=result.is_error))
+            if result.finished and finished is None:
+                finished = result
+        # Every tool_use of a turn is answered in one user message, in the order the model asked.
+        state.messages.append(Message(role="user", content=tuple(results)))
+        if finished is not None:
+            data = finished.data
+            summary = str(data["summary"]) if data and "summary" in data else finished.content
+            return stop("finished", summary, data=data)
+    return stop("max_turns", state.last_text, error=f"stopped after {limits.max_turns} turns without finishing")

@@ -1,0 +1,506 @@
+"""Git worktrees for squad runs: one worktree and branch per task, commits, merges, garbage collection.
+
+Every task of a run works in its own linked worktree under `<git-common-dir>/squad/worktrees/<run>/<task>`
+on branch `squad/<run>--<task>`, so agents never touch the user's branch or work tree. Facts this module
+is built on (see DESIGN.md section 6):
+
+- concurrent `git worktree add` fails intermittently, and a failed add leaves its new branch behind, so
+  add/remove/prune run one at a time under a FileLock in `<git-common-dir>/squad/locks/worktrees.lock`
+  and a failed add deletes the branch it created before retrying;
+- commits go through the git CLI (GitPython's `index.commit` shares COMMIT_EDITMSG across worktrees);
+- subprocess git is thread-safe and needs no open handles, so it is used everywhere.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import secrets
+import shutil
+import string
+import subprocess
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import filelock
+
+from squad.errors import NotARepoError, UsageError, WorkspaceError
+
+#: Run ids are `YYYYMMDD-HHMMSS-xxxx`; any lowercase dash-separated id is accepted, but never `--`, which
+#: separates run and task in task branch names (so `squad/<run>--*` can only match tasks of that run).
+RUN_RE = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
+TASK_RE = re.compile(r"[a-z0-9][a-z0-9-]{0,39}")
+#: The exact shape `new_run_id` makes. gc without explicit runs only considers runs of this shape, so a
+#: user's own `squad/notes` or `squad/wip--x` branch is never mistaken for an abandoned run.
+RUN_ID_RE = re.compile(r"\d{8}-\d{6}-[a-z0-9]{4}")
+_TASK_BRANCH_RE = re.compile(rf"squad/(?P<run>{RUN_RE.pattern})--(?P<task>{TASK_RE.pattern})")
+_RUN_BRANCH_RE = re.compile(rf"squad/(?P<run>{RUN_RE.pattern})")
+
+#: Worktree folder of a run's integration worktree (where merges into `squad/<run>` happen). Not a valid
+#: task id, so it can never collide with a task.
+INTEGRATION = "_integration"
+#: Event types in a run's events.jsonl that mark the run as finished (besides a report.json).
+FINISHED_EVENTS = frozenset({"run_end", "run_finished"})
+
+_ADD_ATTEMPTS = 3
+_BASE_KEY = "squadbase"  # branch.<name>.squadbase: the commit a task branch started from (removed with the branch)
+# Variables that would redirect git away from the repository we mean, or make it prompt.
+_GIT_ENV_DROP = ("GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_PREFIX", "GIT_OBJECT_DIRECTORY", "GIT_COMMON_DIR")
+
+
+@dataclass
+class Lease:
+    """A worktree leased to one task of one run."""
+
+    run: str
+    task: str
+    path: Path
+    branch: str
+    base_commit: str
+
+
+@dataclass
+class MergeResult:
+    """Outcome of `Workspace.merge`: `sha` is the target's new head when ok, `conflicts` the unmerged paths."""
+
+    ok: bool
+    conflicts: list[str]
+    sha: str | None
+
+
+@dataclass
+class GcReport:
+    """What `Workspace.gc` removed (or, with dry_run, would remove)."""
+
+    runs: list[str] = field(default_factory=list)
+    worktrees: list[Path] = field(default_factory=list)
+    branches: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)  # human-readable reasons something was left alone
+    dry_run: bool = False
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "runs": self.runs,
+            "worktrees": [str(p) for p in self.worktrees],
+            "branches": self.branches,
+            "skipped": self.skipped,
+            "dry_run": self.dry_run,
+        }
+
+
+def new_run_id(now: datetime | None = None) -> str:
+    """A fresh run id `YYYYMMDD-HHMMSS-xxxx` (UTC time, 4 random lowercase letters/digits)."""
+    stamp = (now or datetime.now(UTC)).astimezone(UTC).strftime("%Y%m%d-%H%M%S")
+    alphabet = string.ascii_lowercase + string.digits
+    return f"{stamp}-{''.join(secrets.choice(alphabet) for _ in range(4))}"
+
+
+def task_branch(run: str, task: str) -> str:
+    """Branch name of a task: `squad/<run>--<task>`."""
+    return f"squad/{run}--{task}"
+
+
+def run_branch(run: str) -> str:
+    """Branch name of a run: `squad/<run>`."""
+    return f"squad/{run}"
+
+
+def _check_run(run: str) -> None:
+    if not RUN_RE.fullmatch(run) or len(run) > 64:
+        raise UsageError(f"invalid run id {run!r}", hint="run ids look like 20261122-063107-a1b2 (no '--')")
+
+
+def _check_task(task: str) -> None:
+    if not TASK_RE.fullmatch(task):
+        raise UsageError(f"invalid task id {task!r}", hint="task ids match [a-z0-9][a-z0-9-]{0,39}")
+
+
+def _git_env(extra: dict[str, str] | None = None) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in _GIT_ENV_DROP}
+    env["GIT_TERMINAL_PROMPT"] = "0"
+    env["LC_ALL"] = "C"  # stable, parseable messages
+    if extra:
+        env.update(extra)
+    return env
+
+
+def _run_git(
+    args: Iterable[str], cwd: Path, *, check: bool = True, input: str | None = None, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    cmd = ["git", *args]
+    proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, input=input, env=env or _git_env())
+    if check and proc.returncode != 0:
+        raise WorkspaceError(f"`{' '.join(cmd)}` failed in {cwd}: {(proc.stderr or proc.stdout).strip()}")
+    return proc
+
+
+class Workspace:
+    """Worktrees, commits, merges and gc for squad runs in the repository at `root`.
+
+    Args:
+        root: the repository's (main) work tree; the run folders live in `root/.squad/runs`.
+        lock_timeout: seconds to wait for the worktree lock before raising WorkspaceError.
+    """
+
+    def __init__(self, root: Path, *, lock_timeout: float = 120.0) -> None:
+        root = Path(root)
+        proc = _run_git(
+            ["rev-parse", "--path-format=absolute", "--show-toplevel", "--git-common-dir"], root, check=False
+        )
+        if proc.returncode != 0:
+            raise NotARepoError(f"{root} is not inside a git work tree", hint="run `git init` or cd into your repo")
+        top, common = proc.stdout.splitlines()[:2]
+        self.root = Path(top).resolve()
+        self.common_dir = Path(common).resolve()
+        self.squad_dir = self.common_dir / "squad"
+        self.worktrees_dir = self.squad_dir / "worktrees"
+        self.locks_dir = self.squad_dir / "locks"
+        self.lock_timeout = lock_timeout
+
+    # ---------------------------------------------------------------- helpers
+
+    def _git(self, *args: str, cwd: Path | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
+        return _run_git(args, cwd or self.root, check=check)
+
+    @contextlib.contextmanager
+    def _lock(self, name: str) -> Iterator[None]:
+        """Hold `<git-common-dir>/squad/locks/<name>.lock`; a new FileLock per use keeps threads exclusive too."""
+        self.locks_dir.mkdir(parents=True, exist_ok=True)
+        path = self.locks_dir / f"{name}.lock"
+        lock = filelock.FileLock(path, timeout=self.lock_timeout)
+        try:
+            lock.acquire()
+        except filelock.Timeout as exc:
+            raise WorkspaceError(
+                f"timed out after {self.lock_timeout:g}s waiting for the lock {path}",
+                hint="another squad process holds it; wait for it to finish, or stop it and retry",
+            ) from exc
+        try:
+            yield
+        finally:
+            lock.release()
+
+    def worktree_path(self, run: str, task: str) -> Path:
+        """Where the worktree of (run, task) lives."""
+        return self.worktrees_dir / run / task
+
+    def _branch_exists(self, branch: str) -> bool:
+        return self._git("show-ref", "--verify", "--quiet", f"refs/heads/{branch}", check=False).returncode == 0
+
+    def _resolve(self, rev: str) -> str:
+        proc = self._git("rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}", check=False)
+        if proc.returncode != 0:
+            raise WorkspaceError(f"cannot resolve {rev!r} to a commit in {self.root}")
+        return proc.stdout.strip()
+
+    def _worktrees(self) -> dict[Path, str | None]:
+        """Registered worktrees: resolved path -> checked-out branch name (None when detached)."""
+        out = self._git("worktree", "list", "--porcelain").stdout
+        result: dict[Path, str | None] = {}
+        for chunk in out.strip().split("\n\n"):
+            path: Path | None = None
+            branch: str | None = None
+            for line in chunk.splitlines():
+                if line.startswith("worktree "):
+                    path = Path(line[len("worktree ") :]).resolve()
+                elif line.startswith("branch refs/heads/"):
+                    branch = line[len("branch refs/heads/") :]
+            if path is not None:
+                result[path] = branch
+        return result
+
+    def _owned(self, path: Path) -> bool:
+        """True for paths inside squad's worktrees folder — the only directories squad ever deletes."""
+        return path.resolve().is_relative_to(self.worktrees_dir.resolve())
+
+    # ---------------------------------------------------------------- lease / commit / release
+
+    def lease(self, run: str, task: str, base: str = "HEAD") -> Lease:
+        """Give task `task` of run `run` its worktree, creating it from `base` (resolved once to a sha).
+
+        Idempotent: when the worktree already exists on its branch it is reused as is (resume), and when
+        only the branch exists (released without deleting it) a worktree is added back on that branch.
+        """
+        _check_run(run)
+        _check_task(task)
+        return self._lease(run, task, task_branch(run, task), base)
+
+    def integration(self, run: str, base: str = "HEAD") -> Lease:
+        """The run's integration worktree, on branch `squad/<run>` (created from `base` when missing)."""
+        _check_run(run)
+        return self._lease(run, INTEGRATION, run_branch(run), base)
+
+    def _lease(self, run: str, task: str, branch: str, base: str) -> Lease:
+        path = self.worktree_path(run, task)
+        with self._lock("worktrees"):
+            checked_out = self._worktrees()
+            if checked_out.get(path.resolve()) == branch and path.is_dir():
+                lease = Lease(run, task, path, branch, self._base_of(branch))
+            else:
+                for other, other_branch in checked_out.items():
+                    if other_branch == branch and other != path.resolve():
+                        raise WorkspaceError(
+                            f"branch {branch} is already checked out in {other}",
+                            hint=f"switch that work tree to another branch, then retry (git -C {other} switch -)",
+                        )
+                self._git("worktree", "prune")  # drop metadata of worktrees whose folder vanished
+                if self._branch_exists(branch):
+                    self._add(path, [str(path), branch], created_branch=None)
+                    lease = Lease(run, task, path, branch, self._base_of(branch))
+                else:
+                    sha = self._resolve(base)
+                    self._add(path, ["-b", branch, str(path), sha], created_branch=branch)
+                    self._git("config", f"branch.{branch}.{_BASE_KEY}", sha)
+                    lease = Lease(run, task, path, branch, sha)
+        self._checkout(lease)
+        return lease
+
+    def _checkout(self, lease: Lease) -> None:
+        """Fill a worktree added with --no-checkout (or one whose checkout was interrupted).
+
+        This is the slow part of a lease (it writes every file), and it touches only this worktree's own
+        index and files, so it runs outside the worktree lock: leases of a run check out in parallel.
+        A worktree has no index until its checkout completes (git writes the index last, atomically), so a
+        missing index means "not checked out yet" — also after a crash, when the lease is reused.
+        """
+        git_dir = Path(_run_git(["rev-parse", "--absolute-git-dir"], lease.path).stdout.strip())
+        if not (git_dir / "index").exists():
+            _run_git(["reset", "--hard", "-q"], lease.path)
+
+    def _add(self, path: Path, args: list[str], *, created_branch: str | None) -> None:
+        """Run `git worktree add --no-checkout` (lock held); clean up a failed attempt, retry up to 3 times."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        existed = path.exists()
+        error = ""
+        for attempt in range(_ADD_ATTEMPTS):
+            proc = self._git("worktree", "add", "--no-checkout", *args, check=False)
+            if proc.returncode == 0:
+                return
+            error = (proc.stderr or proc.stdout).strip()
+            # A failed add can leave its new branch, a half-made folder and stale metadata behind.
+            if created_branch and self._branch_exists(created_branch):
+                self._git("branch", "-D", created_branch, check=False)
+            if not existed and path.exists() and self._owned(path):
+                shutil.rmtree(path, ignore_errors=True)
+            self._git("worktree", "prune", check=False)
+            time.sleep(0.05 * (attempt + 1))
+        raise WorkspaceError(
+            f"could not create worktree {path} after {_ADD_ATTEMPTS} attempts: {error}",
+            hint="if that folder is left over from an earlier run, remove it or run `squad gc`",
+        )
+
+    def _base_of(self, branch: str) -> str:
+        """The commit `branch` started from: recorded in its branch config, else its merge base with HEAD."""
+        proc = self._git("config", "--get", f"branch.{branch}.{_BASE_KEY}", check=False)
+        if proc.returncode == 0 and proc.stdout.strip():
+            return proc.stdout.strip()
+        proc = self._git("merge-base", branch, "HEAD", check=False)
+        return proc.stdout.strip() if proc.returncode == 0 else self._resolve(branch)
+
+    def _check_lease(self, lease: Lease) -> None:
+        """Refuse to act on anything but a squad worktree that has its lease's branch checked out."""
+        if not self._owned(lease.path) or not lease.path.is_dir():
+            raise WorkspaceError(f"{lease.path} is not a squad worktree", hint="lease it with Workspace.lease first")
+        head = _run_git(["symbolic-ref", "-q", "HEAD"], lease.path, check=False).stdout.strip()
+        if head != f"refs/heads/{lease.branch}":
+            raise WorkspaceError(f"worktree {lease.path} is on {head or 'a detached HEAD'}, not {lease.branch}")
+
+    def commit(self, lease: Lease, *, agent: str, message: str) -> str | None:
+        """Commit everything in the lease's worktree as `<agent> (squad)`; return the sha, None if unchanged.
+
+        The message gets `Squad-Run` and `Squad-Agent` trailers. Hooks are skipped (`--no-verify`): the
+        review gate and the configured test command are squad's checks, and a user's interactive or
+        formatting hook must not stall or rewrite an agent's commit.
+        """
+        self._check_lease(lease)
+        if not message.strip():
+            raise WorkspaceError("a commit message is required")
+        _run_git(["add", "-A"], lease.path)
+        if _run_git(["diff", "--cached", "--quiet"], lease.path, check=False).returncode == 0:
+            return None
+        full = _run_git(
+            ["interpret-trailers", "--trailer", f"Squad-Run: {lease.run}", "--trailer", f"Squad-Agent: {agent}"],
+            lease.path,
+            input=message.strip() + "\n",
+        ).stdout
+        name, email = f"{agent} (squad)", f"{re.sub(r'[^A-Za-z0-9._-]', '-', agent) or 'agent'}@squad.invalid"
+        # Env identity beats -c user.*, so set both: a GIT_AUTHOR_NAME in the caller's env must not leak in.
+        env = _git_env(
+            {
+                "GIT_AUTHOR_NAME": name,
+                "GIT_AUTHOR_EMAIL": email,
+                "GIT_COMMITTER_NAME": name,
+                "GIT_COMMITTER_EMAIL": email,
+            }
+        )
+        _run_git(
+            [
+                *("-c", f"user.name={name}", "-c", f"user.email={email}", "-c", "commit.gpgsign=false"),
+                *("commit", "-q", "--no-verify", "--cleanup=whitespace", "-F", "-"),
+            ],
+            lease.path,
+            input=full,
+            env=env,
+        )
+        return _run_git(["rev-parse", "HEAD"], lease.path).stdout.strip()
+
+    def release(self, lease: Lease, *, delete_branch: bool = False) -> None:
+        """Remove the lease's worktree (discarding uncommitted changes); optionally delete its branch too."""
+        with self._lock("worktrees"):
+            self._remove_worktree(lease.path)
+            self._git("worktree", "prune")
+            if delete_branch and self._branch_exists(lease.branch):
+                self._git("branch", "-D", lease.branch)
+
+    def _remove_worktree(self, path: Path) -> None:
+        """Remove one squad worktree (lock held); never anything outside squad's worktrees folder."""
+        if not self._owned(path):
+            raise WorkspaceError(f"refusing to remove {path}: not inside {self.worktrees_dir}")
+        if path.resolve() in self._worktrees():
+            self._git("worktree", "remove", "--force", "--force", str(path), check=False)
+        if path.exists():
+            shutil.rmtree(path, ignore_errors=True)
+        with contextlib.suppress(OSError):
+            path.parent.rmdir()  # the run's folder, once its last worktree is gone
+
+    # ---------------------------------------------------------------- merge
+
+    def merge(
+        self, target_branch: str, source_branch: str, *, base: str = "HEAD", message: str | None = None
+    ) -> MergeResult:
+        """Merge `source_branch` into the run branch `target_branch` (`squad/<run>`) in the integration worktree.
+
+        The target is created from `base` when missing. On conflict the merge is aborted, the target is left
+        exactly as it was, and the conflicted paths are returned. Never touches the user's work tree.
+        """
+        match = _RUN_BRANCH_RE.fullmatch(target_branch)
+        if not match:
+            raise WorkspaceError(f"refusing to merge into {target_branch!r}: squad merges only into squad/<run>")
+        run = match["run"]
+        source_sha = self._resolve(source_branch)
+        with self._lock(f"merge-{run}"):
+            lease = self.integration(run, base)
+            wt = lease.path
+            if _run_git(["rev-parse", "-q", "--verify", "MERGE_HEAD"], wt, check=False).returncode == 0:
+                _run_git(["merge", "--abort"], wt, check=False)  # left over from a crash mid-merge
+            name, email = "squad", "squad@squad.invalid"
+            env = _git_env(
+                {
+                    "GIT_AUTHOR_NAME": name,
+                    "GIT_AUTHOR_EMAIL": email,
+                    "GIT_COMMITTER_NAME": name,
+                    "GIT_COMMITTER_EMAIL": email,
+                }
+            )
+            proc = _run_git(
+                [
+                    *("-c", "commit.gpgsign=false", "merge", "--no-ff", "--no-edit", "--no-verify"),
+                    *("-m", message or f"Merge {source_branch} into {target_branch}", source_sha),
+                ],
+                wt,
+                check=False,
+                env=env,
+            )
+            if proc.returncode == 0:
+                return MergeResult(True, [], _run_git(["rev-parse", "HEAD"], wt).stdout.strip())
+            conflicts = _run_git(["diff", "--name-only", "--diff-filter=U", "-z"], wt, check=False).stdout
+            paths = [p for p in conflicts.split("\0") if p]
+            _run_git(["merge", "--abort"], wt, check=False)
+            if not paths:
+                raise WorkspaceError(
+                    f"merging {source_branch} into {target_branch} failed: {(proc.stderr or proc.stdout).strip()}"
+                )
+            return MergeResult(False, sorted(paths), None)
+
+    # ---------------------------------------------------------------- gc
+
+    def run_state(self, run: str) -> str:
+        """`finished` (report.json or a run_end event), `active` (run folder without either), or `abandoned`."""
+        folder = self.root / ".squad" / "runs" / run
+        if not folder.is_dir():
+            return "abandoned"
+        if (folder / "report.json").exists():
+            return "finished"
+        events = folder / "events.jsonl"
+        if events.exists():
+            with events.open("rb") as fh:
+                fh.seek(max(0, events.stat().st_size - 8192))
+                for line in fh.read().splitlines()[::-1]:
+                    with contextlib.suppress(ValueError):
+                        if json.loads(line).get("type") in FINISHED_EVENTS:
+                            return "finished"
+        return "active"
+
+    def gc(
+        self,
+        *,
+        runs: Iterable[str] | None = None,
+        keep_branches: bool = False,
+        run_branches: bool = False,
+        dry_run: bool = False,
+    ) -> GcReport:
+        """Remove worktrees and task branches of `runs`, or of every finished or abandoned run when None.
+
+        Without `runs`, only runs whose id has `new_run_id`'s shape are considered; a run is finished when
+        its run folder has a report.json or a run_end/run_finished event, abandoned when it has no run folder.
+
+        Only names squad creates are candidates: task branches `squad/<run>--<task>` and (with
+        `run_branches`) run branches `squad/<run>`; any other branch is never deleted, nor a branch checked
+        out in a work tree squad does not own (such as the user's current branch). Stale worktree metadata
+        is pruned.
+        """
+        report = GcReport(dry_run=dry_run)
+        with self._lock("worktrees"):
+            self._git("worktree", "prune")
+            branches = self._git("for-each-ref", "--format=%(refname)", "refs/heads/squad/").stdout.split()
+            branches = [b.removeprefix("refs/heads/") for b in branches]
+            checked_out = self._worktrees()
+            known: set[str] = set()
+            for b in branches:
+                if (m := _TASK_BRANCH_RE.fullmatch(b) or _RUN_BRANCH_RE.fullmatch(b)) and RUN_ID_RE.fullmatch(m["run"]):
+                    known.add(m["run"])
+            if self.worktrees_dir.is_dir():
+                known.update(p.name for p in self.worktrees_dir.iterdir() if p.is_dir() and RUN_ID_RE.fullmatch(p.name))
+            if runs is not None:
+                wanted = list(dict.fromkeys(runs))
+                for run in wanted:
+                    _check_run(run)
+            else:
+                wanted = []
+                for run in sorted(known):
+                    state = self.run_state(run)
+                    if state == "active":
+                        report.skipped.append(f"run {run} is still active (no report.json); name it with --run")
+                    else:
+                        wanted.append(run)
+            user_branches = {b for p, b in checked_out.items() if b and not self._owned(p)}
+            for run in wanted:
+                report.runs.append(run)
+                run_dir = self.worktrees_dir / run
+                paths = {p for p in checked_out if p.is_relative_to(run_dir.resolve())}
+                if run_dir.is_dir():
+                    paths.update(p.resolve() for p in run_dir.iterdir() if p.is_dir())
+                for path in sorted(paths):
+                    report.worktrees.append(path)
+                    if not dry_run:
+                        self._remove_worktree(path)
+                if keep_branches:
+                    continue
+                doomed = [b for b in branches if (m := _TASK_BRANCH_RE.fullmatch(b)) and m["run"] == run]
+                if run_branches and run_branch(run) in branches:
+                    doomed.append(run_branch(run))
+                for b in doomed:
+                    if b in user_branches:
+                        report.skipped.append(f"branch {b} is checked out outside squad's worktrees")
+                        continue
+                    report.branches.append(b)
+                    if not dry_run:
+                        self._git("branch", "-D", b)
+            if not dry_run:
+                self._git("worktree", "prune")
+        return report

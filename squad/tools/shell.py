@@ -23,6 +23,8 @@ from squad.tools.base import Args, BaseTool, ToolContext, ToolError, ToolResult
 from squad.tools.env import scrubbed_env
 
 READ_CHUNK = 64 * 1024
+#: Output shown to the model (the Toolbox cap is 30,000 characters; this leaves room for the header).
+DISPLAY_CHARS = 24_000
 #: After the command exits, how long to wait for a background grandchild still holding its output open.
 DRAIN_GRACE_S = 1.0
 
@@ -45,15 +47,21 @@ class Captured:
     tail: bytearray
     total: int = 0
 
-    def text(self) -> str:
-        if self.total <= len(self.head) + len(self.tail):
-            return (bytes(self.head) + bytes(self.tail)).decode("utf-8", "replace")
-        omitted = self.total - len(self.head) - len(self.tail)
-        return (
-            bytes(self.head).decode("utf-8", "replace")
-            + f"\n[... {omitted:,} bytes of output omitted ...]\n"
-            + bytes(self.tail).decode("utf-8", "replace")
-        )
+    @property
+    def truncated(self) -> bool:
+        return self.total > len(self.head) + len(self.tail)
+
+    def text(self, max_chars: int) -> str:
+        """The output as text within `max_chars`: mostly its end (where failures and summaries are)."""
+        if not self.truncated:
+            text = (bytes(self.head) + bytes(self.tail)).decode("utf-8", "replace")
+            if len(text) <= max_chars:
+                return text
+            head, tail = text[: max_chars // 3], text[-(max_chars - max_chars // 3) :]
+        else:
+            head = bytes(self.head).decode("utf-8", "replace")[: max_chars // 3]
+            tail = bytes(self.tail).decode("utf-8", "replace")[-(max_chars - max_chars // 3) :]
+        return f"{head}\n[... output omitted: {self.total:,} bytes in total, showing the start and the end ...]\n{tail}"
 
 
 @dataclass
@@ -128,25 +136,35 @@ async def run_command(
     started = time.monotonic()
     half = max_output_bytes // 2
     captured = Captured(bytearray(), bytearray())
+    loop = asyncio.get_running_loop()
+    # Our own pipe rather than stdout=PIPE: asyncio's Process.wait() would otherwise also wait for the pipe
+    # to close, i.e. hang on any background grandchild that inherited it.
+    read_fd, write_fd = os.pipe()
     try:
         proc = await asyncio.create_subprocess_exec(
             *argv,
             cwd=cwd,
             stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.STDOUT,
+            stdout=write_fd,
+            stderr=write_fd,
             env=scrubbed_env(),
             start_new_session=True,
         )
     except FileNotFoundError:
+        os.close(read_fd)
         raise ToolError(f"command not found: {argv[0]!r}") from None
     except PermissionError:
+        os.close(read_fd)
         raise ToolError(f"permission denied running {argv[0]!r}") from None
-    assert proc.stdout is not None
-    stdout = proc.stdout
+    finally:
+        os.close(write_fd)
+    stream = asyncio.StreamReader(limit=READ_CHUNK)
+    transport, _ = await loop.connect_read_pipe(
+        lambda: asyncio.StreamReaderProtocol(stream), os.fdopen(read_fd, "rb", buffering=0)
+    )
 
     async def pump() -> None:
-        while chunk := await stdout.read(READ_CHUNK):
+        while chunk := await stream.read(READ_CHUNK):
             captured.total += len(chunk)
             room = half - len(captured.head)
             if room > 0:
@@ -164,20 +182,21 @@ async def run_command(
             await asyncio.wait_for(proc.wait(), timeout_s)
         except TimeoutError:
             timed_out = True
-        remaining = max(0.0, timeout_s - (time.monotonic() - started))
-        # A background grandchild may keep the pipe open after the command exited; do not wait for it forever.
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(asyncio.shield(reader), 0.5 if timed_out else min(DRAIN_GRACE_S, remaining + 0.1))
+        if not timed_out:
+            # Output still in the pipe; but a background grandchild may hold it open forever, so bounded.
+            remaining = max(0.0, timeout_s - (time.monotonic() - started))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(reader), min(DRAIN_GRACE_S, remaining + 0.1))
     finally:
         _kill_group(proc.pid)
-        if proc.returncode is None:
-            with contextlib.suppress(ProcessLookupError):
-                proc.kill()
         # Reap the child and stop reading, even when this coroutine is being cancelled.
         await asyncio.shield(proc.wait())
+        with contextlib.suppress(TimeoutError, asyncio.CancelledError):
+            await asyncio.wait_for(asyncio.shield(reader), 0.5)
         reader.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await reader
+        transport.close()
     return Outcome(None if timed_out else proc.returncode, timed_out, captured, time.monotonic() - started)
 
 
@@ -202,8 +221,8 @@ class Run(BaseTool):
         timeout = min(parsed.timeout_s or commands.timeout_s, commands.timeout_s)
         out = await run_command(argv, cwd=ctx.worktree, timeout_s=timeout, max_output_bytes=commands.max_output_bytes)
         shown = shlex.join(argv[2:3]) if argv[:2] == ["sh", "-c"] else shlex.join(argv)
-        body = out.output.text()
-        truncated = out.output.total > len(out.output.head) + len(out.output.tail)
+        body = out.output.text(DISPLAY_CHARS)
+        truncated = out.output.truncated or len(body) < out.output.total
         if out.timed_out:
             status = f"timed out after {timeout:g}s; the command and its child processes were killed"
         elif out.exit_code is not None and out.exit_code < 0:

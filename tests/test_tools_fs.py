@@ -255,3 +255,21 @@ def test_diff_is_relative_to_the_base_commit_even_after_commits(ctx) -> None:  #
     assert "+committed change" in diff
     fresh = make_ctx(root)
     assert call(fresh, "diff", {}).content.startswith("no changes since")
+
+
+def test_squad_settings_and_ledger_files_are_not_writable(ctx) -> None:  # type: ignore[no-untyped-def]
+    root = ctx.worktree
+    (root / ".squad").mkdir()
+    (root / ".squad" / "squad.toml").write_text("[commands]\nallowed = ['pytest']\n")
+    (root / "decisions" / "2026" / "11").mkdir(parents=True)
+    ledger = root / "decisions" / "2026" / "11" / "2026-11-22-alice.md"
+    ledger.write_text("## Old\n")
+    widen = call(ctx, "edit_file", {"path": ".squad/squad.toml", "old": "'pytest'", "new": "'sh'"})
+    assert widen.is_error and "squad settings" in widen.content
+    assert call(ctx, "write_file", {"path": ".squad/agents/evil.md", "content": "x"}).is_error
+    rewrite = call(ctx, "write_file", {"path": "decisions/2026/11/2026-11-22-alice.md", "content": "## New\n"})
+    assert rewrite.is_error and "append-only" in rewrite.content and "record_decision" in rewrite.content
+    assert (root / ".squad" / "squad.toml").read_text() == "[commands]\nallowed = ['pytest']\n"
+    assert ledger.read_text() == "## Old\n" and not (root / ".squad" / "agents").exists()
+    assert not call(ctx, "write_file", {"path": "decisions/README.md", "content": "# How to read\n"}).is_error
+    assert "[commands]" in call(ctx, "read_file", {"path": ".squad/squad.toml"}).content

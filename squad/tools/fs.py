@@ -267,6 +267,26 @@ def _lines(fh: BinaryIO) -> Iterator[tuple[bytes, int]]:
 # write_file / edit_file
 
 
+def refuse_protected(rel: str) -> None:
+    """Refuse writes an agent must not make even inside its worktree.
+
+    `.squad/` holds the user's settings and charters: an agent that edits them could widen its own
+    command allowlist for the next run. Ledger files under `decisions/` are append-only and written
+    only through record_decision (a direct edit would fail `squad decisions check` after the fact).
+    """
+    top, _, rest = rel.partition("/")
+    if top == ".squad":
+        raise ToolError(
+            f"refusing to write {rel!r}: .squad/ holds the user's squad settings and agent charters",
+            hint="describe the change you would make in your finish summary instead",
+        )
+    if top == "decisions" and rest and rest != "README.md":
+        raise ToolError(
+            f"refusing to write {rel!r}: the decisions ledger is append-only",
+            hint="use record_decision (with supersedes to replace an earlier decision)",
+        )
+
+
 class WriteFileArgs(Args):
     path: str = Field(description="File path relative to the repository root; parent directories are created.")
     content: str = Field(description="The complete new content of the file.")
@@ -279,6 +299,7 @@ class WriteFile(BaseTool):
 
     def run(self, args: WriteFileArgs, ctx: ToolContext) -> ToolResult:
         jp = resolve(ctx.worktree, args.path, write=True)
+        refuse_protected(jp.rel)
         data = args.content.encode("utf-8", "surrogateescape")
         fd, created = open_write(jp)
         with os.fdopen(fd, "wb") as fh:
@@ -304,6 +325,7 @@ class EditFile(BaseTool):
 
     def run(self, args: EditFileArgs, ctx: ToolContext) -> ToolResult:
         jp = resolve(ctx.worktree, args.path, write=True)
+        refuse_protected(jp.rel)
         fd = open_read(jp)
         with os.fdopen(fd, "rb") as fh:
             if os.fstat(fh.fileno()).st_size > EDIT_MAX_BYTES:

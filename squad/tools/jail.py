@@ -26,15 +26,17 @@ class JailError(ToolError):
 class JailedPath:
     """A path checked to lie inside the worktree.
 
+    Plain strings (not Path objects): search resolves every file of the repo through here.
+
     Attributes:
         root: the worktree's real path (symlinks resolved).
         rel: the real path relative to `root`, POSIX style ("." for the root itself).
         path: the real absolute path.
     """
 
-    root: Path
+    root: str
     rel: str
-    path: Path
+    path: str
 
     @property
     def parts(self) -> tuple[str, ...]:
@@ -56,10 +58,10 @@ def resolve(root: Path, path: str, *, write: bool = False) -> JailedPath:
     encoded = path.encode("utf-8", "surrogateescape")
     if len(encoded) > MAX_PATH_BYTES:
         raise JailError(f"path is too long ({len(encoded)} bytes; the limit is {MAX_PATH_BYTES})")
-    real_root = Path(os.path.realpath(root))
-    if path.startswith("/") or os.path.isabs(path):
+    real_root = os.path.realpath(root)
+    if path.startswith("/"):
         hint = ""
-        inside = _relative_to(Path(os.path.realpath(path)), real_root) if len(encoded) < MAX_PATH_BYTES else None
+        inside = _relative_to(os.path.realpath(path), real_root)
         if inside is not None:
             hint = f" (inside the repository that is {inside!r})"
         raise JailError(
@@ -81,8 +83,8 @@ def resolve(root: Path, path: str, *, write: bool = False) -> JailedPath:
         parts.append(part)
     _refuse_git(path, parts)
 
-    lexical = real_root.joinpath(*parts)
-    real = Path(os.path.realpath(lexical))
+    lexical = os.path.join(real_root, *parts)
+    real = os.path.realpath(lexical)
     rel = _relative_to(real, real_root)
     if rel is None:
         raise JailError(
@@ -171,14 +173,12 @@ def open_write(jp: JailedPath) -> tuple[int, bool]:
         os.close(fd)
 
 
-def _relative_to(path: Path, root: Path) -> str | None:
-    """`path` relative to `root` as a POSIX string, or None when it is not inside."""
+def _relative_to(path: str, root: str) -> str | None:
+    """Real `path` relative to real `root`, or None when it is not inside (string prefix on a separator)."""
     if path == root:
         return "."
-    try:
-        return path.relative_to(root).as_posix()
-    except ValueError:
-        return None
+    prefix = root if root.endswith("/") else root + "/"
+    return path[len(prefix) :] if path.startswith(prefix) else None
 
 
 def _refuse_git(path: str, parts: list[str], *, via_link: bool = False) -> None:
@@ -191,11 +191,11 @@ def _refuse_git(path: str, parts: list[str], *, via_link: bool = False) -> None:
         )
 
 
-def _symlink_culprit(root: Path, parts: list[str]) -> str:
+def _symlink_culprit(root: str, parts: list[str]) -> str:
     """Name the first symlink on the way to `parts`, for an error the model can understand."""
     current = root
     for i, part in enumerate(parts):
-        current = current / part
+        current = os.path.join(current, part)
         if os.path.islink(current):
             return f"symlink {'/'.join(parts[: i + 1])!r}"
     return "the path"

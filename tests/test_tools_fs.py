@@ -234,17 +234,19 @@ def test_diff_shows_changes_and_new_files_without_touching_the_index(ctx) -> Non
     call(ctx, "edit_file", {"path": "docs.md", "old": "TODO write docs", "new": "Written."})
     call(ctx, "write_file", {"path": "src/new_mod.py", "content": "NEW = True\n"})
     (root / "ignored.log").write_text("nope\n")
+    (root / ":(exclude)odd[1].txt").write_text("odd name\n")
     diff = call(ctx, "diff", {}).content
+    assert "+++ b/:(exclude)odd[1].txt" in diff
     assert "-TODO write docs\n+Written." in diff
     assert "+++ b/src/new_mod.py" in diff and "+NEW = True" in diff
     assert "ignored.log" not in diff
     # The worktree's real index is untouched: the new file is still untracked, nothing is staged.
-    assert git(root, "status", "--porcelain") == " M docs.md\n?? src/new_mod.py\n"
+    assert git(root, "status", "--porcelain") == " M docs.md\n?? :(exclude)odd[1].txt\n?? src/new_mod.py\n"
     assert git(root, "diff", "--cached", "--name-only") == ""
     only_src = call(ctx, "diff", {"path": "src"}).content
     assert "src/new_mod.py" in only_src and "docs.md" not in only_src
     stat = call(ctx, "diff", {"stat": True}).content
-    assert "docs.md" in stat and "2 files changed" in stat
+    assert "docs.md" in stat and "3 files changed" in stat
 
 
 def test_diff_is_relative_to_the_base_commit_even_after_commits(ctx) -> None:  # type: ignore[no-untyped-def]

@@ -38,14 +38,17 @@ GIT_TIMEOUT_S = 60.0
 # Helpers shared with search
 
 
-def git(root: Path, *args: str, env: dict[str, str] | None = None) -> bytes:
-    """Run git in `root` with a scrubbed environment; stdout bytes, or ToolError with git's message."""
+def git(root: Path, *args: str, env: dict[str, str] | None = None, stdin: bytes = b"") -> bytes:
+    """Run git in `root` with a scrubbed environment; stdout bytes, or ToolError with git's message.
+
+    Pathspecs are literal: a file named `:(exclude)x` or `[ab].py` means that file, not a pattern.
+    """
     try:
         out = subprocess.run(
-            ["git", "-c", "core.quotepath=off", *args],
+            ["git", "--literal-pathspecs", "-c", "core.quotepath=off", *args],
             cwd=root,
             capture_output=True,
-            stdin=subprocess.DEVNULL,
+            input=stdin,
             env=env or scrubbed_env(),
             timeout=GIT_TIMEOUT_S,
         )
@@ -427,9 +430,17 @@ class Diff(BaseTool):
             env = scrubbed_env()
             env["GIT_INDEX_FILE"] = str(tmp_index)
             untracked = git(root, "ls-files", "-z", "--others", "--exclude-standard", *pathspec, env=env)
-            names = [n for n in untracked.decode("utf-8", "surrogateescape").split("\0") if n]
-            if names:
-                git(root, "add", "--intent-to-add", "--", *names, env=env)
+            if untracked.strip(b"\0"):
+                # Names via stdin: no argv length limit, however many new files there are.
+                git(
+                    root,
+                    "add",
+                    "--intent-to-add",
+                    "--pathspec-from-file=-",
+                    "--pathspec-file-nul",
+                    env=env,
+                    stdin=untracked,
+                )
             mode = ["--stat=120"] if args.stat else []
             diff_args = ["diff", "--no-color", "--no-ext-diff", "--no-textconv", *mode, ctx.base_commit, *pathspec]
             out = git(root, *diff_args, env=env)

@@ -245,3 +245,11 @@ def test_unknown_program_is_a_tool_error(repo: Path) -> None:
     settings = Settings(commands=CommandSettings(allowed=["definitely-not-a-program-xyz"]))
     result = call(make_ctx(repo, settings=settings), "run", {"command": "definitely-not-a-program-xyz --help"})
     assert result.is_error and "command not found" in result.content
+
+
+def test_the_configured_test_command_is_always_allowed(repo: Path) -> None:
+    settings = Settings(commands=CommandSettings(allowed=[], test="echo testing"))
+    ctx = make_ctx(repo, settings=settings)
+    assert call(ctx, "run", {"command": "echo testing -k one"}).content.endswith("testing -k one\n")
+    refused = call(ctx, "run", {"command": "echo other"})
+    assert refused.is_error and "'echo testing'" in refused.content

@@ -217,7 +217,9 @@ class Run(BaseTool):
     async def execute(self, args: dict[str, Any], ctx: ToolContext) -> ToolResult:
         parsed = RunArgs.model_validate(args)
         commands = ctx.settings.commands
-        argv = plan_command(parsed.command, commands.allowed, commands.shell)
+        # The project's own test command is always allowed: agents are asked to make it pass.
+        allowed = [*commands.allowed, commands.test] if commands.test.strip() else commands.allowed
+        argv = plan_command(parsed.command, allowed, commands.shell)
         timeout = min(parsed.timeout_s or commands.timeout_s, commands.timeout_s)
         out = await run_command(argv, cwd=ctx.worktree, timeout_s=timeout, max_output_bytes=commands.max_output_bytes)
         shown = shlex.join(argv[2:3]) if argv[:2] == ["sh", "-c"] else shlex.join(argv)

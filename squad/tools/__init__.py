@@ -1,0 +1,87 @@
+"""The tools agents use: jailed file access, search, allow-listed commands, the ledger, finish/verdict.
+
+Public interface (see BRIEF "squad.tools"): `ToolContext`, `ToolResult`, `Tool`, `Toolbox`,
+`default_toolbox()`, `allowed_tools(charter)`, plus `scrubbed_env()` for any subprocess an agent
+can influence and the jail (`resolve`, `JailError`) for code that takes model-supplied paths.
+"""
+
+from __future__ import annotations
+
+from squad.config import Charter
+from squad.tools.base import (
+    MAX_RESULT_CHARS,
+    Args,
+    BaseTool,
+    Tool,
+    Toolbox,
+    ToolContext,
+    ToolError,
+    ToolResult,
+    clean_schema,
+)
+from squad.tools.env import scrubbed_env
+from squad.tools.fs import Diff, EditFile, ListFiles, ReadFile, WriteFile
+from squad.tools.jail import JailedPath, JailError, resolve
+from squad.tools.search import Search
+from squad.tools.shell import Run
+from squad.tools.team import Finish, ReadDecisions, RecordDecision, SubmitVerdict
+
+#: Only reviewers may end their session with a verdict.
+REVIEWER_TOOLS = frozenset({"submit_verdict"})
+
+
+def default_toolbox() -> Toolbox:
+    """Every standard tool. The same toolbox (and so the same sorted specs) serves every agent of a run."""
+    return Toolbox(
+        [
+            Diff(),
+            EditFile(),
+            Finish(),
+            ListFiles(),
+            ReadDecisions(),
+            ReadFile(),
+            RecordDecision(),
+            Run(),
+            Search(),
+            SubmitVerdict(),
+            WriteFile(),
+        ]
+    )
+
+
+def allowed_tools(charter: Charter) -> frozenset[str]:
+    """The tools this agent may execute: its charter's (groups expanded, finish always), + submit_verdict
+    for reviewers."""
+    names = frozenset(charter.tool_names())
+    return names | REVIEWER_TOOLS if charter.reviewer else names
+
+
+__all__ = [
+    "MAX_RESULT_CHARS",
+    "REVIEWER_TOOLS",
+    "Args",
+    "BaseTool",
+    "Diff",
+    "EditFile",
+    "Finish",
+    "JailError",
+    "JailedPath",
+    "ListFiles",
+    "ReadDecisions",
+    "ReadFile",
+    "RecordDecision",
+    "Run",
+    "Search",
+    "SubmitVerdict",
+    "Tool",
+    "ToolContext",
+    "ToolError",
+    "ToolResult",
+    "Toolbox",
+    "WriteFile",
+    "allowed_tools",
+    "clean_schema",
+    "default_toolbox",
+    "resolve",
+    "scrubbed_env",
+]

@@ -1,0 +1,83 @@
+"""The `search` tool: a Python regex over the worktree's files (the ones list_files shows), jailed."""
+
+from __future__ import annotations
+
+import os
+import re
+
+from pydantic import Field
+
+from squad.tools.base import Args, BaseTool, ToolContext, ToolError, ToolResult
+from squad.tools.fs import decode, is_binary, match_glob, worktree_files
+from squad.tools.jail import JailError, open_read, resolve
+
+MAX_MATCHES = 200
+MAX_MATCH_LINE_CHARS = 300
+#: Larger files are skipped (and counted in the result): they are data, not code to search.
+SEARCH_MAX_FILE_BYTES = 4 * 1024 * 1024
+
+
+class SearchArgs(Args):
+    pattern: str = Field(min_length=1, description="Python regular expression, matched against each line.")
+    glob: str | None = Field(None, description="Only search files matching this glob, e.g. '*.py' or 'src/**'.")
+    ignore_case: bool = Field(False, description="Match case-insensitively.")
+
+
+class Search(BaseTool):
+    name = "search"
+    description = (
+        "Search the repository's files (those list_files shows) for a Python regular expression, line by line. "
+        f"Prints `file:line: text`, at most {MAX_MATCHES} matches; narrow with glob or a more specific pattern."
+    )
+    Args = SearchArgs
+    blocking = True
+
+    def run(self, args: SearchArgs, ctx: ToolContext) -> ToolResult:
+        try:
+            regex = re.compile(args.pattern, re.IGNORECASE if args.ignore_case else 0)
+        except re.error as exc:
+            raise ToolError(
+                f"invalid regular expression {args.pattern!r}: {exc}",
+                hint="escape special characters such as ( [ { . * + ? with a backslash for a literal match",
+            ) from None
+        matches: list[str] = []
+        files_hit = 0
+        skipped_big = 0
+        truncated = False
+        for name in worktree_files(ctx.worktree):
+            if not match_glob(args.glob, name):
+                continue
+            try:
+                fd = open_read(resolve(ctx.worktree, name))
+            except JailError:
+                continue  # symlinks out of the worktree, directories (submodules), vanished files
+            with os.fdopen(fd, "rb") as fh:
+                if os.fstat(fh.fileno()).st_size > SEARCH_MAX_FILE_BYTES:
+                    skipped_big += 1
+                    continue
+                data = fh.read()
+            if is_binary(data):
+                continue
+            hit = False
+            for lineno, line in enumerate(decode(data).splitlines(), 1):
+                if regex.search(line):
+                    if len(matches) >= MAX_MATCHES:
+                        truncated = True
+                        break
+                    hit = True
+                    text = line.strip()
+                    if len(text) > MAX_MATCH_LINE_CHARS:
+                        text = text[:MAX_MATCH_LINE_CHARS] + " [...]"
+                    matches.append(f"{name}:{lineno}: {text}")
+            files_hit += hit
+            if truncated:
+                break
+        notes = []
+        if truncated:
+            notes.append(f"[stopped at {MAX_MATCHES} matches; narrow the search with glob or a more specific pattern]")
+        if skipped_big:
+            notes.append(f"[{skipped_big} file(s) over {SEARCH_MAX_FILE_BYTES // (1024 * 1024)} MB not searched]")
+        if not matches:
+            where = f" in files matching {args.glob!r}" if args.glob else ""
+            return ToolResult("\n".join([f"no matches for {args.pattern!r}{where}", *notes]))
+        return ToolResult("\n".join([*matches, *notes]), data={"matches": len(matches), "files": files_hit})

@@ -1,0 +1,242 @@
+"""The `run` tool: allow-listed commands in the worktree, no stdin, a timeout, capped output, no secrets.
+
+A command runs without a shell (argv exec) unless it matches a `commands.shell` entry of squad.toml,
+so `pytest; curl evil` is the argv `["pytest;", "curl", "evil"]` and is refused, and `pytest && x`
+passes `&&` to pytest as a literal argument. The command gets its own session (process group): on a
+timeout or a cancelled agent the whole group is killed, grandchildren included.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import shlex
+import signal
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import Field
+
+from squad.tools.base import Args, BaseTool, ToolContext, ToolError, ToolResult
+from squad.tools.env import scrubbed_env
+
+READ_CHUNK = 64 * 1024
+#: Output shown to the model (the Toolbox cap is 30,000 characters; this leaves room for the header).
+DISPLAY_CHARS = 24_000
+#: After the command exits, how long to wait for a background grandchild still holding its output open.
+DRAIN_GRACE_S = 1.0
+
+
+class RunArgs(Args):
+    command: list[str] | str = Field(
+        description="The command, as an argv list (['pytest', '-q', 'tests/test_x.py']) or a string split like "
+        "a shell would split words (no pipes, redirections or && unless squad.toml allows a shell command)."
+    )
+    timeout_s: float | None = Field(
+        None, gt=0, description="Lower timeout for this call, in seconds (never above the configured limit)."
+    )
+
+
+@dataclass
+class Captured:
+    """Output of a command, bounded: the first and last `cap // 2` bytes, and the total size seen."""
+
+    head: bytearray
+    tail: bytearray
+    total: int = 0
+
+    @property
+    def truncated(self) -> bool:
+        return self.total > len(self.head) + len(self.tail)
+
+    def text(self, max_chars: int) -> str:
+        """The output as text within `max_chars`: mostly its end (where failures and summaries are)."""
+        if not self.truncated:
+            text = (bytes(self.head) + bytes(self.tail)).decode("utf-8", "replace")
+            if len(text) <= max_chars:
+                return text
+            head, tail = text[: max_chars // 3], text[-(max_chars - max_chars // 3) :]
+        else:
+            head = bytes(self.head).decode("utf-8", "replace")[: max_chars // 3]
+            tail = bytes(self.tail).decode("utf-8", "replace")[-(max_chars - max_chars // 3) :]
+        return f"{head}\n[... output omitted: {self.total:,} bytes in total, showing the start and the end ...]\n{tail}"
+
+
+@dataclass
+class Outcome:
+    """How a command ended."""
+
+    exit_code: int | None
+    timed_out: bool
+    output: Captured
+    duration_s: float
+
+
+def parse_command(command: list[str] | str) -> list[str]:
+    """argv from a list or a shell-like string; ToolError if it is empty or cannot be split."""
+    if isinstance(command, str):
+        try:
+            argv = shlex.split(command)
+        except ValueError as exc:
+            raise ToolError(f"cannot parse command {command!r}: {exc}", hint="check quotes") from None
+    else:
+        argv = list(command)
+    if not argv or not argv[0]:
+        raise ToolError("command is empty")
+    if any("\x00" in arg for arg in argv):
+        raise ToolError("command contains a NUL byte")
+    return argv
+
+
+def _entries(rules: list[str]) -> list[list[str]]:
+    out = []
+    for rule in rules:
+        with contextlib.suppress(ValueError):
+            argv = shlex.split(rule)
+            if argv:
+                out.append(argv)
+    return out
+
+
+def _prefix_match(argv: list[str], rules: list[list[str]]) -> bool:
+    return any(argv[: len(rule)] == rule for rule in rules)
+
+
+def plan_command(command: list[str] | str, allowed: list[str], shell: list[str]) -> list[str]:
+    """The argv to exec for `command`, or ToolError if squad.toml does not allow it.
+
+    Allowed: argv starts with (token for token) an entry of `allowed` or of `shell`. A string command
+    that starts with a `shell` entry runs as `sh -c <command>`; everything else is exec'd directly.
+    """
+    argv = parse_command(command)
+    shell_rules = _entries(shell)
+    if isinstance(command, str) and _prefix_match(argv, shell_rules):
+        return ["sh", "-c", command]
+    if _prefix_match(argv, _entries(allowed) + shell_rules):
+        return argv
+    listing = "; ".join(repr(a) for a in [*allowed, *shell]) or "(none)"
+    raise ToolError(
+        f"command {shlex.join(argv)!r} is not allowed. Allowed commands (and anything they prefix): {listing}",
+        hint="use one of these, or the read/search tools; the user can allow more in .squad/squad.toml "
+        "[commands] allowed",
+    )
+
+
+async def run_command(
+    argv: list[str], *, cwd: os.PathLike[str] | str, timeout_s: float, max_output_bytes: int
+) -> Outcome:
+    """Run argv with stdin closed, stdout+stderr merged and bounded, in its own process group.
+
+    Output beyond `max_output_bytes` is read and dropped (keeping the first and last halves), so the
+    child never blocks on a full pipe and memory stays bounded. On timeout or cancellation the whole
+    process group gets SIGKILL.
+    """
+    started = time.monotonic()
+    half = max_output_bytes // 2
+    captured = Captured(bytearray(), bytearray())
+    loop = asyncio.get_running_loop()
+    # Our own pipe rather than stdout=PIPE: asyncio's Process.wait() would otherwise also wait for the pipe
+    # to close, i.e. hang on any background grandchild that inherited it.
+    read_fd, write_fd = os.pipe()
+    try:
+        proc = await asyncio.create_subprocess_exec(
+            *argv,
+            cwd=cwd,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=write_fd,
+            stderr=write_fd,
+            env=scrubbed_env(),
+            start_new_session=True,
+        )
+    except FileNotFoundError:
+        os.close(read_fd)
+        raise ToolError(f"command not found: {argv[0]!r}") from None
+    except PermissionError:
+        os.close(read_fd)
+        raise ToolError(f"permission denied running {argv[0]!r}") from None
+    finally:
+        os.close(write_fd)
+    stream = asyncio.StreamReader(limit=READ_CHUNK)
+    transport, _ = await loop.connect_read_pipe(
+        lambda: asyncio.StreamReaderProtocol(stream), os.fdopen(read_fd, "rb", buffering=0)
+    )
+
+    async def pump() -> None:
+        while chunk := await stream.read(READ_CHUNK):
+            captured.total += len(chunk)
+            room = half - len(captured.head)
+            if room > 0:
+                captured.head += chunk[:room]
+                chunk = chunk[room:]
+            if chunk:
+                captured.tail += chunk
+                if len(captured.tail) > half:
+                    del captured.tail[: len(captured.tail) - half]
+
+    reader = asyncio.create_task(pump())
+    timed_out = False
+    try:
+        try:
+            await asyncio.wait_for(proc.wait(), timeout_s)
+        except TimeoutError:
+            timed_out = True
+        if not timed_out:
+            # Output still in the pipe; but a background grandchild may hold it open forever, so bounded.
+            remaining = max(0.0, timeout_s - (time.monotonic() - started))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(reader), min(DRAIN_GRACE_S, remaining + 0.1))
+    finally:
+        _kill_group(proc.pid)
+        # Reap the child and stop reading, even when this coroutine is being cancelled.
+        await asyncio.shield(proc.wait())
+        with contextlib.suppress(TimeoutError, asyncio.CancelledError):
+            await asyncio.wait_for(asyncio.shield(reader), 0.5)
+        reader.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await reader
+        transport.close()
+    return Outcome(None if timed_out else proc.returncode, timed_out, captured, time.monotonic() - started)
+
+
+def _kill_group(pgid: int) -> None:
+    # start_new_session made the child a session and group leader, so its pid is the group id.
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, signal.SIGKILL)
+
+
+class Run(BaseTool):
+    name = "run"
+    description = (
+        "Run an allowed command (see .squad/squad.toml [commands]) in the repository root: no stdin, a timeout, "
+        "stdout and stderr combined and capped. Returns the exit code and output."
+    )
+    Args = RunArgs
+
+    async def execute(self, args: dict[str, Any], ctx: ToolContext) -> ToolResult:
+        parsed = RunArgs.model_validate(args)
+        commands = ctx.settings.commands
+        # The project's own test command is always allowed: agents are asked to make it pass.
+        allowed = [*commands.allowed, commands.test] if commands.test.strip() else commands.allowed
+        argv = plan_command(parsed.command, allowed, commands.shell)
+        timeout = min(parsed.timeout_s or commands.timeout_s, commands.timeout_s)
+        out = await run_command(argv, cwd=ctx.worktree, timeout_s=timeout, max_output_bytes=commands.max_output_bytes)
+        shown = shlex.join(argv[2:3]) if argv[:2] == ["sh", "-c"] else shlex.join(argv)
+        body = out.output.text(DISPLAY_CHARS)
+        truncated = out.output.truncated or len(body) < out.output.total
+        if out.timed_out:
+            status = f"timed out after {timeout:g}s; the command and its child processes were killed"
+        elif out.exit_code is not None and out.exit_code < 0:
+            status = f"killed by signal {-out.exit_code}"
+        else:
+            status = f"exit code {out.exit_code}"
+        note = f", output {out.output.total:,} bytes (middle omitted)" if truncated else ""
+        header = f"$ {shown}\n[{status}; {out.duration_s:.1f}s{note}]"
+        data = {
+            "exit_code": out.exit_code,
+            "timed_out": out.timed_out,
+            "output_bytes": out.output.total,
+            "truncated": truncated,
+        }
+        return ToolResult(f"{header}\n{body}" if body else f"{header}\n(no output)", is_error=out.timed_out, data=data)

@@ -1,0 +1,36 @@
+"""Helpers shared by the tests/test_tools_*.py files: a ToolContext on a real repo and a sync `call`."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+from conftest import git
+
+from squad.config import ALL_TOOLS, Settings
+from squad.tools import Toolbox, ToolContext, ToolResult, default_toolbox
+
+EVERY_TOOL = frozenset({*ALL_TOOLS, "submit_verdict"})
+SENTINEL_TEXT = "SENTINEL-7f3a-do-not-leak"
+
+
+def make_ctx(root: Path, **overrides: Any) -> ToolContext:
+    """A context with every tool allowed, based on the repo's current HEAD."""
+    fields: dict[str, Any] = {
+        "worktree": root,
+        "run_id": "20261122-063000-abcd",
+        "agent": "backend",
+        "task": "t1",
+        "settings": Settings(),
+        "base_commit": git(root, "rev-parse", "HEAD").strip(),
+        "ledger_file": None,
+        "allowed": EVERY_TOOL,
+    }
+    fields.update(overrides)
+    return ToolContext(**fields)
+
+
+def call(ctx: ToolContext, name: str, args: Any, toolbox: Toolbox | None = None) -> ToolResult:
+    """Run one tool call to completion through Toolbox.call, the way the agent loop does."""
+    return asyncio.run((toolbox or default_toolbox()).call(name, args, ctx))

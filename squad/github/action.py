@@ -10,13 +10,11 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import secrets
 import sys
 import tempfile
 import traceback
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +35,7 @@ from squad.github.review import (
     verdict,
 )
 from squad.github.sanitize import fence, sanitize_code, sanitize_text
+from squad.workspace import new_run_id
 
 REVIEW_ACTIONS = frozenset({"opened", "synchronize", "reopened", "ready_for_review"})
 MODES = ("auto", "review", "run")
@@ -128,12 +127,6 @@ class ActionEnv:
 
     def __repr__(self) -> str:  # never show the token
         return f"ActionEnv(event={self.event_name!r}, repository={self.repository!r})"
-
-
-def new_run_id() -> str:
-    """`YYYYMMDD-HHMMSS-xxxx` (UTC). Same format as squad.workspace.new_run_id."""
-    alphabet = "abcdefghijklmnopqrstuvwxyz0123456789"
-    return datetime.now(UTC).strftime("%Y%m%d-%H%M%S-") + "".join(secrets.choice(alphabet) for _ in range(4))
 
 
 @dataclass

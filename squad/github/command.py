@@ -82,7 +82,8 @@ def is_trusted(client: GitHubClient, user: dict[str, Any], settings: Settings) -
 
 def handle_comment(env: ActionEnv, client: GitHubClient, make_runner: RunnerFactory) -> Report:
     """Handle an issue_comment event: gate, run, push, reply."""
-    from squad.github.action import Report, load_base_config, new_run_id
+    from squad.github.action import Report, load_base_config
+    from squad.workspace import new_run_id
 
     event = env.event
     comment = event.get("comment") or {}

@@ -8,7 +8,6 @@ Every git call runs with a scrubbed environment: no token or API key reaches a g
 from __future__ import annotations
 
 import base64
-import os
 import re
 import subprocess
 import tempfile
@@ -17,24 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from squad.errors import SquadError, UsageError, WorkspaceError
-
-_SECRET_WORDS = re.compile(r"TOKEN|SECRET|KEY|PASSWORD|PASSWD|CREDENTIAL|AUTH|PRIVATE|COOKIE|SESSION", re.IGNORECASE)
-_GIT_LOCATION = frozenset({"GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_OBJECT_DIRECTORY", "GIT_COMMON_DIR"})
-
-
-def scrubbed_env(env: Mapping[str, str] | None = None) -> dict[str, str]:
-    """The environment for subprocesses, without secrets: squad.tools' when installed, else an
-    equivalent local rule (names with TOKEN/SECRET/KEY/..., ANTHROPIC_*, git location overrides)."""
-    try:
-        from squad.tools.env import scrubbed_env as tools_scrubbed_env
-    except ImportError:
-        source = os.environ if env is None else env
-        return {
-            k: v
-            for k, v in source.items()
-            if not _SECRET_WORDS.search(k) and not k.upper().startswith("ANTHROPIC_") and k.upper() not in _GIT_LOCATION
-        }
-    return tools_scrubbed_env(env)
+from squad.tools.env import scrubbed_env
 
 
 def git(root: Path, *args: str, check: bool = True, extra_env: Mapping[str, str] | None = None) -> str:

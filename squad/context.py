@@ -147,14 +147,16 @@ class ContextPack:
         The decisions digest comes from the ledger in `root`'s work tree, bounded by
         `settings.context.decisions_tokens` (active decisions first, newest first).
         """
-        from squad.decisions import Ledger  # lazy: the ledger pulls in more than this module needs
-
         sha = resolve_commit(root, commit)
         shown = _git(root, "show", f"{sha}:AGENTS.md")
         agents_md = shown.stdout if shown.returncode == 0 else ""
         agents_md = truncate_to_tokens(agents_md, settings.context.agents_md_tokens, "AGENTS.md")
         files = tracked_files(root, sha)
-        digest = Ledger(root).digest(settings.context.decisions_tokens) if settings.context.decisions_tokens else ""
+        digest = ""
+        if settings.context.decisions_tokens:
+            from squad.decisions import Ledger  # lazy: the ledger pulls in more than this module needs
+
+            digest = Ledger(root).digest(settings.context.decisions_tokens)
         return cls(
             commit=sha,
             agents_md=agents_md,

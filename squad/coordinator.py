@@ -53,7 +53,7 @@ MAX_TEST_OUTPUT_CHARS = 12_000
 #: Agent stop reasons that mean "the work is ready for review".
 COMPLETED = frozenset({"finished", "end_turn"})
 
-ModelFactory = Callable[[str, "ModelRuntime"], "Model"]
+ModelFactory = Callable[[str, "ModelRuntime | None"], "Model"]
 
 SUBMIT_PLAN = ToolSpec(
     name="submit_plan",
@@ -506,7 +506,6 @@ class Coordinator:
         """One model object per name and run: a scripted model keeps its per-(agent, task) bindings."""
         name = self.model_override or name
         if name not in self._models:
-            assert self._runtime is not None
             if self.model_factory is not None:
                 self._models[name] = self.model_factory(name, self._runtime)
             else:

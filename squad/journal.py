@@ -375,3 +375,55 @@ def cost_rollup(events: list[dict[str, Any]]) -> CostRollup:
         rollup.by_model.setdefault(str(ev.get("model") or "?"), CostLine()).add(usage, cost)
         rollup.total.add(usage, cost)
     return rollup
+
+
+def _short(text: Any, limit: int = 100) -> str:
+    line = " ".join(str(text or "").split())
+    return line if len(line) <= limit else line[: limit - 1] + "…"
+
+
+def describe(event: dict[str, Any]) -> str:
+    """One readable line for an event (the timeline of `squad log`, the plain output of `squad run`)."""
+    kind = str(event.get("type", "?"))
+    who = " ".join(str(event[k]) for k in ("agent", "task") if event.get(k))
+    detail = ""
+    if kind in ("run_started", "run_resumed"):
+        base = str(event.get("base_commit") or "")[:12]
+        detail = f"{event.get('run', '')} at {base}: {_short(event.get('task_text'))}"
+        who = ""
+    elif kind == "plan":
+        detail = "; ".join(
+            f"{t['id']}→{t['agent']}" + (f" after {','.join(t['depends_on'])}" if t.get("depends_on") else "")
+            for t in event.get("tasks", [])
+        )
+    elif kind == "plan_invalid":
+        detail = f"attempt {event.get('attempt')}: " + "; ".join(event.get("errors", []))
+    elif kind == "task_started":
+        detail = f"round {event.get('round', 0)} on {event.get('branch', '')}"
+    elif kind == "task_committed":
+        detail = f"{str(event.get('commit') or '')[:12]} ({event.get('stop_reason')}): {_short(event.get('summary'))}"
+    elif kind == "verdict":
+        findings = event.get("findings") or []
+        who = f"{event.get('reviewer', '')} {event.get('task', '')}"
+        detail = f"{str(event.get('verdict', '')).upper()} round {event.get('round', 0)}"
+        detail += f" ({len(findings)} findings): {_short(event.get('summary'))}"
+    elif kind == "tests":
+        detail = f"{event.get('where', '')}: `{event.get('command')}` -> {'pass' if event.get('passed') else 'FAIL'}"
+    elif kind == "model_call":
+        u = event.get("usage") or {}
+        detail = (
+            f"{event.get('model')} in={u.get('input_tokens', 0)} out={u.get('output_tokens', 0)} "
+            f"cache_w={u.get('cache_creation_input_tokens', 0)} cache_r={u.get('cache_read_input_tokens', 0)} "
+            f"${float(event.get('cost_usd') or 0):.4f}"
+        )
+    elif kind in ("task_status", "run_finished"):
+        detail = str(event.get("status", ""))
+        for key in ("reason", "error", "files"):
+            if event.get(key):
+                detail += f": {_short(event[key], 200)}"
+    elif kind in ("conflict", "merged", "ledger_committed", "applied", "apply_refused"):
+        detail = _short(event.get("files") or event.get("path") or event.get("branch") or event.get("reason"), 200)
+    else:
+        rest = {k: v for k, v in event.items() if k not in ("ts", "type", "agent", "task", "lease")}
+        detail = _short(json.dumps(rest, ensure_ascii=False, default=str), 160) if rest else ""
+    return " ".join(p for p in (kind, who, detail) if p)

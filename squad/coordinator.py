@@ -609,6 +609,8 @@ class Coordinator:
             if charter.reviewer:
                 raise UsageError(f"{agent!r} is a reviewer; --agent needs a specialist who does work")
 
+        if self.apply:
+            _check_clean(self.root)
         if resume:
             journal = Journal(self.root, resume)
             if not journal.exists:
@@ -785,6 +787,8 @@ class _Execution:
                     }
                 )
                 result = await self._work(author, pt, lease, task_base, findings)
+                if result.stop_reason == "cancelled":  # Ctrl-C: leave the worktree as it is for resume
+                    raise asyncio.CancelledError
                 sha = await asyncio.to_thread(
                     self.ws.commit, lease, agent=author.name, message=_commit_message(pt, author, result)
                 )
@@ -1067,15 +1071,14 @@ class _Execution:
     def _apply(self) -> bool:
         """Merge `squad/<run>` into the user's current branch, only from a clean work tree."""
         root = self.c.root
-        dirty = _git(root, "status", "--porcelain", "--untracked-files=no").strip()
-        branch = _git(root, "symbolic-ref", "-q", "--short", "HEAD", check=False).strip()
-        if dirty or not branch:
-            why = "your working tree has uncommitted changes" if dirty else "HEAD is detached"
+        why = _unclean(root)
+        if why:
             self.emit({"type": "apply_refused", "reason": why})
             raise RunError(
                 f"--apply refused: {why}; squad/{self.run_id} is ready but was not merged",
                 hint=f"commit or stash your changes, then: git merge squad/{self.run_id}",
             )
+        branch = _git(root, "symbolic-ref", "-q", "--short", "HEAD").strip()
         proc = subprocess.run(
             ["git", "merge", "--no-ff", "--no-edit", f"squad/{self.run_id}"],
             cwd=root,
@@ -1159,6 +1162,25 @@ class _Execution:
             applied=applied,
             error=error,
             next_command=nxt,
+        )
+
+
+def _unclean(root: Path) -> str | None:
+    """Why `--apply` cannot merge into the user's branch now, or None when it can."""
+    if _git(root, "status", "--porcelain", "--untracked-files=no").strip():
+        return "your working tree has uncommitted changes"
+    if not _git(root, "symbolic-ref", "-q", "--short", "HEAD", check=False).strip():
+        return "HEAD is detached (not on a branch)"
+    return None
+
+
+def _check_clean(root: Path) -> None:
+    """Refuse `--apply` before any work starts when the user's tree could not take the merge."""
+    why = _unclean(root)
+    if why:
+        raise UsageError(
+            f"--apply needs a clean working tree on a branch: {why}",
+            hint="commit or stash your changes, or run without --apply and merge squad/<run> yourself",
         )
 
 

@@ -1,0 +1,245 @@
+"""End to end: `squad run` with a scripted team on a real git repo, through the real CLI in a child process.
+
+Real worktrees, real commits and merges, real tools, the real agent loop; only the model is scripted.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import git
+
+for _module in ("squad.agent", "squad.tools", "squad.workspace", "squad.decisions", "squad.models.scripted"):
+    pytest.importorskip(_module)  # TEMPORARY: until every helper's branch has landed on main
+
+FIXTURES = Path(__file__).parent / "fixtures"
+
+CHARTERS = {
+    "lead": "name: lead\nrole: tech lead\ntools: [read, team]\n",
+    "backend": "name: backend\nrole: backend engineer\ntools: [read, write, team]\nowns: ['*.py']\n",
+    "tester": "name: tester\nrole: test engineer\ntools: [read, write, team]\nowns: [check.py, NOTES.md]\n",
+    "reviewer": "name: reviewer\nrole: code reviewer\ntools: [read]\nreviewer: true\n",
+}
+
+
+def _setup(repo: Path, agents: list[str], settings: str = "") -> None:
+    agents_dir = repo / ".squad" / "agents"
+    agents_dir.mkdir(parents=True)
+    for name in agents:
+        (agents_dir / f"{name}.md").write_text(f"---\n{CHARTERS[name]}---\nYou are the {name}.\n")
+    test = f"{sys.executable} -m compileall -q ."
+    (repo / ".squad" / "squad.toml").write_text(f'[commands]\ntest = "{test}"\n{settings}')
+    (repo / ".gitignore").write_text(".squad/runs/\n__pycache__/\n")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "squad setup")
+
+
+def _squad(repo: Path, *args: str, timeout: float = 90) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "squad", *args], cwd=repo, capture_output=True, text=True, timeout=timeout
+    )
+
+
+def _events(repo: Path, run: str) -> list[dict[str, Any]]:
+    path = repo / ".squad" / "runs" / run / "events.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+@pytest.mark.timeout(120)
+def test_team_run_plans_works_reviews_revises_and_integrates(repo: Path) -> None:
+    _setup(repo, ["lead", "backend", "tester", "reviewer"])
+    head = git(repo, "rev-parse", "HEAD").strip()
+    out = _squad(repo, "run", "add a health check", "--json", "--model", f"scripted:{FIXTURES / 'run_team.yaml'}")
+    assert out.returncode == 0, out.stderr + out.stdout
+    report = json.loads(out.stdout)  # exactly one JSON document on stdout
+    run = report["run"]
+    assert report["status"] == "done" and report["branch"] == f"squad/{run}"
+    tasks = {t["id"]: t for t in report["tasks"]}
+    assert {t: v["status"] for t, v in tasks.items()} == {"api": "approved", "notes": "approved", "check": "approved"}
+    # the rejected task was revised by a different agent, and the lockout is in the journal
+    assert tasks["notes"]["agents"] == ["tester", "backend"] and tasks["notes"]["rounds"] == 2
+    assert [v["verdict"] for v in tasks["notes"]["verdicts"]] == ["reject", "approve"]
+    events = _events(repo, run)
+    assert {"type": "lockout", "task": "notes", "agent": "tester"}.items() <= next(
+        e for e in events if e["type"] == "lockout"
+    ).items()
+    # integrated: every task's work is on the run branch, the user's branch is untouched
+    assert git(repo, "show", f"squad/{run}:app.py") == 'def health() -> str:\n    return "ok"\n'
+    assert "health() returns 'ok'" in git(repo, "show", f"squad/{run}:NOTES.md")
+    assert "import app" in git(repo, "show", f"squad/{run}:check.py")
+    assert git(repo, "rev-parse", "HEAD").strip() == head and not (repo / "app.py").exists()
+    # the dependent task started from its dependency's approved work
+    check_started = next(e for e in events if e["type"] == "task_started" and e["task"] == "check")
+    api_approved = next(e for e in events if e["type"] == "task_approved" and e["task"] == "api")
+    assert check_started["ts"] >= api_approved["ts"]
+    assert check_started["base_commit"] == api_approved["commit"]
+    # the run's decision is committed under decisions/ on the run branch, by squad
+    assert [d["title"] for d in report["decisions"]] == ["Health check is a plain function"]
+    files = git(repo, "ls-tree", "-r", "--name-only", f"squad/{run}", "decisions").split()
+    assert len(files) == 1 and files[0].endswith(f"-{run}.md")
+    assert git(repo, "log", "-1", "--format=%an", f"squad/{run}") == "squad\n"
+    assert report["tests"]["passed"] is True
+    # usage roll-up is in the report and in `squad cost`
+    assert report["usage"]["by_agent"]["backend"]["calls"] == 5  # 3 turns on api + 2 on notes-r1
+    cost = json.loads(_squad(repo, "cost", run, "--json").stdout)
+    assert cost["by_agent"]["reviewer"]["calls"] == 4 and cost["total"] == report["usage"]["total"]
+    runs = json.loads(_squad(repo, "runs", "--json").stdout)
+    assert [(r["run"], r["status"]) for r in runs] == [(run, "done")]
+    log = _squad(repo, "log")
+    assert log.returncode == 0 and "lockout reviewer notes" not in log.stdout and "lockout tester notes" in log.stdout
+    assert "verdict reviewer notes REJECT" in log.stdout
+    # worktrees of a finished run are released
+    assert not list(
+        (Path(git(repo, "rev-parse", "--git-common-dir").strip()).resolve() / "squad").glob(f"worktrees/{run}/*")
+    )
+
+
+@pytest.mark.timeout(60)
+def test_rejected_with_everyone_locked_out_needs_a_human(repo: Path) -> None:
+    _setup(repo, ["backend", "reviewer"])
+    out = _squad(
+        repo,
+        "run",
+        "make it faster",
+        "--agent",
+        "backend",
+        "--json",
+        "--model",
+        f"scripted:{FIXTURES / 'run_lockout.yaml'}",
+    )
+    assert out.returncode == 1, out.stderr
+    report = json.loads(out.stdout)
+    assert report["status"] == "needs_human"
+    (task,) = report["tasks"]
+    assert task["id"] == "make-it-faster" and task["status"] == "needs_human"
+    assert "Show a benchmark." in report["needs_human"][0]
+    events = _events(repo, report["run"])
+    assert [e["agent"] for e in events if e["type"] == "lockout"] == ["backend"]
+    status = next(e for e in events if e["type"] == "task_status")
+    assert "every eligible agent is locked out" in status["reason"]
+    # a failed run keeps its worktree for inspection / resume
+    common = Path(git(repo, "rev-parse", "--git-common-dir").strip()).resolve()
+    assert (common / "squad" / "worktrees" / report["run"] / "make-it-faster").is_dir()
+
+
+@pytest.mark.timeout(60)
+def test_usage_errors_exit_2(repo: Path) -> None:
+    _setup(repo, ["backend", "reviewer"])
+    assert _squad(repo, "run").returncode == 2
+    out = _squad(repo, "run", "x", "--agent", "reviewer")
+    assert out.returncode == 2 and "reviewer" in out.stderr
+    assert _squad(repo, "run", "x", "--agent", "nobody").returncode == 2
+    assert _squad(repo, "log").returncode == 2  # no runs yet
+    assert _squad(repo, "run", "--resume", "20990101-000000-zzzz").returncode == 2
+
+
+@pytest.mark.timeout(60)
+def test_plan_json_is_the_validated_plan(repo: Path) -> None:
+    _setup(repo, ["lead", "backend", "tester", "reviewer"])
+    out = _squad(repo, "plan", "add a health check", "--json", "--model", f"scripted:{FIXTURES / 'run_team.yaml'}")
+    assert out.returncode == 0, out.stderr
+    plan = json.loads(out.stdout)
+    assert [(t["id"], t["agent"], t["depends_on"]) for t in plan["tasks"]] == [
+        ("api", "backend", []),
+        ("notes", "tester", []),
+        ("check", "tester", ["api"]),
+    ]
+    assert not (repo / ".squad" / "runs").exists()  # planning alone records no run
+
+
+SLOW_SCRIPT = """
+version: 1
+scripts:
+  - agent: lead
+    task: plan
+    turns:
+      - tool_calls:
+          - name: submit_plan
+            input:
+              tasks:
+                - {id: quick, agent: backend, goal: "quick.py", files: [quick.py]}
+                - {id: slow, agent: tester, goal: "slow.py", files: [slow.py]}
+  - agent: backend
+    task: quick
+    turns:
+      - tool_calls: [{name: write_file, input: {path: quick.py, content: "Q = 1\\n"}}]
+      - tool_calls: [{name: finish, input: {summary: quick}}]
+  - agent: tester
+    task: slow
+    turns:
+      - latency_ms: SLOW
+        tool_calls: [{name: write_file, input: {path: slow.py, content: "S = 1\\n"}}]
+      - tool_calls: [{name: finish, input: {summary: slow}}]
+  - agent: reviewer
+    turns:
+      - tool_calls: [{name: submit_verdict, input: {verdict: approve, summary: ok, findings: []}}]
+  - agent: reviewer
+    turns:
+      - tool_calls: [{name: submit_verdict, input: {verdict: approve, summary: ok, findings: []}}]
+"""
+
+
+@pytest.mark.timeout(90)
+def test_ctrl_c_keeps_state_and_resume_finishes_without_redoing_approved_work(repo: Path, tmp_path: Path) -> None:
+    _setup(repo, ["lead", "backend", "tester", "reviewer"])
+    script = tmp_path / "slow.yaml"
+    script.write_text(SLOW_SCRIPT.replace("SLOW", "20000"))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "squad", "run", "two files", "--model", f"scripted:{script}"],
+        cwd=repo,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    runs_dir = repo / ".squad" / "runs"
+    deadline = time.monotonic() + 30
+    run = None
+    while time.monotonic() < deadline:
+        found = list(runs_dir.glob("*/events.jsonl")) if runs_dir.exists() else []
+        if found and '"task_approved"' in found[0].read_text():
+            run = found[0].parent.name
+            break
+        time.sleep(0.05)
+    assert run is not None, "the quick task was never approved"
+    proc.send_signal(signal.SIGINT)
+    _stdout, stderr = proc.communicate(timeout=30)
+    assert proc.returncode == 130, stderr
+    assert f"squad run --resume {run}" in stderr
+    events = _events(repo, run)
+    assert events[-1]["type"] == "interrupted"
+    common = Path(git(repo, "rev-parse", "--git-common-dir").strip()).resolve()
+    assert (common / "squad" / "worktrees" / run / "slow").is_dir()  # kept for resume
+
+    script.write_text(SLOW_SCRIPT.replace("SLOW", "10"))
+    out = _squad(repo, "run", "--resume", run, "--json", "--model", f"scripted:{script}")
+    assert out.returncode == 0, out.stderr
+    report = json.loads(out.stdout)
+    assert report["status"] == "done" and report["run"] == run
+    events = _events(repo, run)
+    assert [e["task"] for e in events if e["type"] == "task_started"] == ["quick", "slow", "slow"]
+    assert sum(1 for e in events if e["type"] == "plan") == 1  # not re-planned
+    assert git(repo, "show", f"squad/{run}:quick.py") == "Q = 1\n"
+    assert git(repo, "show", f"squad/{run}:slow.py") == "S = 1\n"
+
+
+@pytest.mark.timeout(60)
+def test_apply_refuses_a_dirty_tree_and_merges_a_clean_one(repo: Path) -> None:
+    _setup(repo, ["backend", "reviewer"])
+    script = FIXTURES / "run_apply.yaml"
+    (repo / "README.md").write_text("# demo\nlocal edit\n")
+    out = _squad(repo, "run", "add fast", "--agent", "backend", "--apply", "--json", "--model", f"scripted:{script}")
+    assert out.returncode == 2 and "uncommitted changes" in out.stderr
+    git(repo, "checkout", "--", "README.md")
+    out = _squad(repo, "run", "add fast", "--agent", "backend", "--apply", "--json", "--model", f"scripted:{script}")
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["applied"] is True
+    assert (repo / "fast.py").read_text() == "FAST = True\n"
+    assert os.path.exists(repo / ".squad" / "runs")

@@ -772,7 +772,7 @@ class _Execution:
                 ts.base_commit = await asyncio.to_thread(lambda p=lease.path: _git(p, "rev-parse", "HEAD").strip())
             task_base = ts.base_commit or lease.base_commit
             if not skip_work:
-                ts.status = "running"
+                ts.status, ts.branch = "running", lease.branch
                 if author.name not in ts.authors:
                     ts.authors.append(author.name)
                 self.emit(

@@ -196,7 +196,6 @@ def run(
     if task.strip() and resume:
         raise UsageError("--resume continues a recorded task; do not give a new TASK with it")
     root, settings, team = _load(model, max_cost)
-    err = Console(stderr=True)
     tty = sys.stdout.isatty() and not as_json
     view: _LiveView | None = None
     on_event: Callable[[dict[str, Any]], None] | None = None
@@ -210,7 +209,11 @@ def run(
                 click.echo(f"{time.strftime('%H:%M:%S', time.localtime(event['ts']))} {describe(event)}")
 
     coord = Coordinator(root, settings, team, model_override=model, apply=apply_, on_event=on_event)
-    say = err.print if not as_json else (lambda _msg: None)
+
+    def say(message: str) -> None:
+        if not as_json:
+            click.echo(message, err=True)
+
     if view is not None:
         with view.live:
             report = _run_until_done(lambda: coord.run(task, agent=agent, resume=resume), say)
@@ -222,7 +225,7 @@ def run(
         _print_report(report, Console())
     if report.status == "interrupted":
         if not as_json:
-            err.print(f"Interrupted. Worktrees are kept; resume with: squad run --resume {report.run}")
+            say(f"Interrupted. Worktrees are kept; resume with: squad run --resume {report.run}")
         sys.exit(130)
     sys.exit(report.exit_code)
 

@@ -243,3 +243,104 @@ def test_apply_refuses_a_dirty_tree_and_merges_a_clean_one(repo: Path) -> None:
     assert json.loads(out.stdout)["applied"] is True
     assert (repo / "fast.py").read_text() == "FAST = True\n"
     assert os.path.exists(repo / ".squad" / "runs")
+
+
+PARALLEL_SCRIPT = {
+    "version": 1,
+    "scripts": [
+        {
+            "agent": "lead",
+            "task": "plan",
+            "turns": [
+                {
+                    "tool_calls": [
+                        {
+                            "name": "submit_plan",
+                            "input": {
+                                # plan order puts `last` second: it must wait for t0, not for a wave
+                                "tasks": [
+                                    {"id": "t0", "agent": "backend", "goal": "file t0"},
+                                    {"id": "last", "agent": "backend", "goal": "after t0", "depends_on": ["t0"]},
+                                ]
+                                + [{"id": f"t{i}", "agent": "backend", "goal": f"file t{i}"} for i in (1, 2, 3)]
+                            },
+                        }
+                    ]
+                }
+            ],
+        },
+        *[
+            {
+                "agent": "backend",
+                "task": tid,
+                "turns": [
+                    {
+                        "latency_ms": 800 if tid != "t0" else 50,
+                        "tool_calls": [{"name": "write_file", "input": {"path": f"{tid}.py", "content": "X = 1\n"}}],
+                    },
+                    {"tool_calls": [{"name": "finish", "input": {"summary": tid}}]},
+                ],
+            }
+            for tid in ("t0", "t1", "t2", "t3", "last")
+        ],
+        *[
+            {
+                "agent": "reviewer",
+                "task": tid,
+                "turns": [
+                    {"tool_calls": [{"name": "submit_verdict", "input": {"verdict": "approve", "summary": "ok"}}]}
+                ],
+            }
+            for tid in ("t0", "t1", "t2", "t3", "last")
+        ],
+    ],
+}
+
+
+@pytest.mark.timeout(60)
+def test_library_run_respects_the_cap_and_starts_dependents_early(repo: Path, tmp_path: Path) -> None:
+    import asyncio
+
+    import yaml
+
+    from squad.config import load_settings, load_team
+    from squad.coordinator import Coordinator
+
+    _setup(repo, ["lead", "backend", "reviewer"], "[concurrency]\nmax_agents = 2\n")
+    script = tmp_path / "parallel.yaml"
+    script.write_text(yaml.safe_dump(PARALLEL_SCRIPT))
+    seen: list[dict[str, Any]] = []
+    coord = Coordinator(
+        repo, load_settings(repo), load_team(repo), model_override=f"scripted:{script}", on_event=seen.append
+    )
+    report = asyncio.run(coord.run("five files"))
+    assert report.status == "done", report.error
+    events = _events(repo, report.run)
+    assert [e["type"] for e in seen] == [e["type"] for e in events]  # the live view sees every event
+    # replay the start/end of each task: never more than 2 at once, and 2 did run together
+    running, peak = set(), 0
+    for e in events:
+        if e["type"] == "task_started":
+            running.add(e["task"])
+            peak = max(peak, len(running))
+        elif e["type"] in ("task_approved", "task_status"):
+            running.discard(e["task"])
+    assert peak == 2
+    # t0 is fast, t1 slow: `last` starts as soon as t0 is approved, while t1 still runs (no waves)
+    order = [e["task"] for e in events if e["type"] == "task_started"]
+    assert set(order[:2]) == {"t0", "t1"} and order[2:] == ["last", "t2", "t3"]
+    last_start = next(e["ts"] for e in events if e["type"] == "task_started" and e["task"] == "last")
+    t1_done = next(e["ts"] for e in events if e["type"] == "task_approved" and e["task"] == "t1")
+    assert last_start < t1_done
+    assert git(repo, "show", f"squad/{report.run}:last.py") == "X = 1\n"
+
+
+@pytest.mark.timeout(60)
+def test_plain_output_prints_one_line_per_event_then_the_report(repo: Path) -> None:
+    _setup(repo, ["backend", "reviewer"])
+    out = _squad(repo, "run", "add fast", "--agent", "backend", "--model", f"scripted:{FIXTURES / 'run_apply.yaml'}")
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    assert any(" task_started backend add-fast round 0" in line for line in lines)
+    assert any(" verdict reviewer add-fast APPROVE" in line for line in lines)
+    assert any(line.startswith("next: git merge squad/") for line in lines)

@@ -64,6 +64,10 @@ def test_build_reads_agents_md_and_files_at_the_commit(repo: Path) -> None:
     git(repo, "commit", "-qm", "c2")
     (repo / "AGENTS.md").write_text("uncommitted edit\n")  # the pack reads the commit, not the work tree
     (repo / "untracked.py").write_text("")
+    from squad.decisions import Ledger
+
+    ledger = Ledger(repo)
+    ledger.append(ledger.personal_file("alice"), title="Use tabs everywhere", decision="Tabs, not spaces.")
     settings = Settings()
     p1 = ContextPack.build(repo, settings)
     p2 = ContextPack.build(repo, settings, "HEAD")
@@ -71,6 +75,9 @@ def test_build_reads_agents_md_and_files_at_the_commit(repo: Path) -> None:
     assert "Use tabs." in p1.agents_md
     assert tracked_files(repo, p1.commit) == ["AGENTS.md", "README.md", "src/app.py"]
     assert "untracked.py" not in p1.repo_map and "src/app.py" in p1.repo_map
+    assert "Use tabs everywhere" in p1.decisions and "Use tabs everywhere" in p1.system_blocks()[-1].text
+    settings.context.decisions_tokens = 0  # digest switched off
+    assert ContextPack.build(repo, settings).decisions == ""
 
 
 def test_build_needs_a_commit(tmp_path: Path) -> None:

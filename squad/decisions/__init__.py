@@ -1,0 +1,25 @@
+"""The decisions ledger: append-only markdown files under `decisions/`, one per run or person.
+
+Entries carry ULID ids and a one-line JSON metadata comment; status ("active" / "superseded") is
+derived from later entries' `supersedes`, never written. See `_format` for the entry format and
+`Ledger` for appending under a lock, parsing, checking and the prompt digest.
+"""
+
+from squad.decisions._format import Entry, ParseResult, Problem, is_ulid, parse_text, render_entry
+from squad.decisions._git import person_slug
+from squad.decisions._ledger import LEDGER_DIR, Comparison, Ledger, compare, superseded_by
+
+__all__ = [
+    "LEDGER_DIR",
+    "Comparison",
+    "Entry",
+    "Ledger",
+    "ParseResult",
+    "Problem",
+    "compare",
+    "is_ulid",
+    "parse_text",
+    "person_slug",
+    "render_entry",
+    "superseded_by",
+]

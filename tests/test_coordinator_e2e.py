@@ -344,3 +344,95 @@ def test_plain_output_prints_one_line_per_event_then_the_report(repo: Path) -> N
     assert any(" task_started backend add-fast round 0" in line for line in lines)
     assert any(" verdict reviewer add-fast APPROVE" in line for line in lines)
     assert any(line.startswith("next: git merge squad/") for line in lines)
+
+
+def _two_writers(content_a: str, content_b: str, verdict: str = "approve") -> dict[str, Any]:
+    """A plan of two independent tasks that both write same.txt."""
+
+    def worker(agent: str, tid: str, content: str) -> dict[str, Any]:
+        return {
+            "agent": agent,
+            "task": tid,
+            "turns": [
+                {"tool_calls": [{"name": "write_file", "input": {"path": "same.txt", "content": content}}]},
+                {"tool_calls": [{"name": "finish", "input": {"summary": tid}}]},
+            ],
+        }
+
+    approve = {"tool_calls": [{"name": "submit_verdict", "input": {"verdict": verdict, "summary": "ok"}}]}
+    plan = [
+        {"id": "one", "agent": "backend", "goal": "write same.txt"},
+        {"id": "two", "agent": "tester", "goal": "write same.txt too"},
+    ]
+    return {
+        "version": 1,
+        "scripts": [
+            {
+                "agent": "lead",
+                "task": "plan",
+                "turns": [{"tool_calls": [{"name": "submit_plan", "input": {"tasks": plan}}]}],
+            },
+            worker("backend", "one", content_a),
+            worker("tester", "two", content_b),
+            {"agent": "reviewer", "turns": [approve]},
+            {"agent": "reviewer", "turns": [approve]},
+        ],
+    }
+
+
+@pytest.mark.timeout(60)
+def test_merge_conflict_stops_with_the_conflicted_files(repo: Path, tmp_path: Path) -> None:
+    import yaml
+
+    _setup(repo, ["lead", "backend", "tester", "reviewer"])
+    script = tmp_path / "conflict.yaml"
+    script.write_text(yaml.safe_dump(_two_writers("A\n", "B\n")))
+    out = _squad(repo, "run", "write it twice", "--json", "--model", f"scripted:{script}")
+    assert out.returncode == 1, out.stderr
+    report = json.loads(out.stdout)
+    assert report["status"] == "conflict" and report["conflicts"] == ["same.txt"]
+    assert {t["id"]: t["status"] for t in report["tasks"]} == {"one": "approved", "two": "conflict"}
+    assert git(repo, "show", f"squad/{report['run']}:same.txt") == "A\n"  # first in plan order merged
+
+
+@pytest.mark.timeout(60)
+def test_failing_tests_turn_an_approval_into_a_rejection(repo: Path, tmp_path: Path) -> None:
+    import yaml
+
+    _setup(repo, ["backend", "reviewer"])
+    # the project's test: fails when a file named BROKEN exists
+    (repo / "check.py").write_text("import os, sys\nsys.exit(1 if os.path.exists('BROKEN') else 0)\n")
+    settings = (repo / ".squad" / "squad.toml").read_text()
+    settings = settings.replace("-m compileall -q .", "check.py")
+    (repo / ".squad" / "squad.toml").write_text(settings)
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "check")
+    approve = {"tool_calls": [{"name": "submit_verdict", "input": {"verdict": "approve", "summary": "ok"}}]}
+    script = {
+        "version": 1,
+        "scripts": [
+            {
+                "agent": "backend",
+                "turns": [
+                    {"tool_calls": [{"name": "write_file", "input": {"path": "BROKEN", "content": "x\n"}}]},
+                    {"tool_calls": [{"name": "finish", "input": {"summary": "broke it"}}]},
+                ],
+            },
+            {
+                "agent": "reviewer",
+                "turns": [
+                    {"tool_calls": [{"name": "submit_verdict", "input": {"verdict": "approve", "summary": "ok"}}]}
+                ],
+            },
+        ],
+    }
+    path = tmp_path / "broken.yaml"
+    path.write_text(yaml.safe_dump(script))
+    out = _squad(repo, "run", "break it", "--agent", "backend", "--json", "--model", f"scripted:{path}")
+    assert out.returncode == 1, out.stderr
+    report = json.loads(out.stdout)
+    (verdict,) = report["tasks"][0]["verdicts"]
+    assert verdict["verdict"] == "reject"
+    assert "review.require_tests" in verdict["findings"][-1]["message"]
+    tests = next(e for e in _events(repo, report["run"]) if e["type"] == "tests")
+    assert tests["passed"] is False and tests["exit_code"] == 1

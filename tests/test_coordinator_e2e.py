@@ -420,9 +420,7 @@ def test_failing_tests_turn_an_approval_into_a_rejection(repo: Path, tmp_path: P
             },
             {
                 "agent": "reviewer",
-                "turns": [
-                    {"tool_calls": [{"name": "submit_verdict", "input": {"verdict": "approve", "summary": "ok"}}]}
-                ],
+                "turns": [approve],
             },
         ],
     }

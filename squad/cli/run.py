@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 
 
-def _load(model: str | None, max_cost: float | None) -> tuple[Path, Settings, Team]:
+def _load(max_cost: float | None) -> tuple[Path, Settings, Team]:
     from squad.config import find_repo_root, load_settings, load_team
 
     root = find_repo_root()
@@ -94,6 +94,11 @@ class _LiveView:
             self.row(agent).update(state=f"working (round {event.get('round', 0)})", task=event.get("task", ""))
         elif kind == "task_committed" and agent:
             self.row(agent).update(state="done, in review")
+        elif kind in ("task_approved", "task_status"):
+            done = "approved" if kind == "task_approved" else str(event.get("status"))
+            for row in self.rows.values():
+                if row["task"] == event.get("task") and row["state"].startswith(("working", "done")):
+                    row["state"] = done
         elif kind == "review_started":
             self.row(event["reviewer"]).update(state="reviewing", task=event.get("task", ""))
         elif kind == "verdict":
@@ -195,7 +200,7 @@ def run(
         raise UsageError("give a task, or --resume RUN", hint='squad run "what the team should do"')
     if task.strip() and resume:
         raise UsageError("--resume continues a recorded task; do not give a new TASK with it")
-    root, settings, team = _load(model, max_cost)
+    root, settings, team = _load(max_cost)
     tty = sys.stdout.isatty() and not as_json
     view: _LiveView | None = None
     on_event: Callable[[dict[str, Any]], None] | None = None
@@ -222,7 +227,7 @@ def run(
     if as_json:
         click.echo(json.dumps(report.to_dict(), indent=2, default=str))
     else:
-        _print_report(report, Console())
+        _print_report(report, Console(highlight=False))
     if report.status == "interrupted":
         if not as_json:
             say(f"Interrupted. Worktrees are kept; resume with: squad run --resume {report.run}")
@@ -244,7 +249,7 @@ def plan(task: str, as_json: bool, model: str | None) -> None:
 
     from squad.coordinator import Coordinator
 
-    root, settings, team = _load(model, None)
+    root, settings, team = _load(None)
     result = asyncio.run(Coordinator(root, settings, team, model_override=model).plan(task))
     if as_json:
         click.echo(json.dumps(result.to_dict(), indent=2))

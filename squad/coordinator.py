@@ -1019,7 +1019,8 @@ class _Execution:
             )
             if not result.ok:
                 self.emit({"type": "conflict", "task": pt.id, "files": result.conflicts})
-                self._set_status(pt.id, "conflict", files=result.conflicts)
+                # Shown in the report only: the work stays approved, so a resume retries the merge, not the task.
+                self.tasks[pt.id].status = "conflict"
                 return "conflict", None, result.conflicts
             ts.merged = True
             self.emit({"type": "merged", "task": pt.id, "commit": result.sha, "branch": target})

@@ -309,12 +309,37 @@ def test_library_run_respects_the_cap_and_starts_dependents_early(repo: Path, tm
     _setup(repo, ["lead", "backend", "reviewer"], "[concurrency]\nmax_agents = 2\n")
     script = tmp_path / "parallel.yaml"
     script.write_text(yaml.safe_dump(PARALLEL_SCRIPT))
+    from squad.models import create_model
+    from squad.models.base import ModelRequest
+
     seen: list[dict[str, Any]] = []
+    requests: list[ModelRequest] = []
+    settings = load_settings(repo)
+
+    class Observed:
+        """The real model, with every request kept so the shared prompt prefix can be compared."""
+
+        def __init__(self, name: str, runtime: Any) -> None:
+            self.inner = create_model(name, settings=settings, runtime=runtime)
+            self.name = self.inner.name
+
+        async def complete(self, request: ModelRequest, on_event: Any = None) -> Any:
+            requests.append(request)
+            return await self.inner.complete(request, on_event)
+
     coord = Coordinator(
-        repo, load_settings(repo), load_team(repo), model_override=f"scripted:{script}", on_event=seen.append
+        repo, settings, load_team(repo), Observed, model_override=f"scripted:{script}", on_event=seen.append
     )
     report = asyncio.run(coord.run("five files"))
     assert report.status == "done", report.error
+    # every specialist (workers and reviewer) sends a byte-identical prefix: tools, then the shared blocks
+    agents = [r for r in requests if r.task != "plan"]
+    assert {r.agent for r in agents} == {"backend", "reviewer"}
+    breakpoint_at = [b.cache for b in agents[0].system].index(True)
+    for r in agents:
+        assert r.tools == agents[0].tools and [t.name for t in r.tools] == sorted(t.name for t in r.tools)
+        assert r.system[: breakpoint_at + 1] == agents[0].system[: breakpoint_at + 1]
+        assert [b.cache for b in r.system].count(True) == 1 and len(r.system) == breakpoint_at + 2  # + charter
     events = _events(repo, report.run)
     assert [e["type"] for e in seen] == [e["type"] for e in events]  # the live view sees every event
     # replay the start/end of each task: never more than 2 at once, and 2 did run together

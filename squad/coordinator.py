@@ -739,7 +739,7 @@ class _Execution:
 
     # ------------------------------------------------------------------ one task
 
-    async def _task_base(self, pt: PlanTask) -> tuple[str, list[str]]:
+    def _task_base(self, pt: PlanTask) -> tuple[str, list[str]]:
         """(commit to lease from, other dependency commits to merge in) for a task's first round."""
         commits = [self.tasks[d].commit or self.base for d in pt.depends_on]
         if not commits:
@@ -758,7 +758,7 @@ class _Execution:
         while True:
             lease_id = pt.id if ts.round == 0 else f"{pt.id}-r{ts.round}"
             if ts.round == 0:
-                start, extra = await self._task_base(pt)
+                start, extra = self._task_base(pt)
             else:
                 start, extra = ts.commit or self.base, []
             lease = await asyncio.to_thread(self.ws.lease, self.run_id, lease_id, start)

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 import pytest
+from conftest import git
 
 from squad.config import Charter, Team
-from squad.coordinator import PlanTask, pick_reviser, schedule
+from squad.coordinator import PlanTask, merge_into_worktree, pick_reviser, schedule
 
 
 def _t(tid: str, *deps: str) -> PlanTask:
@@ -140,3 +142,22 @@ def test_reviser_is_never_a_locked_out_author_nor_a_reviewer() -> None:
 def test_reviser_without_owner_match_is_by_name() -> None:
     task = PlanTask(id="x", agent="docs", goal="g", files=("other/file.txt",))
     assert pick_reviser(_team(), task, ["docs"]).name == "backend"  # type: ignore[union-attr]
+
+
+def test_merge_into_worktree_merges_dependencies_and_reports_conflicts(repo: Path) -> None:
+    def commit_on(branch: str, name: str, text: str) -> str:
+        git(repo, "switch", "-q", "-c", branch, "main")
+        (repo / name).write_text(text)
+        git(repo, "add", "-A")
+        git(repo, "commit", "-qm", branch)
+        return git(repo, "rev-parse", "HEAD").strip()
+
+    a = commit_on("dep-a", "a.txt", "a\n")
+    b = commit_on("dep-b", "b.txt", "b\n")
+    clash = commit_on("dep-c", "a.txt", "other\n")
+    git(repo, "switch", "-q", "-c", "task", a)
+    assert merge_into_worktree(repo, [a, b]) == []  # a is already in; b is merged
+    assert (repo / "b.txt").read_text() == "b\n" and (repo / "a.txt").read_text() == "a\n"
+    head = git(repo, "rev-parse", "HEAD").strip()
+    assert merge_into_worktree(repo, [clash]) == ["a.txt"]
+    assert git(repo, "rev-parse", "HEAD").strip() == head and not git(repo, "status", "--porcelain")  # aborted

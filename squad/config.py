@@ -131,7 +131,7 @@ class GitHubSettings(_Section):
 
     trusted_bots: list[str] = Field(default_factory=list)
     fail_on: list[Literal["blocking", "append_only", "error"]] = Field(
-        default_factory=lambda: ["blocking", "append_only"]
+        default_factory=lambda: ["blocking", "append_only", "error"]
     )
     max_diff_bytes: int = Field(400_000, ge=1000)
 

@@ -1,0 +1,210 @@
+"""A small GitHub REST client: just the calls the Action makes, with bounded retries and pagination.
+
+Built on httpx2 (the HTTP client the anthropic SDK already brings). Retries 5xx, 429 and GitHub's
+secondary rate limits (403 with `retry-after`, or `x-ratelimit-remaining: 0` -> wait until
+`x-ratelimit-reset`), each wait capped. The token lives only in the Authorization header of this
+client; it is never logged, and it is not sent to any other origin (pagination links are checked).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+from urllib.parse import quote, urlsplit
+
+import httpx2
+
+from squad import __version__
+from squad.errors import SquadError
+
+RETRY_STATUSES = frozenset({500, 502, 503, 504, 429})
+
+
+class GitHubAPIError(SquadError):
+    """A GitHub API call failed (after retries, where a retry could help)."""
+
+    def __init__(self, message: str, *, status: int | None = None, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.status = status
+
+
+class GitHubClient:
+    """GitHub REST calls for one repository (`owner/name`).
+
+    Args:
+        api_url: `GITHUB_API_URL` (https://api.github.com, a GHES URL, or a loopback test server).
+        token: the job's token; sent only as `Authorization: Bearer ...` to `api_url`'s origin.
+        repository: `owner/name`.
+        max_attempts: tries per call for retryable failures.
+        max_wait_s: cap on any single wait (retry-after, rate-limit reset, backoff).
+        sleep: injectable for tests.
+    """
+
+    def __init__(
+        self,
+        api_url: str,
+        token: str,
+        repository: str,
+        *,
+        max_attempts: int = 5,
+        max_wait_s: float = 60.0,
+        timeout_s: float = 30.0,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.api_url = api_url.rstrip("/")
+        self.repository = repository
+        self.max_attempts = max_attempts
+        self.max_wait_s = max_wait_s
+        self._sleep = sleep
+        self._origin = _origin(self.api_url)
+        self._http = httpx2.Client(
+            headers={
+                "Authorization": f"Bearer {token}",
+                "Accept": "application/vnd.github+json",
+                "X-GitHub-Api-Version": "2022-11-28",
+                "User-Agent": f"squad/{__version__}",
+            },
+            timeout=timeout_s,
+            trust_env=False,  # no proxy/netrc surprises: the token goes exactly where api_url says
+            follow_redirects=False,
+        )
+
+    def __repr__(self) -> str:  # never show the token
+        return f"GitHubClient({self.api_url!r}, repository={self.repository!r})"
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> GitHubClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ---- low level ------------------------------------------------------------------------------------
+
+    def request(self, method: str, path_or_url: str, *, json: Any = None, params: dict[str, Any] | None = None) -> Any:
+        """One call with retries; returns the decoded JSON body (None for 204)."""
+        response = self._send(method, path_or_url, json=json, params=params)
+        if response.status_code == 204 or not response.content:
+            return None
+        return response.json()
+
+    def _url(self, path_or_url: str) -> str:
+        if path_or_url.startswith(("http://", "https://")):
+            if _origin(path_or_url) != self._origin:
+                raise GitHubAPIError(f"refusing to send the token to another origin: {_origin(path_or_url)}")
+            return path_or_url
+        return self.api_url + "/" + path_or_url.lstrip("/")
+
+    def _send(self, method: str, path_or_url: str, *, json: Any = None, params: dict[str, Any] | None = None):  # type: ignore[no-untyped-def]
+        url = self._url(path_or_url)
+        what = f"{method} {urlsplit(url).path}"
+        last: str = ""
+        for attempt in range(1, self.max_attempts + 1):
+            try:
+                response = self._http.request(method, url, json=json, params=params)
+            except httpx2.TransportError as exc:
+                last = f"{type(exc).__name__}: {exc}"
+                if attempt == self.max_attempts:
+                    break
+                self._sleep(self._backoff(attempt))
+                continue
+            if response.status_code < 400:
+                return response
+            wait = self._retry_wait(response, attempt)
+            last = f"HTTP {response.status_code}: {_message(response)}"
+            if wait is None or attempt == self.max_attempts:
+                if wait is None:
+                    raise GitHubAPIError(
+                        f"GitHub API {what} failed: {last}",
+                        status=response.status_code,
+                        hint=_hint(response.status_code),
+                    )
+                break
+            self._sleep(wait)
+        raise GitHubAPIError(
+            f"GitHub API {what} failed after {self.max_attempts} attempts: {last}",
+            hint="GitHub may be degraded or rate-limiting this token; re-run the job later",
+        )
+
+    def _backoff(self, attempt: int) -> float:
+        return min(self.max_wait_s, 0.5 * 2 ** (attempt - 1))
+
+    def _retry_wait(self, response: httpx2.Response, attempt: int) -> float | None:
+        """Seconds to wait before retrying `response`, or None when it is not retryable."""
+        status = response.status_code
+        headers = response.headers
+        retry_after = headers.get("retry-after")
+        rate_limited = headers.get("x-ratelimit-remaining") == "0"
+        if status not in RETRY_STATUSES and not (status == 403 and (retry_after is not None or rate_limited)):
+            return None
+        if retry_after is not None:
+            try:
+                return min(self.max_wait_s, max(0.0, float(retry_after)))
+            except ValueError:
+                pass
+        if rate_limited and headers.get("x-ratelimit-reset", "").isdigit():
+            return min(self.max_wait_s, max(0.0, int(headers["x-ratelimit-reset"]) - time.time()))
+        return self._backoff(attempt)
+
+    def paginate(self, path: str, *, per_page: int = 100) -> Iterator[Any]:
+        """Every item of a list endpoint, following `Link: <...>; rel="next"` headers."""
+        url: str | None = path
+        params: dict[str, Any] | None = {"per_page": per_page}
+        while url:
+            response = self._send("GET", url, params=params)
+            page = response.json()
+            if not isinstance(page, list):
+                raise GitHubAPIError(f"expected a list from GET {urlsplit(self._url(url)).path}, got {type(page)}")
+            yield from page
+            url = response.links.get("next", {}).get("url")
+            params = None  # the next link carries its own query
+
+    # ---- the calls the Action makes --------------------------------------------------------------------
+
+    @property
+    def _repo(self) -> str:
+        return f"/repos/{self.repository}"
+
+    def list_issue_comments(self, number: int) -> Iterator[dict[str, Any]]:
+        return self.paginate(f"{self._repo}/issues/{number}/comments")
+
+    def create_issue_comment(self, number: int, body: str) -> dict[str, Any]:
+        return self.request("POST", f"{self._repo}/issues/{number}/comments", json={"body": body})
+
+    def update_issue_comment(self, comment_id: int, body: str) -> dict[str, Any]:
+        return self.request("PATCH", f"{self._repo}/issues/comments/{comment_id}", json={"body": body})
+
+    def permission(self, user: str) -> dict[str, Any]:
+        return self.request("GET", f"{self._repo}/collaborators/{quote(user, safe='')}/permission")
+
+    def get_pull(self, number: int) -> dict[str, Any]:
+        return self.request("GET", f"{self._repo}/pulls/{number}")
+
+    def create_pull(self, *, title: str, head: str, base: str, body: str) -> dict[str, Any]:
+        return self.request(
+            "POST", f"{self._repo}/pulls", json={"title": title, "head": head, "base": base, "body": body}
+        )
+
+
+def _origin(url: str) -> tuple[str, str]:
+    parts = urlsplit(url)
+    return parts.scheme, parts.netloc
+
+
+def _message(response: httpx2.Response) -> str:
+    try:
+        data = response.json()
+    except ValueError:
+        return response.text[:200]
+    return str(data.get("message", data))[:300] if isinstance(data, dict) else str(data)[:300]
+
+
+def _hint(status: int) -> str | None:
+    if status == 401:
+        return "the token is invalid or expired; pass github-token: ${{ secrets.GITHUB_TOKEN }}"
+    if status in (403, 404):
+        return "check the workflow's `permissions:` (pull-requests: write / issues: write / contents: write)"
+    return None

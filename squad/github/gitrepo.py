@@ -1,0 +1,197 @@
+"""Git plumbing for the Action: read trees at a sha, build the PR diff, load base-branch config, push.
+
+Everything reads commits by sha (`git cat-file`, `git ls-tree`, `git diff base...head`), never the
+work tree, so what the PR head contains on disk cannot influence which settings or charters apply.
+Every git call runs with a scrubbed environment: no token or API key reaches a git subprocess.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import re
+import subprocess
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from squad.errors import SquadError, UsageError, WorkspaceError
+
+_SECRET_WORDS = re.compile(r"TOKEN|SECRET|KEY|PASSWORD|PASSWD|CREDENTIAL|AUTH|PRIVATE|COOKIE|SESSION", re.IGNORECASE)
+_GIT_LOCATION = frozenset({"GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_OBJECT_DIRECTORY", "GIT_COMMON_DIR"})
+
+
+def scrubbed_env(env: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The environment for subprocesses, without secrets: squad.tools' when installed, else an
+    equivalent local rule (names with TOKEN/SECRET/KEY/..., ANTHROPIC_*, git location overrides)."""
+    try:
+        from squad.tools.env import scrubbed_env as tools_scrubbed_env
+    except ImportError:
+        source = os.environ if env is None else env
+        return {
+            k: v
+            for k, v in source.items()
+            if not _SECRET_WORDS.search(k) and not k.upper().startswith("ANTHROPIC_") and k.upper() not in _GIT_LOCATION
+        }
+    return tools_scrubbed_env(env)
+
+
+def git(root: Path, *args: str, check: bool = True, extra_env: Mapping[str, str] | None = None) -> str:
+    """Run git in `root` with a scrubbed environment; return stdout (surrogate-escaped text)."""
+    env = scrubbed_env()
+    env["GIT_LITERAL_PATHSPECS"] = "1"  # paths from a PR are never globs
+    env["GIT_TERMINAL_PROMPT"] = "0"
+    if extra_env:
+        env.update(extra_env)
+    out = subprocess.run(["git", *args], cwd=root, capture_output=True, env=env, check=False)
+    if check and out.returncode != 0:
+        raise WorkspaceError(f"git {args[0]} failed: {out.stderr.decode(errors='replace').strip()}")
+    return out.stdout.decode("utf-8", errors="surrogateescape")
+
+
+def resolve_commit(root: Path, sha: str, what: str) -> str:
+    """The full sha of commit `sha`, or a UsageError saying how to make it available."""
+    out = subprocess.run(
+        ["git", "rev-parse", "--verify", "--quiet", f"{sha}^{{commit}}"],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        env=scrubbed_env(),
+        check=False,
+    )
+    if out.returncode != 0:
+        raise UsageError(
+            f"the {what} commit {sha} is not in the checked-out repository {root}",
+            hint="use actions/checkout with `fetch-depth: 0` (and `ref: ${{ github.event.pull_request.head.sha }}`)",
+        )
+    return out.stdout.strip()
+
+
+def show(root: Path, sha: str, path: str) -> str | None:
+    """Text of `path` at commit `sha`, or None when it does not exist there."""
+    out = subprocess.run(
+        ["git", "cat-file", "blob", f"{sha}:{path}"], cwd=root, capture_output=True, env=scrubbed_env(), check=False
+    )
+    return out.stdout.decode("utf-8", errors="replace") if out.returncode == 0 else None
+
+
+def ls_tree(root: Path, sha: str, prefix: str) -> list[str]:
+    """Paths of the files under `prefix` at commit `sha` (recursive, sorted)."""
+    out = git(root, "ls-tree", "-r", "-z", "--name-only", sha, "--", prefix)
+    return sorted(p for p in out.split("\0") if p)
+
+
+def materialize_squad_config(root: Path, sha: str, dest: Path) -> Path:
+    """Copy `.squad/squad.toml` and `.squad/agents/*.md` as of `sha` into `dest` (a fresh directory).
+
+    Config is always taken from the BASE commit: a PR must not be able to change the reviewers'
+    charters, models or budgets that judge it.
+    """
+    for path in ls_tree(root, sha, ".squad"):
+        if path == ".squad/squad.toml" or (path.startswith(".squad/agents/") and path.endswith(".md")):
+            text = show(root, sha, path)
+            if text is not None:
+                target = dest / path
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_text(text, encoding="utf-8")
+    return dest
+
+
+@dataclass(frozen=True)
+class SkippedFile:
+    path: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class PullDiff:
+    """The reviewable part of base...head: raw diff text, files in it, files left out and why."""
+
+    text: str
+    files: tuple[str, ...]
+    skipped: tuple[SkippedFile, ...]
+
+
+def build_diff(root: Path, base: str, head: str, max_bytes: int) -> PullDiff:
+    """Diff of `base...head` (changes since the merge base), bounded by `max_bytes`.
+
+    Binary files are skipped; a single file whose diff is over a quarter of the budget is skipped as
+    too large (so one generated file cannot crowd out the rest); once the budget is spent the
+    remaining files are skipped as over the limit. Every skip is reported, never silent.
+    """
+    numstat = git(root, "diff", "--numstat", "-z", "--no-renames", f"{base}...{head}")
+    per_file_cap = max(1000, max_bytes // 4)
+    parts: list[str] = []
+    files: list[str] = []
+    skipped: list[SkippedFile] = []
+    used = 0
+    for record in numstat.split("\0"):
+        if not record:
+            continue
+        added, deleted, path = record.split("\t", 2)
+        if added == "-" and deleted == "-":
+            skipped.append(SkippedFile(path, "binary"))
+            continue
+        if used >= max_bytes:
+            skipped.append(SkippedFile(path, f"over the diff limit (github.max_diff_bytes = {max_bytes})"))
+            continue
+        text = git(root, "diff", "--no-color", "--no-ext-diff", "--no-renames", f"{base}...{head}", "--", path)
+        size = len(text.encode("utf-8", errors="surrogateescape"))
+        if size > per_file_cap:
+            skipped.append(SkippedFile(path, f"too large ({size} bytes of diff)"))
+            continue
+        if used + size > max_bytes:
+            skipped.append(SkippedFile(path, f"over the diff limit (github.max_diff_bytes = {max_bytes})"))
+            used = max_bytes
+            continue
+        parts.append(text)
+        files.append(path)
+        used += size
+    return PullDiff("".join(parts), tuple(files), tuple(skipped))
+
+
+def worktree_at(root: Path, sha: str) -> Path:
+    """A throwaway detached worktree at `sha` (outside the user's work tree), for read-only reviewers."""
+    path = Path(tempfile.mkdtemp(prefix="squad-review-")) / "tree"
+    git(root, "worktree", "add", "--detach", "--quiet", str(path), sha)
+    return path
+
+
+def remove_worktree(root: Path, path: Path) -> None:
+    git(root, "worktree", "remove", "--force", str(path), check=False)
+    git(root, "worktree", "prune", check=False)
+
+
+def push(root: Path, remote: str, sha: str, branch: str, token: str | None) -> None:
+    """`git push <remote> <sha>:refs/heads/<branch>` (fast-forward only), authenticated for this call.
+
+    The token is handed to git as an `http.extraheader` config entry through GIT_CONFIG_COUNT/KEY/VALUE
+    in the environment of this one git process: never written to .git/config, never on a command line
+    that other processes can read in /proc/<pid>/cmdline, and never in any other subprocess's env.
+    """
+    if not re.fullmatch(r"[A-Za-z0-9._/-]+", branch) or ".." in branch or branch.startswith(("-", "/")):
+        raise SquadError(f"refusing to push to an unusual branch name {branch!r}")
+    extra: dict[str, str] = {}
+    if token:
+        basic = base64.b64encode(f"x-access-token:{token}".encode()).decode()
+        extra = {
+            "GIT_CONFIG_COUNT": "1",
+            "GIT_CONFIG_KEY_0": "http.extraheader",
+            "GIT_CONFIG_VALUE_0": f"AUTHORIZATION: basic {basic}",
+        }
+    out = subprocess.run(
+        ["git", "push", "--porcelain", remote, f"{sha}:refs/heads/{branch}"],
+        cwd=root,
+        capture_output=True,
+        env={**scrubbed_env(), "GIT_TERMINAL_PROMPT": "0", **extra},
+        check=False,
+    )
+    if out.returncode != 0:
+        err = out.stderr.decode(errors="replace").strip()
+        if token:
+            err = err.replace(token, "***")
+        raise WorkspaceError(
+            f"git push to {branch!r} failed: {err}",
+            hint="the branch may have moved meanwhile, or the token lacks `contents: write`",
+        )

@@ -305,14 +305,16 @@ def _owns(charter: Charter, files: Iterable[str]) -> bool:
 def pick_reviser(team: Team, task: PlanTask, locked_out: Iterable[str]) -> Charter | None:
     """The agent who revises rejected work: a non-reviewer not locked out of the task.
 
-    Prefers agents whose `owns` globs match the task's files, then name order (deterministic).
-    None when every eligible agent is locked out: the task needs a person.
+    Prefers agents who can change files (a read-only lead cannot revise code), then agents whose
+    `owns` globs match the task's files, then name order (deterministic). None when every eligible
+    agent is locked out: the task needs a person.
     """
     locked = set(locked_out)
     eligible = [c for c in team.workers if c.name not in locked]
     if not eligible:
         return None
-    eligible.sort(key=lambda c: (not _owns(c, task.files), c.name))
+    writers = {"write_file", "edit_file"}
+    eligible.sort(key=lambda c: (not writers & set(c.tool_names()), not _owns(c, task.files), c.name))
     return eligible[0]
 
 

@@ -123,9 +123,10 @@ def test_cancel_stops_every_running_task() -> None:
 def _team() -> Team:
     return Team(
         agents={
-            "backend": Charter(name="backend", role="b", owns=["src/**"]),
-            "tester": Charter(name="tester", role="t", owns=["tests/**"]),
-            "docs": Charter(name="docs", role="d", owns=["docs/*.md"]),
+            "alead": Charter(name="alead", role="lead", tools=["read", "team"]),  # cannot write: picked last
+            "backend": Charter(name="backend", role="b", owns=["src/**"], tools=["read", "write", "team"]),
+            "tester": Charter(name="tester", role="t", owns=["tests/**"], tools=["read", "write", "team"]),
+            "docs": Charter(name="docs", role="d", owns=["docs/*.md"], tools=["read", "write", "team"]),
             "reviewer": Charter(name="reviewer", role="r", reviewer=True),
         }
     )
@@ -136,7 +137,8 @@ def test_reviser_is_never_a_locked_out_author_nor_a_reviewer() -> None:
     task = PlanTask(id="api", agent="backend", goal="g", files=("tests/test_api.py",))
     assert pick_reviser(team, task, ["backend"]).name == "tester"  # type: ignore[union-attr]  # owns the file
     assert pick_reviser(team, task, ["backend", "tester"]).name == "docs"  # type: ignore[union-attr]
-    assert pick_reviser(team, task, ["backend", "tester", "docs"]) is None  # -> needs_human
+    assert pick_reviser(team, task, ["backend", "tester", "docs"]).name == "alead"  # type: ignore[union-attr]
+    assert pick_reviser(team, task, ["backend", "tester", "docs", "alead"]) is None  # -> needs_human
 
 
 def test_reviser_without_owner_match_is_by_name() -> None:

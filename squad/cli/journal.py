@@ -1,0 +1,126 @@
+"""`squad runs`, `squad log`, `squad cost`: read the run journals in `.squad/runs/`."""
+
+from __future__ import annotations
+
+import json
+import time
+import warnings
+from pathlib import Path
+
+import click
+
+
+def _root() -> Path:
+    from squad.config import find_repo_root
+
+    return find_repo_root()
+
+
+def _pick_run(root: Path, run: str | None) -> str:
+    from squad.errors import UsageError
+    from squad.journal import Journal, latest_run
+
+    if run is None:
+        run = latest_run(root)
+        if run is None:
+            raise UsageError("no runs recorded yet in .squad/runs/", hint='start one with: squad run "<task>"')
+        return run
+    if not Journal(root, run).exists:
+        raise UsageError(f"no run {run!r} in .squad/runs/", hint="`squad runs` lists the recorded runs")
+    return run
+
+
+def _events(root: Path, run: str) -> list[dict]:  # type: ignore[type-arg]
+    from squad.journal import Journal, JournalWarning
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", JournalWarning)
+        events = Journal(root, run).read_events()
+    for w in caught:
+        click.echo(f"warning: {w.message}", err=True)
+    return events
+
+
+@click.command("runs")
+@click.option("--json", "as_json", is_flag=True, help="Print the runs as a JSON list.")
+def runs(as_json: bool) -> None:
+    """List the runs recorded in .squad/runs/, oldest first."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from squad.journal import list_runs
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        found = list_runs(_root())
+    if as_json:
+        click.echo(json.dumps([r.to_dict() for r in found], indent=2))
+        return
+    if not found:
+        click.echo('No runs yet. Start one with: squad run "<task>"')
+        return
+    table = Table()
+    for col in ("run", "started", "status", "cost", "task"):
+        table.add_column(col)
+    for r in found:
+        started = time.strftime("%Y-%m-%d %H:%M", time.localtime(r.started)) if r.started else "?"
+        table.add_row(r.run, started, r.status, f"${r.cost_usd:.4f}", r.task_text[:60])
+    Console().print(table)
+
+
+@click.command("log")
+@click.argument("run", required=False)
+@click.option("--json", "as_json", is_flag=True, help="Print the raw events as a JSON list.")
+@click.option("--all", "show_all", is_flag=True, help="Include every agent event (turns, tool calls).")
+def log(run: str | None, as_json: bool, show_all: bool) -> None:
+    """Show what happened in RUN (default: the newest run) as a timeline."""
+    from squad.journal import describe
+
+    root = _root()
+    run = _pick_run(root, run)
+    events = _events(root, run)
+    if as_json:
+        click.echo(json.dumps(events, indent=2, default=str))
+        return
+    start = events[0]["ts"] if events else 0.0
+    click.echo(f"run {run}")
+    for ev in events:
+        kind = str(ev.get("type", ""))
+        if not show_all and (kind.startswith("agent.") or kind == "model_call"):
+            continue
+        click.echo(f"{float(ev.get('ts', start)) - start:8.1f}s  {describe(ev)}")
+
+
+@click.command("cost")
+@click.argument("run", required=False)
+@click.option("--json", "as_json", is_flag=True, help="Print the roll-up as JSON.")
+def cost(run: str | None, as_json: bool) -> None:
+    """Tokens and dollars of RUN (default: the newest run) per agent and per model, with the cache hit rate."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from squad.journal import cost_rollup
+
+    root = _root()
+    run = _pick_run(root, run)
+    rollup = cost_rollup(_events(root, run))
+    if as_json:
+        click.echo(json.dumps({"run": run, **rollup.to_dict()}, indent=2))
+        return
+    console = Console()
+    for title, lines in (("agent", rollup.by_agent), ("model", rollup.by_model)):
+        table = Table(title=f"run {run}: per {title}")
+        for col in (title, "calls", "input", "output", "cache write", "cache read", "hit rate", "cost"):
+            table.add_column(col, justify="left" if col == title else "right")
+        for name, line in [*sorted(lines.items()), ("total", rollup.total)]:
+            table.add_row(
+                name,
+                str(line.calls),
+                str(line.input_tokens),
+                str(line.output_tokens),
+                str(line.cache_write_tokens),
+                str(line.cache_read_tokens),
+                f"{line.cache_hit_rate:.1%}",
+                f"${line.cost_usd:.4f}",
+            )
+        console.print(table)

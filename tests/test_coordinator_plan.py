@@ -1,0 +1,142 @@
+"""Plan validation in code, and the one retry with the errors fed back to the planner."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from squad.config import Charter, Settings, Team
+from squad.context import ContextPack
+from squad.coordinator import SUBMIT_PLAN, Coordinator, find_cycle, slugify, validate_plan
+from squad.errors import RunError
+from squad.models.base import ModelRequest, ModelResponse, TextBlock, ToolResultBlock, ToolUseBlock, Usage
+
+
+def _team() -> Team:
+    return Team(
+        agents={
+            "lead": Charter(name="lead", role="tech lead"),
+            "backend": Charter(name="backend", role="backend engineer", owns=["src/**"]),
+            "tester": Charter(name="tester", role="test engineer", owns=["tests/**"]),
+            "reviewer": Charter(name="reviewer", role="code reviewer", reviewer=True),
+        }
+    )
+
+
+def _task(tid: str, agent: str = "backend", deps: list[str] | None = None, **kw: Any) -> dict[str, Any]:
+    return {"id": tid, "agent": agent, "goal": f"do {tid}", "files": [], "depends_on": deps or [], **kw}
+
+
+def test_valid_plan_keeps_order_and_fields() -> None:
+    plan, errors = validate_plan(
+        {"tasks": [_task("api", files=["src/app.py"]), _task("tests", "tester", ["api"])]}, _team()
+    )
+    assert errors == []
+    assert plan is not None
+    assert [t.id for t in plan.tasks] == ["api", "tests"]
+    assert plan.get("tests").depends_on == ("api",) and plan.get("api").files == ("src/app.py",)
+
+
+@pytest.mark.parametrize(
+    ("data", "expected"),
+    [
+        ({"tasks": []}, "no tasks"),
+        ({}, "no tasks"),
+        ({"tasks": [_task("a", "frontend")]}, "unknown agent 'frontend'"),
+        ({"tasks": [_task("a", "reviewer")]}, "'reviewer' is a reviewer"),
+        ({"tasks": [_task("a"), _task("a")]}, "duplicate id"),
+        ({"tasks": [_task("Bad_ID")]}, "id must match"),
+        ({"tasks": [_task("x" * 37)]}, "id must match"),
+        ({"tasks": [_task("a", deps=["nope"])]}, "depends_on 'nope', which is not a task id"),
+        ({"tasks": [_task("a", deps=["a"])]}, "depends on itself"),
+        ({"tasks": [_task("a", files=["/etc/passwd"])]}, "is absolute"),
+        ({"tasks": [_task("a", files=["../x.py"])]}, "leaves the repository"),
+        ({"tasks": [_task("a", files=[".git/config"])]}, "inside .git"),
+        ({"tasks": [{"id": "a", "agent": "backend"}]}, "goal is missing"),
+        ({"tasks": ["just a string"]}, "must be an object"),
+    ],
+)
+def test_invalid_plans_are_explained(data: dict[str, Any], expected: str) -> None:
+    plan, errors = validate_plan(data, _team())
+    assert plan is None
+    assert any(expected in e for e in errors), errors
+
+
+def test_cycle_is_reported_with_its_path() -> None:
+    plan, errors = validate_plan(
+        {"tasks": [_task("a", deps=["c"]), _task("b", deps=["a"]), _task("c", deps=["b"]), _task("d")]}, _team()
+    )
+    assert plan is None
+    assert errors == ["dependency cycle: a -> c -> b -> a; remove one of these dependencies"]
+    assert find_cycle({"a": ["b"], "b": []}) is None
+
+
+def test_slugify() -> None:
+    assert slugify("Add a /health endpoint!") == "add-a-health-endpoint"
+    assert slugify("!!!") == "task"
+    assert len(slugify("word " * 40)) <= 36
+
+
+class _PlannerModel:
+    """A Model that answers planning calls from a list and keeps every request it got."""
+
+    def __init__(self, answers: list[dict[str, Any] | None]) -> None:
+        self.name = "test-planner"
+        self.answers = answers
+        self.requests: list[ModelRequest] = []
+
+    async def complete(self, request: ModelRequest, on_event: Any = None) -> ModelResponse:
+        self.requests.append(request)
+        answer = self.answers[len(self.requests) - 1]
+        content = (
+            (ToolUseBlock(id=f"toolu_{len(self.requests)}", name="submit_plan", input=answer),)
+            if answer is not None
+            else (TextBlock("I think we should..."),)
+        )
+        return ModelResponse(content=content, stop_reason="tool_use", usage=Usage(10, 10), model=self.name)
+
+
+def _coordinator(model: _PlannerModel, settings: Settings | None = None) -> Coordinator:
+    return Coordinator(Path("."), settings or Settings(), _team(), model_factory=lambda name, runtime: model)
+
+
+_PACK = ContextPack(commit="0" * 40, agents_md="", repo_map="1 tracked files.\nREADME.md", decisions="")
+
+
+def test_invalid_plan_is_sent_back_once_with_errors_then_accepted() -> None:
+    model = _PlannerModel([{"tasks": [_task("a", "frontend")]}, {"tasks": [_task("a")]}])
+    events: list[dict[str, Any]] = []
+    plan = asyncio.run(_coordinator(model).make_plan("build it", _PACK, events.append))
+    assert [t.agent for t in plan.tasks] == ["backend"]
+    first, second = model.requests
+    assert first.tool_choice == "submit_plan" and first.tools == (SUBMIT_PLAN,) and first.task == "plan"
+    assert first.agent == "lead"
+    assert "- backend: backend engineer (owns: src/**" in first.system[-1].text
+    assert "reviewer" not in first.system[-1].text.split("## Roster")[1]  # reviewers are not offered work
+    feedback = second.messages[-1].content[0]
+    assert isinstance(feedback, ToolResultBlock) and feedback.is_error and feedback.tool_use_id == "toolu_1"
+    assert "unknown agent 'frontend'" in feedback.content
+    assert [e["type"] for e in events] == ["plan_invalid"]
+
+
+def test_still_invalid_after_retry_raises_run_error_with_errors() -> None:
+    model = _PlannerModel([None, {"tasks": [_task("a", deps=["b"]), _task("b", deps=["a"])]}])
+    with pytest.raises(RunError) as info:
+        asyncio.run(_coordinator(model).make_plan("build it", _PACK, lambda e: None))
+    assert "dependency cycle: a -> b -> a" in str(info.value)
+    assert len(model.requests) == 2  # exactly one retry
+    # no tool call the first time: the feedback is a plain user message saying so
+    assert "did not call submit_plan" in model.requests[1].messages[-1].content[0].text  # type: ignore[union-attr]
+
+
+def test_coordinator_model_setting_wins_for_planning() -> None:
+    seen: list[str] = []
+    model = _PlannerModel([{"tasks": [_task("a")]}])
+    settings = Settings()
+    settings.models.coordinator = "claude-opus-x"
+    coord = Coordinator(Path("."), settings, _team(), model_factory=lambda n, r: seen.append(n) or model)
+    asyncio.run(coord.make_plan("x", _PACK, lambda e: None))
+    assert seen == ["claude-opus-x"]

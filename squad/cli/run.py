@@ -190,17 +190,40 @@ def run(
       squad run --resume 20261122-063107-a1b2
     Exit codes: 0 done and approved, 1 failed / rejected / needs a person, 2 usage or config error.
     """
-    from rich.console import Console
-
-    from squad.coordinator import Coordinator
     from squad.errors import UsageError
-    from squad.journal import describe
 
     if not task.strip() and not resume:
         raise UsageError("give a task, or --resume RUN", hint='squad run "what the team should do"')
     if task.strip() and resume:
         raise UsageError("--resume continues a recorded task; do not give a new TASK with it")
     root, settings, team = _load(max_cost)
+    code = execute_run(
+        root, settings, team, task, agent=agent, resume=resume, apply_=apply_, as_json=as_json, model=model
+    )
+    sys.exit(code)
+
+
+def execute_run(
+    root: Path,
+    settings: Settings,
+    team: Team,
+    task: str,
+    *,
+    agent: str | None = None,
+    resume: str | None = None,
+    apply_: bool = False,
+    as_json: bool = False,
+    model: str | None = None,
+) -> int:
+    """Run the coordinator with the live view / plain lines / JSON output; return the exit code.
+
+    Shared by `squad run` and `squad demo`, so both show a run the same way.
+    """
+    from rich.console import Console
+
+    from squad.coordinator import Coordinator
+    from squad.journal import describe
+
     tty = sys.stdout.isatty() and not as_json
     view: _LiveView | None = None
     on_event: Callable[[dict[str, Any]], None] | None = None
@@ -231,8 +254,8 @@ def run(
     if report.status == "interrupted":
         if not as_json:
             say(f"Interrupted. Worktrees are kept; resume with: squad run --resume {report.run}")
-        sys.exit(130)
-    sys.exit(report.exit_code)
+        return 130
+    return report.exit_code
 
 
 @click.command("plan")

@@ -1,0 +1,74 @@
+"""`squad demo` end to end in a real subprocess: the offline pipeline does everything the README promises."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from conftest import git
+
+from squad.decisions import parse_text
+
+
+def test_demo_runs_the_whole_pipeline_offline(tmp_path: Path) -> None:
+    target = tmp_path / "demo"
+    out = subprocess.run(
+        [sys.executable, "-m", "squad", "demo", "--keep", str(target), "--json"],
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert out.returncode == 0, out.stderr
+    report = json.loads(out.stdout)
+    assert report["status"] == "done"
+    run, branch = report["run"], report["branch"]
+    events = [json.loads(line) for line in (target / ".squad" / "runs" / run / "events.jsonl").read_text().splitlines()]
+
+    # At least three specialists worked in parallel: three tasks started before the first one was committed.
+    kinds = [e["type"] for e in events]
+    first_commit = kinds.index("task_committed")
+    started = {e["agent"] for e in events[:first_commit] if e["type"] == "task_started"}
+    assert len(started) >= 3, started
+
+    # A rejected task was revised by a different agent, and the lockout is in the journal.
+    docs = next(t for t in report["tasks"] if t["id"] == "docs")
+    assert [v["verdict"] for v in docs["verdicts"]] == ["reject", "approve"]
+    assert docs["agents"][0] != docs["agents"][1]
+    assert {"type": "lockout", "task": "docs", "agent": docs["agents"][0]}.items() <= next(
+        e for e in events if e["type"] == "lockout"
+    ).items()
+
+    # The tester ran the example's real unittest suite through the jailed `run` tool, and it passed.
+    tester_runs = [
+        e for e in events if e["type"] == "agent.tool_call" and e["agent"] == "tester" and e["name"] == "run"
+    ]
+    assert tester_runs and not any(e["is_error"] for e in tester_runs)
+    assert report["tests"]["passed"] is True
+
+    # Decisions by at least two agents landed in the run's ledger file on the run branch.
+    files = git(target, "ls-tree", "-r", "--name-only", branch, "decisions/").split()
+    ledger_file = next(f for f in files if f.endswith(f"-{run}.md"))
+    parsed = parse_text(git(target, "show", f"{branch}:{ledger_file}"), Path(ledger_file))
+    assert not parsed.problems
+    assert len({e.agent for e in parsed.entries}) >= 2
+
+    # All approved work is on the run branch, and the integrated tests pass there.
+    assert "def overdue" in git(target, "show", f"{branch}:bookshelf/core.py")
+    assert "due=date(2026, 12, 1)" in git(target, "show", f"{branch}:README.md")
+    assert "test_loans.py" in git(target, "ls-tree", "--name-only", branch, "tests/")
+    # No worktree left behind, and the user's branch never moved.
+    assert git(target, "worktree", "list", "--porcelain").count("worktree ") == 1
+    assert git(target, "rev-parse", "--abbrev-ref", "HEAD").strip() == "main"
+    assert "def overdue" not in (target / "bookshelf" / "core.py").read_text()
+
+
+def test_demo_refuses_a_non_empty_keep_dir(tmp_path: Path) -> None:
+    (tmp_path / "x").write_text("mine\n")
+    out = subprocess.run(
+        [sys.executable, "-m", "squad", "demo", "--keep", str(tmp_path)], capture_output=True, text=True, timeout=60
+    )
+    assert out.returncode == 2
+    assert "is not empty" in out.stderr
+    assert (tmp_path / "x").read_text() == "mine\n"

@@ -264,7 +264,7 @@ def load_settings(root: Path, *, required: bool = False) -> Settings:
         if required:
             raise ConfigError(f"{path} not found", hint="run `squad init` first")
         return Settings()
-    return parse_settings(path.read_text(encoding="utf-8"), path)
+    return parse_settings(_read_text(path), path)
 
 
 def parse_settings(text: str, path: Path) -> Settings:
@@ -284,6 +284,21 @@ def parse_settings(text: str, path: Path) -> Settings:
         return Settings.model_validate(data)
     except ValidationError as exc:
         raise _validation_error(exc, Settings, text, path, _toml_line) from None
+
+
+def _read_text(path: Path) -> str:
+    """A config file's text; unreadable or non-UTF-8 files are a ConfigError naming the file, not a traceback.
+
+    `utf-8-sig` drops the byte-order mark some Windows editors write, which TOML and the `---` check reject.
+    """
+    try:
+        return path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"not UTF-8 text ({exc.reason} at byte {exc.start})", path=path, hint="save the file as UTF-8"
+        ) from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read: {exc.strerror or exc}", path=path) from None
 
 
 def _toml_line(text: str, loc: tuple[str | int, ...]) -> int | None:
@@ -349,8 +364,7 @@ def load_team(root: Path) -> Team:
 
 def load_charter(path: Path) -> Charter:
     """Parse one charter file: YAML front matter between `---` lines, then the markdown body."""
-    text = path.read_text(encoding="utf-8")
-    return parse_charter(text, path)
+    return parse_charter(_read_text(path), path)
 
 
 def parse_charter(text: str, path: Path) -> Charter:

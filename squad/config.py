@@ -310,7 +310,8 @@ def _toml_line(text: str, loc: tuple[str | int, ...]) -> int | None:
         table, rest = keys[:split], keys[split:]
         start, end = 0, len(lines)
         if table:
-            header = re.compile(r"^\s*\[\s*" + r"\s*\.\s*".join(_toml_key_re(k) for k in table) + r"\s*\]\s*(#.*)?$")
+            keys_re = r"\s*\.\s*".join(_toml_key_re(k) for k in table)
+            header = re.compile(r"^\s*\[\[?\s*" + keys_re + r"\s*\]\]?\s*(#.*)?$")  # [table] or [[array]]
             hit = next((i for i, ln in enumerate(lines) if header.match(ln)), None)
             if hit is None:
                 continue
@@ -387,14 +388,26 @@ def parse_charter(text: str, path: Path) -> Charter:
         raise ConfigError(f"invalid YAML front matter: {getattr(exc, 'problem', exc)}", path=path, line=line) from None
     if not isinstance(data, dict):
         raise ConfigError("front matter must be a mapping of fields (name: ..., role: ...)", path=path, line=2)
+    _reject_duplicate_keys(node, path)
 
-    def yaml_line(_text: str, loc: tuple[str | int, ...]) -> int | None:
-        return _yaml_line(node, loc)
+    def yaml_line(_text: str, loc: tuple[str | int, ...]) -> int:
+        return _yaml_line(node, loc) or 1  # e.g. a missing key: point at the front matter's opening `---`
 
     try:
         return Charter.model_validate({**data, "body": body, "path": path})
     except ValidationError as exc:
         raise _validation_error(exc, Charter, front, path, yaml_line) from None
+
+
+def _reject_duplicate_keys(node: Any, path: Path) -> None:
+    """PyYAML silently keeps the last of two equal keys; a charter that says two different names is a mistake."""
+    if not isinstance(node, yaml.MappingNode):
+        return
+    seen: set[str] = set()
+    for key, _value in node.value:
+        if key.value in seen:
+            raise ConfigError(f"front matter key {key.value!r} is set twice", path=path, line=key.start_mark.line + 2)
+        seen.add(key.value)
 
 
 def _yaml_line(node: Any, loc: tuple[str | int, ...]) -> int | None:

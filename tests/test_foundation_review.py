@@ -15,7 +15,7 @@ from squad.cli.decisions import decisions
 from squad.cli.doctor import doctor
 from squad.config import load_settings, load_team, parse_charter, parse_settings
 from squad.decisions import Ledger, parse_text
-from squad.errors import ConfigError, UsageError
+from squad.errors import ConfigError, SquadError, UsageError
 from squad.scaffold import scaffold
 
 CHARTER = "---\nname: tester\nrole: Tests\n---\nBody.\n"
@@ -109,7 +109,7 @@ def test_lone_carriage_return_cannot_smuggle_a_heading_into_the_ledger(repo: Pat
     """Files are read back with universal newlines, so a bare CR is a line break and must be checked as one."""
     ledger = Ledger(repo)
     file = ledger.personal_file("ada")
-    with pytest.raises(UsageError, match="would start a new entry"):
+    with pytest.raises(SquadError, match="would start a new entry"):
         ledger.append(file, title="One", decision="keep\r## not a heading")
     assert not file.exists()
     entry = ledger.append(file, title="Two", decision="x\ry", context="a\r\nb")

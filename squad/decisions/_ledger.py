@@ -22,6 +22,7 @@ from squad.decisions._format import (
     Problem,
     body_line_problem,
     is_ulid,
+    normalize_newlines,
     parse_text,
     render_entry,
 )
@@ -284,6 +285,7 @@ class Ledger:
             LedgerError: invalid input, a dangling `supersedes`, or the lock could not be taken in time.
         """
         title = title.strip()
+        context, decision, consequences = (normalize_newlines(s) for s in (context, decision, consequences))
         supersedes = tuple(supersedes)
         tags = tuple(tags)
         _validate(

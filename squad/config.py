@@ -264,7 +264,7 @@ def load_settings(root: Path, *, required: bool = False) -> Settings:
         if required:
             raise ConfigError(f"{path} not found", hint="run `squad init` first")
         return Settings()
-    return parse_settings(path.read_text(encoding="utf-8"), path)
+    return parse_settings(_read_text(path), path)
 
 
 def parse_settings(text: str, path: Path) -> Settings:
@@ -286,6 +286,21 @@ def parse_settings(text: str, path: Path) -> Settings:
         raise _validation_error(exc, Settings, text, path, _toml_line) from None
 
 
+def _read_text(path: Path) -> str:
+    """A config file's text; unreadable or non-UTF-8 files are a ConfigError naming the file, not a traceback.
+
+    `utf-8-sig` drops the byte-order mark some Windows editors write, which TOML and the `---` check reject.
+    """
+    try:
+        return path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"not UTF-8 text ({exc.reason} at byte {exc.start})", path=path, hint="save the file as UTF-8"
+        ) from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read: {exc.strerror or exc}", path=path) from None
+
+
 def _toml_line(text: str, loc: tuple[str | int, ...]) -> int | None:
     """Best-effort line of a dotted key in TOML text: finds the `[section]` header, then `key =`."""
     keys = [str(k) for k in loc]
@@ -295,7 +310,8 @@ def _toml_line(text: str, loc: tuple[str | int, ...]) -> int | None:
         table, rest = keys[:split], keys[split:]
         start, end = 0, len(lines)
         if table:
-            header = re.compile(r"^\s*\[\s*" + r"\s*\.\s*".join(_toml_key_re(k) for k in table) + r"\s*\]\s*(#.*)?$")
+            keys_re = r"\s*\.\s*".join(_toml_key_re(k) for k in table)
+            header = re.compile(r"^\s*\[\[?\s*" + keys_re + r"\s*\]\]?\s*(#.*)?$")  # [table] or [[array]]
             hit = next((i for i, ln in enumerate(lines) if header.match(ln)), None)
             if hit is None:
                 continue
@@ -349,8 +365,7 @@ def load_team(root: Path) -> Team:
 
 def load_charter(path: Path) -> Charter:
     """Parse one charter file: YAML front matter between `---` lines, then the markdown body."""
-    text = path.read_text(encoding="utf-8")
-    return parse_charter(text, path)
+    return parse_charter(_read_text(path), path)
 
 
 def parse_charter(text: str, path: Path) -> Charter:
@@ -373,14 +388,26 @@ def parse_charter(text: str, path: Path) -> Charter:
         raise ConfigError(f"invalid YAML front matter: {getattr(exc, 'problem', exc)}", path=path, line=line) from None
     if not isinstance(data, dict):
         raise ConfigError("front matter must be a mapping of fields (name: ..., role: ...)", path=path, line=2)
+    _reject_duplicate_keys(node, path)
 
-    def yaml_line(_text: str, loc: tuple[str | int, ...]) -> int | None:
-        return _yaml_line(node, loc)
+    def yaml_line(_text: str, loc: tuple[str | int, ...]) -> int:
+        return _yaml_line(node, loc) or 1  # e.g. a missing key: point at the front matter's opening `---`
 
     try:
         return Charter.model_validate({**data, "body": body, "path": path})
     except ValidationError as exc:
         raise _validation_error(exc, Charter, front, path, yaml_line) from None
+
+
+def _reject_duplicate_keys(node: Any, path: Path) -> None:
+    """PyYAML silently keeps the last of two equal keys; a charter that says two different names is a mistake."""
+    if not isinstance(node, yaml.MappingNode):
+        return
+    seen: set[str] = set()
+    for key, _value in node.value:
+        if key.value in seen:
+            raise ConfigError(f"front matter key {key.value!r} is set twice", path=path, line=key.start_mark.line + 2)
+        seen.add(key.value)
 
 
 def _yaml_line(node: Any, loc: tuple[str | int, ...]) -> int | None:

@@ -74,6 +74,8 @@ def scaffold(root: Path, *, force: Iterable[str] = ()) -> list[Outcome]:
             f"--force: not a file squad init manages: {', '.join(unknown)}",
             hint=f"choose from: {', '.join(FILES)}",
         )
+    for rel in [*FILES, GITIGNORE]:
+        _check_in_the_way(root, rel)
     outcomes = [_place(root, rel, template_bytes(name), rel in forced) for rel, name in FILES.items()]
     outcomes.append(_ignore_runs(root))
     return outcomes
@@ -84,10 +86,24 @@ def _normalize(path: str) -> str:
     return Path(path.replace("\\", "/")).as_posix().removeprefix("./")
 
 
-def _place(root: Path, rel: str, content: bytes, force: bool) -> Outcome:
+def _check_in_the_way(root: Path, rel: str) -> None:
+    """Refuse, before anything is written, a directory where a file belongs or a file where a directory belongs."""
     target = root / rel
     if target.is_dir():
         raise UsageError(f"{rel} is a directory; squad init needs a file there", path=target, hint="move it away")
+    parts = Path(rel).parts
+    for i in range(1, len(parts)):
+        parent = root.joinpath(*parts[:i])
+        if parent.exists() and not parent.is_dir():
+            raise UsageError(
+                f"{Path(*parts[:i]).as_posix()} is a file; squad init needs a directory there for {rel}",
+                path=parent,
+                hint="move it away",
+            )
+
+
+def _place(root: Path, rel: str, content: bytes, force: bool) -> Outcome:
+    target = root / rel
     if not target.exists():
         _write_atomic(target, content)
         return Outcome(rel, "created")

@@ -56,7 +56,7 @@ def test_add_bad_input_is_a_clear_error(me: Path) -> None:
     result = cli("add", "--title", "t", "--decision", "d", "--supersedes", "01JD0000000000000000000009")
     assert result.exit_code == 2 and "no decision with id '01JD0000000000000000000009'" in result.stderr
     result = cli("add", "--title", "", "--decision", "d")
-    assert result.exit_code == 1 and "error: a decision needs a title" in result.stderr
+    assert result.exit_code == 2 and "error: a decision needs a title" in result.stderr
     assert not (me / "decisions").exists()
 
 

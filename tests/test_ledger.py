@@ -65,9 +65,9 @@ def test_personal_file_header_and_slug(repo: Path) -> None:
     assert file == repo / "decisions/2026/03/2026-03-04-ada-lovelace.md"
     ledger.append(file, title="t", decision="d")
     assert file.read_text().startswith("# Decisions — ada-lovelace, 2026-03-04\n\n## t\n")
-    with pytest.raises(LedgerError, match="no letters or digits"):
+    with pytest.raises(UsageError, match="no letters or digits"):
         ledger.personal_file("!!!")
-    with pytest.raises(LedgerError, match="cannot name a ledger file"):
+    with pytest.raises(UsageError, match="cannot name a ledger file"):
         ledger.run_file("../evil")
 
 
@@ -121,7 +121,7 @@ def test_append_rejects_bad_input_and_writes_nothing(repo: Path, fields: dict, m
     ledger = Ledger(repo)
     file = ledger.personal_file("me")
     args = {"title": "t", "decision": "d", **fields}
-    with pytest.raises(LedgerError, match=message):
+    with pytest.raises(UsageError, match=message):
         ledger.append(file, **args)
     assert not file.exists()
 

@@ -177,6 +177,17 @@ def _check_charters(root: Path) -> tuple[list[Check], list[Charter]]:
         seen[charter.name] = path
         charters.append(charter)
         kind = "reviewer" if charter.reviewer else "worker"
+        if charter.name != path.stem:
+            # Everyone looks for an agent's charter at .squad/agents/<name>.md; a mismatch sends them elsewhere.
+            checks.append(
+                Check(
+                    f"charter {path.stem}",
+                    "warn",
+                    f"{rel}: agent name {charter.name!r} differs from the file name ({kind})",
+                    f"rename the file to {charter.name}.md or set `name: {path.stem}`",
+                )
+            )
+            continue
         checks.append(Check(f"charter {path.stem}", "ok", f"{rel}: {charter.name} ({kind})"))
     return checks, charters
 

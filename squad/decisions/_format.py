@@ -142,6 +142,12 @@ def render_entry(
     return "".join(parts)
 
 
+def normalize_newlines(text: str) -> str:
+    """CRLF and bare CR to LF. Work-tree files are read with universal newlines (a bare CR ends a line) and git
+    blobs as is; normalizing both the same way keeps their entries comparable and a CR from starting a heading."""
+    return text.replace("\r\n", "\n").replace("\r", "\n")
+
+
 def body_line_problem(text: str) -> str | None:
     """Why `text` cannot go into an entry's body as is (it would start a new entry or section), else None."""
     for line in text.split("\n"):
@@ -163,7 +169,7 @@ def parse_text(text: str, file: Path) -> ParseResult:
         text: the file's content.
         file: the path reported in entries and problems (relative to the repo root when known).
     """
-    lines = text.replace("\r\n", "\n").split("\n")
+    lines = normalize_newlines(text).split("\n")
     result = ParseResult()
     starts = [
         i for i, line in enumerate(lines) if line.startswith("##") and (line[2:3] == " " or line.rstrip() == "##")

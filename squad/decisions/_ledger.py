@@ -22,11 +22,12 @@ from squad.decisions._format import (
     Problem,
     body_line_problem,
     is_ulid,
+    normalize_newlines,
     parse_text,
     render_entry,
 )
 from squad.decisions._git import common_dir, read_tree, slugify
-from squad.errors import LedgerError
+from squad.errors import LedgerError, UsageError
 
 LEDGER_DIR = "decisions"
 _RUN_ID_RE = re.compile(r"(\d{4})(\d{2})(\d{2})-\d{6}-[a-z0-9]{4}")
@@ -107,7 +108,7 @@ class Ledger:
         """`decisions/YYYY/MM/YYYY-MM-DD-<person-slug>.md` for a person's manual entries."""
         slug = slugify(person)
         if not slug:
-            raise LedgerError(f"person {person!r} has no letters or digits to name a ledger file with")
+            raise UsageError(f"person {person!r} has no letters or digits to name a ledger file with")
         return self._dated(date or _utc_now().date(), slug)
 
     def _dated(self, day: date, name: str) -> Path:
@@ -281,9 +282,11 @@ class Ledger:
             check: verify that every id in `supersedes` exists in the ledger tree or in `file`.
 
         Raises:
-            LedgerError: invalid input, a dangling `supersedes`, or the lock could not be taken in time.
+            UsageError: invalid input (e.g. a multi-line title) or a dangling `supersedes`: the caller's mistake.
+            LedgerError: the file cannot be read, or the lock could not be taken in time.
         """
         title = title.strip()
+        context, decision, consequences = (normalize_newlines(s) for s in (context, decision, consequences))
         supersedes = tuple(supersedes)
         tags = tuple(tags)
         _validate(
@@ -345,7 +348,7 @@ class Ledger:
             known |= {e.id for e in parse_text(existing, rel).entries}
             missing = [s for s in supersedes if s not in known]
             if missing:
-                raise LedgerError(
+                raise UsageError(
                     f"supersedes unknown id(s): {', '.join(missing)}",
                     hint="cite ids of existing entries (`squad decisions list`); an unlanded run entry must be in "
                     "the same run ledger",
@@ -396,7 +399,7 @@ def _duplicate_problems(entries: list[Entry]) -> list[Problem]:
 
 def _check_name(name: str, what: str) -> None:
     if not _SAFE_NAME_RE.fullmatch(name):
-        raise LedgerError(f"{what} {name!r} cannot name a ledger file (use letters, digits, '.', '_', '-')")
+        raise UsageError(f"{what} {name!r} cannot name a ledger file (use letters, digits, '.', '_', '-')")
 
 
 def _validate(
@@ -411,23 +414,23 @@ def _validate(
     tags: tuple[str, ...],
 ) -> None:
     if not title:
-        raise LedgerError("a decision needs a title", hint="give a short one-line title")
+        raise UsageError("a decision needs a title", hint="give a short one-line title")
     if "\n" in title or "\r" in title:
-        raise LedgerError(f"the title must be one line: {title!r}")
+        raise UsageError(f"the title must be one line: {title!r}")
     if not decision.strip():
-        raise LedgerError("a decision needs decision text", hint="say what was decided")
+        raise UsageError("a decision needs decision text", hint="say what was decided")
     for name, text in (("context", context), ("decision", decision), ("consequences", consequences)):
         if why := body_line_problem(text):
-            raise LedgerError(f"{name} text cannot be stored: {why}")
+            raise UsageError(f"{name} text cannot be stored: {why}")
     for name, value in (("agent", agent), ("run", run)):
         if value is not None and ("\n" in value or value != value.strip()):
-            raise LedgerError(f"{name} must be one line without surrounding spaces: {value!r}")
+            raise UsageError(f"{name} must be one line without surrounding spaces: {value!r}")
     for tag in tags:
         if not tag.strip() or "\n" in tag:
-            raise LedgerError(f"tags must be non-empty single-line strings: {tag!r}")
+            raise UsageError(f"tags must be non-empty single-line strings: {tag!r}")
     for old in supersedes:
         if not is_ulid(old):
-            raise LedgerError(f"supersedes {old!r} is not an entry id (a 26-character ULID)")
+            raise UsageError(f"supersedes {old!r} is not an entry id (a 26-character ULID)")
 
 
 def _header(target: Path, run: str | None, today: date) -> str:

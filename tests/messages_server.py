@@ -256,8 +256,12 @@ class _Handler(BaseHTTPRequestHandler):
             return None
         if reply.status != 200:
             rec.status = reply.status
-            return self._error(reply.status, reply.error_type or _ERROR_STATUS.get(reply.status, "api_error"),
-                               reply.message, reply.headers)
+            return self._error(
+                reply.status,
+                reply.error_type or _ERROR_STATUS.get(reply.status, "api_error"),
+                reply.message,
+                reply.headers,
+            )
         rec.status = 200
         message = self._message(body, reply)
         if body.get("stream"):
@@ -272,8 +276,12 @@ class _Handler(BaseHTTPRequestHandler):
             content.append({"type": "text", "text": reply.text})
         for call in reply.tool_calls:
             content.append(
-                {"type": "tool_use", "id": call.get("id") or app._new_id("toolu"), "name": call["name"],
-                 "input": call.get("input", {})}
+                {
+                    "type": "tool_use",
+                    "id": call.get("id") or app._new_id("toolu"),
+                    "name": call["name"],
+                    "input": call.get("input", {}),
+                }
             )
         creation, read = app._cache_usage(body)
         prompt = len(json.dumps(body.get("messages", []))) // 4 + len(json.dumps(body.get("system", ""))) // 4
@@ -320,8 +328,7 @@ class _Handler(BaseHTTPRequestHandler):
         self._base_headers(reply.headers)
         self.end_headers()
         usage = message["usage"]
-        start = {**message, "content": [], "stop_reason": None,
-                 "usage": {**usage, "output_tokens": 1}}
+        start = {**message, "content": [], "stop_reason": None, "usage": {**usage, "output_tokens": 1}}
         self._event("message_start", {"type": "message_start", "message": start})
         if reply.stall_s:
             self.server.app.stopping.wait(reply.stall_s)
@@ -331,17 +338,23 @@ class _Handler(BaseHTTPRequestHandler):
             for event in _block_events(index, block):
                 self._event(event["type"], event)
                 if reply.stream_error and event["type"] == "content_block_delta":
-                    self._event("error", {"type": "error",
-                                          "error": {"type": reply.stream_error, "message": reply.message}})
+                    self._event(
+                        "error", {"type": "error", "error": {"type": reply.stream_error, "message": reply.message}}
+                    )
                     self._end_chunks()
                     return
         if reply.stream_error:  # no content delta to interrupt: fail right after message_start
             self._event("error", {"type": "error", "error": {"type": reply.stream_error, "message": reply.message}})
             self._end_chunks()
             return
-        self._event("message_delta", {"type": "message_delta",
-                                      "delta": {"stop_reason": message["stop_reason"], "stop_sequence": None},
-                                      "usage": usage})
+        self._event(
+            "message_delta",
+            {
+                "type": "message_delta",
+                "delta": {"stop_reason": message["stop_reason"], "stop_sequence": None},
+                "usage": usage,
+            },
+        )
         self._event("message_stop", {"type": "message_stop"})
         self._end_chunks()
 
@@ -362,14 +375,23 @@ def _block_events(index: int, block: dict[str, Any]) -> Iterator[dict[str, Any]]
         text = block["text"]
         step = max(1, len(text) // 3)
         for i in range(0, len(text), step):
-            yield {"type": "content_block_delta", "index": index,
-                   "delta": {"type": "text_delta", "text": text[i : i + step]}}
+            yield {
+                "type": "content_block_delta",
+                "index": index,
+                "delta": {"type": "text_delta", "text": text[i : i + step]},
+            }
     else:
-        yield {"type": "content_block_start", "index": index,
-               "content_block": {"type": "tool_use", "id": block["id"], "name": block["name"], "input": {}}}
+        yield {
+            "type": "content_block_start",
+            "index": index,
+            "content_block": {"type": "tool_use", "id": block["id"], "name": block["name"], "input": {}},
+        }
         raw = json.dumps(block["input"])
         step = max(1, len(raw) // 2)
         for i in range(0, len(raw), step):
-            yield {"type": "content_block_delta", "index": index,
-                   "delta": {"type": "input_json_delta", "partial_json": raw[i : i + step]}}
+            yield {
+                "type": "content_block_delta",
+                "index": index,
+                "delta": {"type": "input_json_delta", "partial_json": raw[i : i + step]},
+            }
     yield {"type": "content_block_stop", "index": index}

@@ -1,0 +1,263 @@
+"""RateGovernor: one per process, shared by every agent; keeps model calls under the rate limits.
+
+Three token buckets refill continuously: requests, input tokens and output tokens per minute
+(settings.rate_limits; 0 = unlimited). A call first estimates its input (chars / 4) and waits for
+`acquire`; afterwards `reconcile` corrects the input bucket with the real usage and charges the
+output (which cannot be known in advance: a call may start while the output bucket is not in debt).
+The server knows better than our estimate, so `observe_headers` tightens the buckets from the
+`anthropic-ratelimit-*-remaining` / `-reset` headers and `retry-after` pauses everyone.
+
+Fairness: waiting calls are queued per agent and served round-robin across agents, one call per
+agent per round. An agent that sends huge prompts waits for its own tokens on its own turn; it
+cannot push seven light agents to the back of a FIFO. No background task: the dispatcher runs
+whenever something changes and arms one timer (`loop.call_later`) for the next refill.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+
+from squad.config import Settings
+from squad.models.base import Usage
+
+
+@dataclass(frozen=True, slots=True)
+class Permit:
+    """A granted slot: which agent, how many input tokens were charged up front, and when."""
+
+    agent: str
+    input_tokens: int
+    granted_at: float
+
+
+class _Bucket:
+    """A continuously refilling token bucket that may go into debt (an oversized call still runs)."""
+
+    def __init__(self, per_minute: int, burst_s: float, now: float) -> None:
+        self.rate = per_minute / 60.0
+        self.capacity = max(1.0, self.rate * burst_s)
+        self.level = self.capacity
+        self.stamp = now
+
+    def refill(self, now: float) -> None:
+        if now > self.stamp:
+            self.level = min(self.capacity, self.level + (now - self.stamp) * self.rate)
+            self.stamp = now
+
+    def wait_for(self, amount: float) -> float:
+        """Seconds until `amount` (capped at capacity) is available; 0 when it is now."""
+        need = min(amount, self.capacity)
+        return 0.0 if self.level >= need else (need - self.level) / self.rate
+
+
+class _Waiter:
+    __slots__ = ("agent", "future", "tokens")
+
+    def __init__(self, agent: str, tokens: int, future: asyncio.Future[Permit]) -> None:
+        self.agent = agent
+        self.tokens = tokens
+        self.future = future
+
+
+class RateGovernor:
+    """Requests / input tokens / output tokens per minute, shared fairly across agents.
+
+    Args:
+        requests_per_minute, input_tokens_per_minute, output_tokens_per_minute: limits, 0 = unlimited.
+        burst_s: bucket capacity in seconds of refill (60 = a full minute's allowance, like the API).
+        max_pause_s: the longest a `retry-after` / ratelimit reset may pause everyone.
+        clock: monotonic clock (seconds).
+    """
+
+    def __init__(
+        self,
+        requests_per_minute: int = 0,
+        input_tokens_per_minute: int = 0,
+        output_tokens_per_minute: int = 0,
+        *,
+        burst_s: float = 60.0,
+        max_pause_s: float = 60.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._clock = clock
+        now = clock()
+        self._requests = _Bucket(requests_per_minute, burst_s, now) if requests_per_minute else None
+        self._input = _Bucket(input_tokens_per_minute, burst_s, now) if input_tokens_per_minute else None
+        self._output = _Bucket(output_tokens_per_minute, burst_s, now) if output_tokens_per_minute else None
+        self._max_pause_s = max_pause_s
+        self._paused_until = 0.0
+        self._queues: dict[str, collections.deque[_Waiter]] = {}
+        self._ring: collections.deque[str] = collections.deque()  # agents with waiting calls, in turn order
+        self._timer: asyncio.TimerHandle | None = None
+
+    @classmethod
+    def from_settings(cls, settings: Settings, *, burst_s: float = 60.0) -> RateGovernor:
+        r = settings.rate_limits
+        return cls(
+            r.requests_per_minute,
+            r.input_tokens_per_minute,
+            r.output_tokens_per_minute,
+            burst_s=burst_s,
+            max_pause_s=settings.retry.max_wait_s,
+        )
+
+    @property
+    def waiting(self) -> int:
+        """Calls waiting for a slot."""
+        return sum(len(q) for q in self._queues.values())
+
+    async def acquire(self, agent: str, input_tokens: int) -> Permit:
+        """Wait for this agent's turn and enough budget; charge one request and `input_tokens`."""
+        now = self._clock()
+        if not self._ring and self._wait_time(input_tokens, now) <= 0:
+            return self._grant(agent, input_tokens, now)
+        future: asyncio.Future[Permit] = asyncio.get_running_loop().create_future()
+        waiter = _Waiter(agent, input_tokens, future)
+        queue = self._queues.get(agent)
+        if queue is None:
+            queue = self._queues[agent] = collections.deque()
+            self._ring.append(agent)
+        queue.append(waiter)
+        self._dispatch()
+        try:
+            return await future
+        except asyncio.CancelledError:
+            if future.done() and not future.cancelled():  # granted just as we were cancelled: give it back
+                self._give_back(future.result())
+            self._dispatch()
+            raise
+
+    def reconcile(self, permit: Permit, usage: Usage) -> None:
+        """Correct the input charge with the real usage and charge the output tokens."""
+        now = self._clock()
+        if self._input is not None:
+            self._input.refill(now)
+            # Cache reads do not count against the API's input-token limit; writes and plain input do.
+            real = usage.input_tokens + usage.cache_creation_input_tokens
+            self._input.level = min(self._input.capacity, self._input.level + permit.input_tokens - real)
+        if self._output is not None:
+            self._output.refill(now)
+            self._output.level -= usage.output_tokens
+        self._dispatch()
+
+    def cancel(self, permit: Permit) -> None:
+        """The call never reached the server (or failed before any work): return its input tokens."""
+        self._give_back(permit)
+        self._dispatch()
+
+    def pause(self, seconds: float) -> None:
+        """Hold every new call for `seconds` (capped at max_pause_s), e.g. after a 429 retry-after."""
+        if seconds > 0:
+            until = self._clock() + min(seconds, self._max_pause_s)
+            self._paused_until = max(self._paused_until, until)
+
+    def observe_headers(self, headers: Mapping[str, str]) -> None:
+        """Tighten the buckets from `anthropic-ratelimit-*` headers; pause on `retry-after`."""
+        now = self._clock()
+        for kind, bucket in (
+            ("requests", self._requests),
+            ("input-tokens", self._input),
+            ("output-tokens", self._output),
+        ):
+            remaining = _number(headers.get(f"anthropic-ratelimit-{kind}-remaining"))
+            if remaining is None:
+                continue
+            if bucket is not None:
+                bucket.refill(now)
+                bucket.level = min(bucket.level, remaining)
+            if remaining <= 0:
+                reset = _seconds_until(headers.get(f"anthropic-ratelimit-{kind}-reset"))
+                if reset:
+                    self.pause(reset)
+        retry_after = parse_retry_after(headers)
+        if retry_after:
+            self.pause(retry_after)
+
+    # -- internals
+    def _wait_time(self, tokens: int, now: float) -> float:
+        wait = max(0.0, self._paused_until - now)
+        if self._requests is not None:
+            self._requests.refill(now)
+            wait = max(wait, self._requests.wait_for(1))
+        if self._input is not None:
+            self._input.refill(now)
+            wait = max(wait, self._input.wait_for(tokens))
+        if self._output is not None:
+            self._output.refill(now)
+            if self._output.level <= 0:  # output is charged after the call: wait until out of debt
+                wait = max(wait, -self._output.level / self._output.rate + 1e-3)
+        return wait
+
+    def _grant(self, agent: str, tokens: int, now: float) -> Permit:
+        if self._requests is not None:
+            self._requests.level -= 1
+        if self._input is not None:
+            self._input.level -= tokens
+        return Permit(agent, tokens, now)
+
+    def _give_back(self, permit: Permit) -> None:
+        now = self._clock()
+        for bucket, amount in ((self._requests, 1), (self._input, permit.input_tokens)):
+            if bucket is not None:
+                bucket.refill(now)
+                bucket.level = min(bucket.capacity, bucket.level + amount)
+
+    def _dispatch(self) -> None:
+        """Grant waiting calls in round-robin order while budget allows; else arm a timer."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        while self._ring:
+            agent = self._ring[0]
+            queue = self._queues[agent]
+            while queue and queue[0].future.done():  # cancelled while waiting
+                queue.popleft()
+            if not queue:
+                self._ring.popleft()
+                del self._queues[agent]
+                continue
+            now = self._clock()
+            wait = self._wait_time(queue[0].tokens, now)
+            if wait > 0:
+                self._timer = asyncio.get_running_loop().call_later(wait, self._dispatch)
+                return
+            waiter = queue.popleft()
+            waiter.future.set_result(self._grant(agent, waiter.tokens, now))
+            self._ring.popleft()
+            if queue:
+                self._ring.append(agent)  # its next call waits for everyone else's turn
+            else:
+                del self._queues[agent]
+
+
+def _number(value: str | None) -> float | None:
+    if value is None:
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        return None
+
+
+def _seconds_until(value: str | None) -> float | None:
+    """Seconds from now until an RFC 3339 timestamp (the `-reset` headers); None if unparsable."""
+    if not value:
+        return None
+    try:
+        when = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+def parse_retry_after(headers: Mapping[str, str]) -> float | None:
+    """`retry-after-ms` (milliseconds) or `retry-after` (seconds) from response headers."""
+    ms = _number(headers.get("retry-after-ms"))
+    if ms is not None:
+        return ms / 1000
+    return _number(headers.get("retry-after"))

@@ -1,7 +1,7 @@
 """Prices of Claude models (USD per million tokens) and the cost of one call.
 
 Source: the model pricing table on platform.claude.com/docs/en/about-claude/pricing and the model
-overview pages (checked 2026-11-22). Cache writes use the 5-minute rate: squad only sets
+overview pages, Fable 5.2 from its launch price list (checked 2026-11-22). Cache writes use the 5-minute rate: squad only sets
 `{"type": "ephemeral"}` breakpoints, whose default TTL is 5 minutes. Ids match by longest prefix, so
 dated ids (`claude-sonnet-4-5-20250929`) and aliases find their family row. `settings.pricing`
 overrides or extends the table (`[pricing."claude-foo"] input = ...`). An unknown model costs 0 and
@@ -28,6 +28,8 @@ _SONNET = _p(3, 15, 3.75, 6, 0.30)
 
 #: Built-in table, keyed by id prefix. Longest matching prefix wins.
 PRICES: dict[str, Price] = {
+    "claude-fable-5-2": _p(8, 40, 10.00, 16, 0.20),
+    "claude-mythos-5-2": _p(8, 40, 10.00, 16, 0.20),
     "claude-fable-5-1": _p(10, 50, 12.50, 20, 0.25),
     "claude-fable-5": _p(10, 50, 12.50, 20, 1.00),
     "claude-mythos-5-1": _p(10, 50, 12.50, 20, 0.25),

@@ -116,32 +116,33 @@ def test_second_call_reads_the_cache_and_messages_round_trip(messages_server: Me
 
 
 def test_shared_prefix_is_byte_identical_across_specialists(messages_server: MessagesServer) -> None:
-    """8 specialists concurrently: tools + cached system blocks serialize to the same bytes, and
-    cache_control sits on the last shared block, not on the charter that follows."""
+    """8 specialists concurrently: the tools and the system blocks up to the breakpoint are the same
+    bytes on the wire, and cache_control sits on the last shared block, not on the charter after it.
+    (The API orders the prompt tools -> system -> messages whatever the JSON key order.)"""
     model, _ = managed()
 
-    async def main() -> None:
-        await asyncio.gather(*(model.complete(request(agent=f"agent{i}", charter=f"You are agent {i}."))
-                               for i in range(8)))
+    async def main() -> list[Any]:
+        return await asyncio.gather(
+            *(model.complete(request(agent=f"agent{i}", charter=f"You are agent {i}.")) for i in range(8))
+        )
 
-    run(main())
+    responses = run(main())
     assert len(messages_server.requests) == 8
-    prefixes = set()
+    mark = '"cache_control":{"type":"ephemeral"}}'
+    tools_bytes, system_prefixes = set(), set()
     for rec in messages_server.requests:
         raw = rec.raw.decode()
-        # The raw wire bytes from the start of "tools" to the end of the cached block.
-        start = raw.index('"tools"')
-        end = raw.index('"cache_control"')
-        end = raw.index("}", raw.index("}", end) + 1) + 1
-        prefixes.add(raw[start:end])
-        system = rec.body["system"]
-        assert [("cache_control" in b) for b in system] == [False, True, False]
+        tools_bytes.add(raw[raw.index('"tools":') : raw.index('],"stream"')])
+        system_prefixes.add(raw[raw.index('"system":') : raw.index(mark) + len(mark)])
+        assert raw.count('"cache_control"') == 1
+        assert [("cache_control" in b) for b in rec.body["system"]] == [False, True, False]
+        assert rec.body["system"][2]["text"] == f"You are {rec.agent.replace('agent', 'agent ')}."
         assert [t["name"] for t in rec.body["tools"]] == ["finish", "read_file", "write_file"]
-        assert list(rec.body)[:4] == ["max_tokens", "messages", "model", "tools"] or "tools" in rec.body
-    assert len(prefixes) == 1
-    assert "You are agent" not in next(iter(prefixes))
-    creations = [r for r in messages_server.requests]
-    assert len(creations) == 8
+    assert len(tools_bytes) == 1 and len(system_prefixes) == 1
+    assert "You are agent" not in next(iter(system_prefixes))
+    # The server caches by that prefix: one agent writes it, the seven others read it.
+    assert sorted(r.usage.cache_creation_input_tokens > 0 for r in responses) == [False] * 7 + [True]
+    assert sum(r.usage.cache_read_input_tokens > 0 for r in responses) == 7
 
 
 # --------------------------------------------------------------------------------------------------

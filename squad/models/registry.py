@@ -93,6 +93,13 @@ class ModelRuntime:
     def from_settings(cls, settings: Settings, recorder: Recorder | None = None) -> ModelRuntime:
         return cls(governor=RateGovernor.from_settings(settings), budget=Budget(settings), recorder=recorder)
 
+    async def aclose(self) -> None:
+        """Close the backends' connection pools (call at the end of the event loop that used them)."""
+        for model in self.backends.values():
+            close = getattr(model, "aclose", None)
+            if close is not None:
+                await close()
+
     def breaker(self, model: str, settings: Settings) -> CircuitBreaker:
         cb = self.breakers.get(model)
         if cb is None:

@@ -36,8 +36,10 @@ TOOLS = tuple(
     ToolSpec(name, f"{name} tool", {"type": "object", "properties": {"path": {"type": "string"}}})
     for name in ("finish", "read_file", "write_file")
 )
-SHARED = (SystemBlock("You are part of a team. Repo norms: be careful.", cache=False),
-          SystemBlock("Repo map:\n" + "src/app.py\n" * 50, cache=True))
+SHARED = (
+    SystemBlock("You are part of a team. Repo norms: be careful.", cache=False),
+    SystemBlock("Repo map:\n" + "src/app.py\n" * 50, cache=True),
+)
 
 
 def settings(**over: Any) -> Settings:
@@ -45,25 +47,35 @@ def settings(**over: Any) -> Settings:
     base = {
         "retry": RetrySettings(max_attempts=3, base_delay_s=0.01, max_wait_s=0.5),
         "models": ModelsSettings(request_timeout_s=2.0),
-        "rate_limits": RateLimitSettings(requests_per_minute=0, input_tokens_per_minute=0,
-                                         output_tokens_per_minute=0),
+        "rate_limits": RateLimitSettings(requests_per_minute=0, input_tokens_per_minute=0, output_tokens_per_minute=0),
         "circuit_breaker": CircuitBreakerSettings(failure_threshold=50, cooldown_s=30),
     }
     base.update(over)
     return Settings(**base)
 
 
-def request(agent: str = "backend", task: str = "add-api", charter: str = "You are backend.", **kw: Any) -> ModelRequest:
+def request(
+    agent: str = "backend", task: str = "add-api", charter: str = "You are backend.", **kw: Any
+) -> ModelRequest:
     system = (*SHARED, SystemBlock(charter))
-    return ModelRequest(system=system, messages=(Message("user", (TextBlock("Do the task."),)),), tools=TOOLS,
-                        max_tokens=256, agent=agent, task=task, **kw)
+    return ModelRequest(
+        system=system,
+        messages=(Message("user", (TextBlock("Do the task."),)),),
+        tools=TOOLS,
+        max_tokens=256,
+        agent=agent,
+        task=task,
+        **kw,
+    )
 
 
 def run(coro: Any) -> Any:
     return asyncio.run(coro)
 
 
-def managed(name: str = "claude-sonnet-5-5", st: Settings | None = None, recorder: Any = None) -> tuple[Any, ModelRuntime]:
+def managed(
+    name: str = "claude-sonnet-5-5", st: Settings | None = None, recorder: Any = None
+) -> tuple[Any, ModelRuntime]:
     st = st or settings()
     runtime = ModelRuntime.from_settings(st, recorder=recorder)
     return create_model(name, settings=st, runtime=runtime), runtime
@@ -74,8 +86,10 @@ def managed(name: str = "claude-sonnet-5-5", st: Settings | None = None, recorde
 
 
 def test_stream_maps_text_tool_use_usage_and_request_id(messages_server: MessagesServer) -> None:
-    messages_server.script("backend/add-api", Reply(text="Let me read it.",
-                                                    tool_calls=[{"name": "read_file", "input": {"path": "app.py"}}]))
+    messages_server.script(
+        "backend/add-api",
+        Reply(text="Let me read it.", tool_calls=[{"name": "read_file", "input": {"path": "app.py"}}]),
+    )
     events: list[dict[str, Any]] = []
     model = AnthropicModel("claude-sonnet-5-5", settings=settings())
     resp = run(model.complete(request(), on_event=events.append))
@@ -104,14 +118,27 @@ def test_second_call_reads_the_cache_and_messages_round_trip(messages_server: Me
         Message("user", (ToolResultBlock("toolu_1", "no such file", is_error=True),)),
     )
     first = run(model.complete(request()))
-    second = run(model.complete(ModelRequest(system=request().system, messages=history, tools=TOOLS,
-                                             agent="tester", task="t2", tool_choice="finish")))
+    second = run(
+        model.complete(
+            ModelRequest(
+                system=request().system, messages=history, tools=TOOLS, agent="tester", task="t2", tool_choice="finish"
+            )
+        )
+    )
     assert first.usage.cache_creation_input_tokens == second.usage.cache_read_input_tokens > 0
     body = messages_server.requests[1].body
-    assert body["messages"][1]["content"][0] == {"type": "tool_use", "id": "toolu_1", "name": "read_file",
-                                                 "input": {"path": "a.py"}}
-    assert body["messages"][2]["content"][0] == {"type": "tool_result", "tool_use_id": "toolu_1",
-                                                 "content": "no such file", "is_error": True}
+    assert body["messages"][1]["content"][0] == {
+        "type": "tool_use",
+        "id": "toolu_1",
+        "name": "read_file",
+        "input": {"path": "a.py"},
+    }
+    assert body["messages"][2]["content"][0] == {
+        "type": "tool_result",
+        "tool_use_id": "toolu_1",
+        "content": "no such file",
+        "is_error": True,
+    }
     assert body["tool_choice"] == {"type": "tool", "name": "finish"}
 
 
@@ -225,14 +252,26 @@ def test_backoff_is_capped_and_attempts_are_bounded(messages_server: MessagesSer
     [
         (Reply.error(401, "authentication_error"), r"authentication failed \(401\)", "ANTHROPIC_API_KEY"),
         (Reply.error(403, "permission_error", "no access"), r"permission denied \(403\)", "ANTHROPIC_API_KEY"),
-        (Reply.error(404, "not_found_error", "model: claude-nope"), r"unknown model name 'claude-sonnet-5-5'",
-         "squad.toml"),
-        (Reply.error(413, "request_too_large", "Request exceeds the maximum size"),
-         r"context too large for agent 'backend' on task 'add-api'", "context"),
-        (Reply.error(400, "invalid_request_error", "prompt is too long: 210000 tokens > 200000 maximum"),
-         r"context too large for agent 'backend' on task 'add-api'.*prompt is too long", "split the task"),
-        (Reply.error(400, "invalid_request_error", "messages: roles must alternate"),
-         r"rejected the request of agent 'backend'.*roles must alternate", "bug"),
+        (
+            Reply.error(404, "not_found_error", "model: claude-nope"),
+            r"unknown model name 'claude-sonnet-5-5'",
+            "squad.toml",
+        ),
+        (
+            Reply.error(413, "request_too_large", "Request exceeds the maximum size"),
+            r"context too large for agent 'backend' on task 'add-api'",
+            "context",
+        ),
+        (
+            Reply.error(400, "invalid_request_error", "prompt is too long: 210000 tokens > 200000 maximum"),
+            r"context too large for agent 'backend' on task 'add-api'.*prompt is too long",
+            "split the task",
+        ),
+        (
+            Reply.error(400, "invalid_request_error", "messages: roles must alternate"),
+            r"rejected the request of agent 'backend'.*roles must alternate",
+            "bug",
+        ),
     ],
     ids=["401", "403", "404", "413", "400-prompt-too-long", "400-other"],
 )

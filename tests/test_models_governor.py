@@ -35,8 +35,12 @@ def settings() -> Settings:
 
 
 def request(agent: str, size: int = 40) -> ModelRequest:
-    return ModelRequest(system=(SystemBlock("shared", cache=True),),
-                        messages=(Message("user", (TextBlock("x" * size),)),), agent=agent, task="t")
+    return ModelRequest(
+        system=(SystemBlock("shared", cache=True),),
+        messages=(Message("user", (TextBlock("x" * size),)),),
+        agent=agent,
+        task="t",
+    )
 
 
 def within_rate(times: list[float], per_second: float, burst: float, slack: float = 1.0) -> bool:
@@ -139,8 +143,13 @@ def test_round_robin_order_is_per_agent_not_fifo() -> None:
 
 def test_ratelimit_headers_from_the_server_pause_everyone(messages_server: MessagesServer) -> None:
     reset = (datetime.now(UTC) + timedelta(seconds=0.6)).isoformat()
-    messages_server.script("a0", Reply(text="last one", headers={
-        "anthropic-ratelimit-requests-remaining": "0", "anthropic-ratelimit-requests-reset": reset}))
+    messages_server.script(
+        "a0",
+        Reply(
+            text="last one",
+            headers={"anthropic-ratelimit-requests-remaining": "0", "anthropic-ratelimit-requests-reset": reset},
+        ),
+    )
     st = settings()
     runtime = ModelRuntime.from_settings(st)  # default limits are far from binding here
     model = create_model("claude-sonnet-5-5", settings=st, runtime=runtime)
@@ -228,8 +237,9 @@ def test_unlimited_governor_never_waits() -> None:
 
 
 def test_from_settings_reads_rate_limits() -> None:
-    st = Settings(rate_limits=RateLimitSettings(requests_per_minute=60, input_tokens_per_minute=0,
-                                                output_tokens_per_minute=120))
+    st = Settings(
+        rate_limits=RateLimitSettings(requests_per_minute=60, input_tokens_per_minute=0, output_tokens_per_minute=120)
+    )
     governor = RateGovernor.from_settings(st)
     state: dict[str, Any] = {"req": governor._requests, "in": governor._input, "out": governor._output}
     assert state["in"] is None

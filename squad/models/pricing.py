@@ -89,6 +89,8 @@ def price(model: str, usage: Usage, settings: Settings | None = None) -> float:
         if model.startswith("scripted") or model in _warned:  # scripted and replayed calls are free
             return 0.0
         _warned.add(model)
-        log.warning("no price known for model %r: its cost counts as $0 (add [pricing.%r] to squad.toml)", model, model)
+        log.warning(
+            'no price known for model %r: its cost counts as $0 (add [pricing."%s"] to squad.toml)', model, model
+        )
         return 0.0
     return cost(row, usage)

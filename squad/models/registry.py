@@ -262,7 +262,8 @@ class ManagedModel:
                         "agent": request.agent,
                         "task": request.task,
                         "message": f"no price known for model {priced!r}: its cost counts as $0",
-                        "hint": f"add [pricing.{priced!r}] to .squad/squad.toml",
+                        "hint": f'add [pricing."{priced}"] to .squad/squad.toml'
+                        " (input, output, cache_write_5m, cache_write_1h, cache_read in USD/MTok)",
                     },
                 )
             response.cost_usd = price(priced, response.usage, self.settings)

@@ -97,7 +97,7 @@ def test_dollar_budget_fails_closed_before_the_first_call(messages_server: Messa
 
 
 def test_output_budget_refuses_once_used_up(messages_server: MessagesServer) -> None:
-    results, runtime = run_calls(settings(agent_output_tokens=1), ["a", "a"])
+    results, _ = run_calls(settings(agent_output_tokens=1), ["a", "a"])
     assert isinstance(results[0], ModelResponse) and isinstance(results[1], BudgetExceededError)
     assert "agent_output_tokens" in results[1].message
     assert len(messages_server.requests) == 1

@@ -1,10 +1,10 @@
 """Prices of Claude models (USD per million tokens) and the cost of one call.
 
 Source: the model pricing table on platform.claude.com/docs/en/about-claude/pricing and the model
-overview pages, Fable 5.2 from its launch price list (checked 2026-11-22). Cache writes use the 5-minute rate: squad only sets
-`{"type": "ephemeral"}` breakpoints, whose default TTL is 5 minutes. Ids match by longest prefix, so
-dated ids (`claude-sonnet-4-5-20250929`) and aliases find their family row. `settings.pricing`
-overrides or extends the table (`[pricing."claude-foo"] input = ...`). An unknown model costs 0 and
+overview pages, Fable 5.2 from its launch price list (checked 2026-11-22). Cache writes use the
+5-minute rate: squad only sets `{"type": "ephemeral"}` breakpoints, whose default TTL is 5 minutes.
+Ids match by longest prefix, so dated ids (`claude-sonnet-4-5-20250929`) find their family row.
+`settings.pricing` overrides or extends the table (`[pricing."claude-foo"] input = ...`). An unknown model costs 0 and
 is reported once (a logged warning here; the model runtime also emits a journal event).
 """
 

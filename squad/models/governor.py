@@ -5,7 +5,7 @@ Three token buckets refill continuously: requests, input tokens and output token
 `acquire`; afterwards `reconcile` corrects the input bucket with the real usage and charges the
 output (which cannot be known in advance: a call may start while the output bucket is not in debt).
 The server knows better than our estimate, so `observe_headers` tightens the buckets from the
-`anthropic-ratelimit-*-remaining` / `-reset` headers and `retry-after` pauses everyone.
+`anthropic-ratelimit-*-remaining` / `-reset` headers, and a 429's `retry-after` pauses everyone.
 
 Fairness: waiting calls are queued per agent and served round-robin across agents, one call per
 agent per round. An agent that sends huge prompts waits for its own tokens on its own turn; it
@@ -157,7 +157,11 @@ class RateGovernor:
             self._paused_until = max(self._paused_until, until)
 
     def observe_headers(self, headers: Mapping[str, str]) -> None:
-        """Tighten the buckets from `anthropic-ratelimit-*` headers; pause on `retry-after`."""
+        """Tighten the buckets from `anthropic-ratelimit-*` headers (pause until `-reset` when one is used up).
+
+        `retry-after` is not handled here: the retry loop decides whether to honour it (and pauses
+        everyone through `pause`) or to fail over because it is longer than the cap.
+        """
         now = self._clock()
         for kind, bucket in (
             ("requests", self._requests),
@@ -174,9 +178,6 @@ class RateGovernor:
                 reset = _seconds_until(headers.get(f"anthropic-ratelimit-{kind}-reset"))
                 if reset:
                     self.pause(reset)
-        retry_after = parse_retry_after(headers)
-        if retry_after:
-            self.pause(retry_after)
 
     # -- internals
     def _wait_time(self, tokens: int, now: float) -> float:

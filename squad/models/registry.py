@@ -214,6 +214,8 @@ class ManagedModel:
                         f"{model_name}: the server asked to wait {exc.retry_after:g} s (retry-after), "
                         f"more than [retry] max_wait_s = {retry.max_wait_s:g} s"
                     ) from exc
+                if exc.status == 429 and exc.retry_after:
+                    governor.pause(exc.retry_after)  # the rate limit is shared: every agent holds off
                 if attempt == retry.max_attempts:
                     break
                 wait = backoff_delay(attempt, retry, exc.retry_after)

@@ -11,6 +11,7 @@ import json
 import time
 from typing import Any
 
+import anthropic  # noqa: F401  (imported up front so the no-hang time bounds below measure our code, not the import)
 import pytest
 from conftest import NetworkAccessError
 from messages_server import MessagesServer, Reply

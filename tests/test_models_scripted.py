@@ -226,7 +226,7 @@ def test_replay_from_journal_reproduces_a_real_run(tmp_path: Path, messages_serv
 
 
 def test_replay_errors(tmp_path: Path) -> None:
-    with pytest.raises(ModelError, match="responses.jsonl not found"):
+    with pytest.raises(ModelError, match=r"responses\.jsonl not found"):
         ScriptedModel.from_journal(tmp_path)
     (tmp_path / "responses.jsonl").write_text('{"agent": "a", "task": "t", "index": 0, "response": {}}\n\n{bad\n')
     with pytest.raises(ModelError, match="unreadable recorded response") as info:

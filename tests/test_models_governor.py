@@ -92,8 +92,8 @@ def test_eight_agents_share_the_request_rate(messages_server: MessagesServer) ->
 
 
 def test_heavy_agent_cannot_starve_light_ones(messages_server: MessagesServer) -> None:
-    """Input tokens limited; one agent sends prompts 40x bigger. Served round-robin, each light
-    agent's k-th call goes out before the heavy agent's (k+1)-th."""
+    """Input tokens limited; one agent sends prompts 40x bigger. Fair queuing by share of the limit:
+    the light agents' calls all go out before the heavy agent's second call, and they finish first."""
     st = settings()
     governor = RateGovernor(input_tokens_per_minute=60_000, burst_s=1.0)  # 1000 tokens/s, bucket 1000
     runtime = ModelRuntime(governor=governor, budget=Budget(st))
@@ -114,10 +114,9 @@ def test_heavy_agent_cannot_starve_light_ones(messages_server: MessagesServer) -
     order = [r.agent for r in messages_server.requests if r.agent != "warmup"]
     assert len(order) == 24
     heavy_at = [i for i, a in enumerate(order) if a == "heavy"]
-    for i in range(7):
-        light_at = [k for k, a in enumerate(order) if a == f"light{i}"]
-        assert all(light_at[k] < heavy_at[k + 1] for k in range(2)), order
-    assert len(finished) == 8
+    light_at = [k for k, a in enumerate(order) if a != "heavy"]
+    assert len(heavy_at) == 3 and max(light_at) < heavy_at[1], order
+    assert max(v for k, v in finished.items() if k != "heavy") < finished["heavy"]
 
 
 def test_round_robin_order_is_per_agent_not_fifo() -> None:

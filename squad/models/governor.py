@@ -7,19 +7,24 @@ output (which cannot be known in advance: a call may start while the output buck
 The server knows better than our estimate, so `observe_headers` tightens the buckets from the
 `anthropic-ratelimit-*-remaining` / `-reset` headers, and a 429's `retry-after` pauses everyone.
 
-Fairness: waiting calls are queued per agent and served round-robin across agents, one call per
-agent per round. An agent that sends huge prompts waits for its own tokens on its own turn; it
-cannot push seven light agents to the back of a FIFO. No background task: the dispatcher runs
-whenever something changes and arms one timer (`loop.call_later`) for the next refill.
+Fairness: waiting calls are served by start-time fair queuing across agents, not FIFO. Each agent
+has a virtual clock that advances by the share of the limits its calls use (1/requests-rate +
+input tokens/input-rate, plus its output tokens afterwards); the waiting call with the earliest
+virtual start goes next. With equal calls this is plain round-robin (A, B, C, A, B, C); an agent
+sending prompts 40x larger gets its turn 40x less often, so it cannot make seven light agents wait
+behind its token debt. An idle agent earns no credit (its clock restarts at the current virtual
+time). No background task: the dispatcher runs whenever something changes and arms one timer
+(`loop.call_later`) for the next refill.
 """
 
 from __future__ import annotations
 
 import asyncio
-import collections
+import heapq
+import itertools
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from squad.config import Settings
@@ -55,13 +60,13 @@ class _Bucket:
         return 0.0 if self.level >= need else (need - self.level) / self.rate
 
 
+@dataclass(order=True)
 class _Waiter:
-    __slots__ = ("agent", "future", "tokens")
-
-    def __init__(self, agent: str, tokens: int, future: asyncio.Future[Permit]) -> None:
-        self.agent = agent
-        self.tokens = tokens
-        self.future = future
+    start: float  # virtual start tag: lowest goes first
+    seq: int  # arrival order breaks ties
+    agent: str = field(compare=False)
+    tokens: int = field(compare=False)
+    future: asyncio.Future[Permit] = field(compare=False)
 
 
 class RateGovernor:
@@ -91,8 +96,10 @@ class RateGovernor:
         self._output = _Bucket(output_tokens_per_minute, burst_s, now) if output_tokens_per_minute else None
         self._max_pause_s = max_pause_s
         self._paused_until = 0.0
-        self._queues: dict[str, collections.deque[_Waiter]] = {}
-        self._ring: collections.deque[str] = collections.deque()  # agents with waiting calls, in turn order
+        self._heap: list[_Waiter] = []
+        self._seq = itertools.count()
+        self._vtime = 0.0  # virtual time: start tag of the last granted call
+        self._agent_clock: dict[str, float] = {}  # virtual finish tag of each agent's last call
         self._timer: asyncio.TimerHandle | None = None
 
     @classmethod
@@ -109,20 +116,18 @@ class RateGovernor:
     @property
     def waiting(self) -> int:
         """Calls waiting for a slot."""
-        return sum(len(q) for q in self._queues.values())
+        return sum(1 for w in self._heap if not w.future.done())
 
     async def acquire(self, agent: str, input_tokens: int) -> Permit:
         """Wait for this agent's turn and enough budget; charge one request and `input_tokens`."""
         now = self._clock()
-        if not self._ring and self._wait_time(input_tokens, now) <= 0:
+        start = max(self._vtime, self._agent_clock.get(agent, 0.0))
+        self._agent_clock[agent] = start + self._cost(input_tokens)
+        if not self._heap and self._wait_time(input_tokens, now) <= 0:
+            self._vtime = start
             return self._grant(agent, input_tokens, now)
         future: asyncio.Future[Permit] = asyncio.get_running_loop().create_future()
-        waiter = _Waiter(agent, input_tokens, future)
-        queue = self._queues.get(agent)
-        if queue is None:
-            queue = self._queues[agent] = collections.deque()
-            self._ring.append(agent)
-        queue.append(waiter)
+        heapq.heappush(self._heap, _Waiter(start, next(self._seq), agent, input_tokens, future))
         self._dispatch()
         try:
             return await future
@@ -143,6 +148,9 @@ class RateGovernor:
         if self._output is not None:
             self._output.refill(now)
             self._output.level -= usage.output_tokens
+            # Output is part of the agent's share too; charge it to its virtual clock.
+            clock = self._agent_clock.get(permit.agent, self._vtime)
+            self._agent_clock[permit.agent] = clock + usage.output_tokens / self._output.rate
         self._dispatch()
 
     def cancel(self, permit: Permit) -> None:
@@ -208,32 +216,33 @@ class RateGovernor:
                 bucket.refill(now)
                 bucket.level = min(bucket.capacity, bucket.level + amount)
 
+    def _cost(self, tokens: int) -> float:
+        """A call's share of the limits, in seconds of refill (1 when nothing is limited: round-robin)."""
+        cost = 0.0
+        if self._requests is not None:
+            cost += 1 / self._requests.rate
+        if self._input is not None:
+            cost += tokens / self._input.rate
+        return cost or 1.0
+
     def _dispatch(self) -> None:
-        """Grant waiting calls in round-robin order while budget allows; else arm a timer."""
+        """Grant waiting calls in virtual-start order while the buckets allow; else arm a timer."""
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        while self._ring:
-            agent = self._ring[0]
-            queue = self._queues[agent]
-            while queue and queue[0].future.done():  # cancelled while waiting
-                queue.popleft()
-            if not queue:
-                self._ring.popleft()
-                del self._queues[agent]
+        while self._heap:
+            head = self._heap[0]
+            if head.future.done():  # cancelled while waiting
+                heapq.heappop(self._heap)
                 continue
             now = self._clock()
-            wait = self._wait_time(queue[0].tokens, now)
+            wait = self._wait_time(head.tokens, now)
             if wait > 0:
                 self._timer = asyncio.get_running_loop().call_later(wait, self._dispatch)
                 return
-            waiter = queue.popleft()
-            waiter.future.set_result(self._grant(agent, waiter.tokens, now))
-            self._ring.popleft()
-            if queue:
-                self._ring.append(agent)  # its next call waits for everyone else's turn
-            else:
-                del self._queues[agent]
+            heapq.heappop(self._heap)
+            self._vtime = head.start
+            head.future.set_result(self._grant(head.agent, head.tokens, now))
 
 
 def _number(value: str | None) -> float | None:

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import subprocess
+import sys
 import time
 from typing import Any
 
@@ -409,3 +411,16 @@ def test_build_params_is_json_stable() -> None:
     a = json.dumps(model.build_params(request(agent="a")))
     b = json.dumps(model.build_params(request(agent="b")))
     assert a == b  # agent/task are routing metadata, never part of the prompt
+
+
+def test_importing_squad_models_does_not_import_the_sdk() -> None:
+    code = (
+        "import sys\n"
+        "import squad.models as m\n"
+        "from squad.config import Settings\n"
+        "rt = m.ModelRuntime.from_settings(Settings())\n"
+        "model = m.create_model('claude-sonnet-5-5', settings=Settings(), runtime=rt)\n"
+        "assert 'anthropic' not in sys.modules and 'httpx2' not in sys.modules, 'SDK imported too early'\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr

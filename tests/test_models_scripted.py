@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from messages_server import MessagesServer, Reply
 
-from squad.config import RateLimitSettings, Settings
+from squad.config import RateLimitSettings, RetrySettings, Settings
 from squad.errors import ConfigError, ModelError
 from squad.models import (
     Message,
@@ -185,6 +185,9 @@ def test_create_model_scripted_goes_through_the_runtime(script: Path) -> None:
     assert runtime.budget.spent().turns == 2
     with pytest.raises(ConfigError, match="unknown model name 'gpt-4'"):
         create_model("gpt-4", settings=st, runtime=runtime)
+    bad_fallback = Settings(models={"fallback": ["claude-haiku-5-5", "gpt-4"]})
+    with pytest.raises(ConfigError, match="unknown model name 'gpt-4'"):
+        create_model(f"scripted:{script}", settings=bad_fallback, runtime=runtime)
 
 
 def test_replay_from_journal_reproduces_a_real_run(tmp_path: Path, messages_server: MessagesServer) -> None:
@@ -232,3 +235,27 @@ def test_replay_errors(tmp_path: Path) -> None:
     with pytest.raises(ModelError, match="unreadable recorded response") as info:
         ScriptedModel.from_journal(tmp_path)
     assert info.value.line == 1
+
+
+def test_scripted_error_turns_rehearse_failures(tmp_path: Path) -> None:
+    """`error:` turns: transient ones are retried by create_model's wrapper, others are final."""
+    data = {
+        "version": 1,
+        "scripts": [
+            {"agent": "a", "turns": [{"error": "overloaded_error"}, {"text": "second try"}]},
+            {"agent": "b", "turns": [{"error": "invalid_request_error"}]},
+        ],
+    }
+    path = tmp_path / "s.json"
+    path.write_text(json.dumps(data))
+    st = Settings(
+        rate_limits=RateLimitSettings(requests_per_minute=0, input_tokens_per_minute=0, output_tokens_per_minute=0),
+        retry=RetrySettings(max_attempts=3, base_delay_s=0.001, max_wait_s=0.01),
+    )
+    runtime = ModelRuntime.from_settings(st)
+    model = create_model(f"scripted:{path}", settings=st, runtime=runtime)
+    events: list[dict[str, Any]] = []
+    assert asyncio.run(model.complete(request("a", "t"), on_event=events.append)).text == "second try"
+    assert [e["type"] for e in events] == ["model_retry", "text_delta"]
+    with pytest.raises(ModelError, match=r"scripted invalid_request_error \(script entry #2"):
+        asyncio.run(model.complete(request("b", "t")))

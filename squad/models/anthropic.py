@@ -53,7 +53,7 @@ class AnthropicModel:
 
     Args:
         name: model id, e.g. "claude-sonnet-4-5".
-        settings: for `models.request_timeout_s` (the SDK's connect/read timeout).
+        settings: for `models.request_timeout_s` (the SDK's read timeout; connect is at most 10 s).
         api_key: overrides ANTHROPIC_API_KEY.
         base_url: overrides ANTHROPIC_BASE_URL.
         on_headers: called with the response headers of every attempt (success or error);
@@ -172,6 +172,9 @@ class AnthropicModel:
         loop = asyncio.get_running_loop()
         if self._client is None or self._client_loop is not loop:
             import anthropic
+            import httpx2
+
+            timeout = self.settings.models.request_timeout_s
 
             api_key = self._api_key or os.environ.get("ANTHROPIC_API_KEY")
             if not api_key and not os.environ.get("ANTHROPIC_AUTH_TOKEN"):
@@ -183,7 +186,8 @@ class AnthropicModel:
                 api_key=api_key,
                 base_url=self._base_url or os.environ.get("ANTHROPIC_BASE_URL") or None,
                 max_retries=0,  # we retry in one place (registry.py), with our caps
-                timeout=self.settings.models.request_timeout_s,
+                # read = longest silence allowed inside a stream; connecting never needs that long
+                timeout=httpx2.Timeout(timeout, connect=min(10.0, timeout)),
             )
             self._client_loop = loop
         return self._client

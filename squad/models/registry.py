@@ -112,9 +112,11 @@ def create_model(name: str, *, settings: Settings, runtime: ModelRuntime) -> Mod
     """The model called `name`, wrapped in the shared policy (see module docstring).
 
     Raises:
-        ConfigError: the name is neither `claude-...` nor `scripted:<path>`, or the script is invalid.
+        ConfigError: the name (or a `models.fallback` name) is neither `claude-...` nor
+            `scripted:<path>`, or the script is invalid.
     """
-    backend(name, settings=settings, runtime=runtime)  # fail early on a bad name or script
+    for model_name in (name, *settings.models.fallback):  # fail early on a bad name or script
+        backend(model_name, settings=settings, runtime=runtime)
     return ManagedModel(name, settings=settings, runtime=runtime)
 
 

@@ -16,7 +16,9 @@ Script format (YAML or JSON file, or the same structure as a dict)::
 
 The first call of an (agent, task) pair binds it to the first unbound matching entry; later calls of
 that pair advance the entry's turns. So concurrent agents each follow their own entry, whatever the
-order their calls arrive in. A turn may also set `stop_reason` and `usage` (else chars / 4).
+order their calls arrive in. A turn may also set `stop_reason` and `usage` (else chars / 4), or
+`error: overloaded_error` (also rate_limit_error, api_error: retried by create_model's wrapper; any
+other value is a final ModelError) to rehearse failures offline.
 Mistakes are ModelErrors naming the file, the entry (with its line for YAML) and what to fix.
 """
 
@@ -41,9 +43,12 @@ from squad.models.base import (
     ToolUseBlock,
     Usage,
 )
+from squad.models.retry import TransientModelError
 from squad.models.tokens import estimate_input_tokens, estimate_text_tokens
 
-_TURN_KEYS = {"text", "tool_calls", "latency_ms", "stop_reason", "usage"}
+_TURN_KEYS = {"text", "tool_calls", "latency_ms", "stop_reason", "usage", "error"}
+#: `error:` values of a turn that simulate a transient failure (create_model retries them).
+TRANSIENT_ERRORS = frozenset({"overloaded_error", "rate_limit_error", "api_error"})
 
 
 @dataclass
@@ -134,10 +139,16 @@ class ScriptedModel:
         turn_no = entry.used
         entry.used += 1
         self._calls[key] = index + 1
-        content = self._content(entry, turn, turn_no, request)
         latency = float(turn.get("latency_ms", 0)) / 1000
         if latency:
             await asyncio.sleep(latency)
+        if turn.get("error"):
+            kind = str(turn["error"])
+            message = f"scripted {kind} ({entry.describe()} turn {turn_no + 1})"
+            if kind in TRANSIENT_ERRORS:
+                raise TransientModelError(message, overloaded=kind == "overloaded_error")
+            raise ModelError(message, path=self.path, line=entry.line)
+        content = self._content(entry, turn, turn_no, request)
         text = turn.get("text") or ""
         if on_event is not None and text:
             result = on_event({"type": "text_delta", "text": text, "agent": request.agent, "task": request.task})

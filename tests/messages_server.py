@@ -74,7 +74,8 @@ class Reply:
 
 @dataclass
 class RecordedRequest:
-    """What the server saw: when (time.monotonic), where, headers (lower-case keys), the JSON body."""
+    """What the server saw: when (time.monotonic), where, headers (lower-case keys), the JSON body,
+    the status it answered (-1: dropped) and the client's address."""
 
     ts: float
     method: str
@@ -83,6 +84,7 @@ class RecordedRequest:
     body: dict[str, Any]
     raw: bytes
     status: int = 0
+    peer: tuple[str, int] = ("", 0)  # client address: the same port means a reused keep-alive connection
 
     @property
     def agent(self) -> str:
@@ -229,7 +231,7 @@ class _Handler(BaseHTTPRequestHandler):
             body = json.loads(raw or b"{}")
         except json.JSONDecodeError:
             body = {}
-        rec = RecordedRequest(time.monotonic(), "POST", self.path, headers, body, raw)
+        rec = RecordedRequest(time.monotonic(), "POST", self.path, headers, body, raw, peer=self.client_address[:2])
         app._record(rec)
         if self.path.split("?")[0] != "/v1/messages":
             rec.status = 404

@@ -45,6 +45,7 @@ class Reply:
         stream_error: send an SSE `error` event of this type after the first content delta.
         drop: close the connection without any response.
         stall_s: after the headers (and message_start), go silent for this long, then close.
+        truncate: end the stream cleanly right after the first content delta (no message_stop).
         delay_s: wait this long before answering at all.
     """
 
@@ -59,6 +60,7 @@ class Reply:
     stream_error: str | None = None
     drop: bool = False
     stall_s: float = 0.0
+    truncate: bool = False
     delay_s: float = 0.0
 
     @staticmethod
@@ -339,6 +341,9 @@ class _Handler(BaseHTTPRequestHandler):
         for index, block in enumerate(message["content"]):
             for event in _block_events(index, block):
                 self._event(event["type"], event)
+                if reply.truncate and event["type"] == "content_block_delta":
+                    self._end_chunks()
+                    return
                 if reply.stream_error and event["type"] == "content_block_delta":
                     self._event(
                         "error", {"type": "error", "error": {"type": reply.stream_error, "message": reply.message}}

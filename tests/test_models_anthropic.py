@@ -180,19 +180,29 @@ def test_shared_prefix_is_byte_identical_across_specialists(messages_server: Mes
 
 
 @pytest.mark.parametrize(
-    "failure",
+    ("failure", "reported"),
     [
-        Reply.error(429, "rate_limit_error", retry_after="0.2"),
-        Reply.error(529, "overloaded_error"),
-        Reply.error(500, "api_error"),
-        Reply.error(503, "api_error"),
-        Reply(text="partial", stream_error="overloaded_error"),
-        Reply(drop=True),
-        Reply(stall_s=5),
+        (Reply.error(429, "rate_limit_error", retry_after="0.2"), "returned 429 rate_limit_error"),
+        (Reply.error(529, "overloaded_error"), "returned 529 overloaded_error"),
+        (Reply.error(500, "api_error"), "returned 500 api_error"),
+        (Reply.error(503, "api_error"), "returned 503 api_error"),
+        (Reply(text="partial", stream_error="overloaded_error"), "overloaded_error event in the middle of the stream"),
+        (Reply(drop=True), "no response from the Messages API"),
+        (Reply(stall_s=5), "read timed out after the response started"),
+        (Reply(text="cut short", truncate=True), "ended before the message was complete"),
     ],
-    ids=["429-retry-after", "529", "500", "503", "stream-error-event", "dropped-connection", "stall-after-headers"],
+    ids=[
+        "429-retry-after",
+        "529",
+        "500",
+        "503",
+        "stream-error-event",
+        "dropped-connection",
+        "stall-after-headers",
+        "stream-ends-early",
+    ],
 )
-def test_transient_failures_are_retried(messages_server: MessagesServer, failure: Reply) -> None:
+def test_transient_failures_are_retried(messages_server: MessagesServer, failure: Reply, reported: str) -> None:
     messages_server.script("backend", failure, Reply(text="recovered"))
     events: list[dict[str, Any]] = []
     st = settings(models=ModelsSettings(request_timeout_s=0.3))
@@ -205,6 +215,7 @@ def test_transient_failures_are_retried(messages_server: MessagesServer, failure
     assert len(messages_server.requests) == 2
     retries = [e for e in events if e["type"] == "model_retry"]
     assert len(retries) == 1 and retries[0]["attempt"] == 1
+    assert reported in retries[0]["error"]
     if failure.headers.get("retry-after"):
         assert retries[0]["wait_s"] == pytest.approx(0.2)
         assert messages_server.requests[1].ts - messages_server.requests[0].ts >= 0.2
@@ -388,7 +399,7 @@ def test_open_breaker_routes_straight_to_the_fallback(messages_server: MessagesS
 def test_default_endpoint_in_tests_is_a_closed_loopback_port() -> None:
     """Without a loopback server, AnthropicModel hits the guard's 127.0.0.1:9, never the real API."""
     model = AnthropicModel("claude-sonnet-5-5", settings=settings())
-    with pytest.raises(ModelError, match=r"cannot reach the Messages API at http://127\.0\.0\.1:9") as info:
+    with pytest.raises(ModelError, match=r"no response from the Messages API at http://127\.0\.0\.1:9") as info:
         run(model.complete(request()))
     assert "ANTHROPIC_BASE_URL" in (info.value.hint or "")
 

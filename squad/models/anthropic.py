@@ -131,13 +131,15 @@ class AnthropicModel:
                         )
                 final = await stream.get_final_message()
                 request_id = stream.request_id
+            if final.stop_reason is None:  # the body ended cleanly but before message_delta/message_stop
+                raise TransientModelError(f"the stream from {self.name} ended before the message was complete")
         except anthropic.APIStatusError as exc:
             if self.on_headers is not None and exc.status_code != 200:
                 self.on_headers(exc.response.headers)
             raise self._status_error(exc, request) from exc
         except anthropic.APIConnectionError as exc:  # includes APITimeoutError; before any response
             raise TransientModelError(
-                f"cannot reach the Messages API at {client.base_url} ({type(exc).__name__}: {exc})",
+                f"no response from the Messages API at {client.base_url} ({type(exc).__name__}: {exc})",
                 hint="check ANTHROPIC_BASE_URL and your network",
             ) from exc
         except httpx2.TransportError as exc:  # after the headers: read timeout, dropped connection
@@ -175,7 +177,6 @@ class AnthropicModel:
             import httpx2
 
             timeout = self.settings.models.request_timeout_s
-
             api_key = self._api_key or os.environ.get("ANTHROPIC_API_KEY")
             if not api_key and not os.environ.get("ANTHROPIC_AUTH_TOKEN"):
                 raise ModelError(

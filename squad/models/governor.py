@@ -153,11 +153,6 @@ class RateGovernor:
             self._agent_clock[permit.agent] = clock + usage.output_tokens / self._output.rate
         self._dispatch()
 
-    def cancel(self, permit: Permit) -> None:
-        """The call never reached the server (or failed before any work): return its input tokens."""
-        self._give_back(permit)
-        self._dispatch()
-
     def pause(self, seconds: float) -> None:
         """Hold every new call for `seconds` (capped at max_pause_s), e.g. after a 429 retry-after."""
         if seconds > 0:

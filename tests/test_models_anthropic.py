@@ -404,8 +404,12 @@ def test_default_endpoint_in_tests_is_a_closed_loopback_port() -> None:
     assert "ANTHROPIC_BASE_URL" in (info.value.hint or "")
 
 
-def test_guard_refuses_the_real_api_host(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("ANTHROPIC_BASE_URL", "https://api.anthropic.com")
+@pytest.mark.parametrize("base_url", ["https://api.anthropic.com", None], ids=["explicit", "sdk-default"])
+def test_guard_refuses_the_real_api_host(monkeypatch: pytest.MonkeyPatch, base_url: str | None) -> None:
+    if base_url is None:
+        monkeypatch.delenv("ANTHROPIC_BASE_URL")  # the SDK falls back to https://api.anthropic.com
+    else:
+        monkeypatch.setenv("ANTHROPIC_BASE_URL", base_url)
     model = AnthropicModel("claude-sonnet-5-5", settings=settings())
     with pytest.raises(ModelError) as info:
         run(model.complete(request()))

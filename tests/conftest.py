@@ -96,3 +96,18 @@ def repo(tmp_path: Path) -> Iterator[Path]:
         yield root
     finally:
         os.chdir(old)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Messages API loopback server (helper "models"; see tests/messages_server.py)
+
+
+@pytest.fixture
+def messages_server(monkeypatch: pytest.MonkeyPatch) -> Iterator[MessagesServer]:
+    """A running loopback Messages API server; ANTHROPIC_BASE_URL points at it (also for subprocesses)."""
+    with MessagesServer() as server:
+        monkeypatch.setenv("ANTHROPIC_BASE_URL", server.url)
+        yield server
+
+
+from messages_server import MessagesServer  # noqa: E402  (kept inside this appended block)

@@ -1,0 +1,271 @@
+"""AnthropicModel: one streaming Messages API call through the official SDK, mapped to our types.
+
+The SDK (`anthropic`, about a second to import) is imported on first use, never at import time of
+squad.models. `ANTHROPIC_API_KEY` and `ANTHROPIC_BASE_URL` are honoured, so any Messages-API
+compatible server (and the tests' loopback server) works.
+
+This class makes exactly ONE attempt per `complete` (SDK `max_retries=0`) and turns every failure
+into either a `TransientModelError` (worth retrying: 408/409/429/5xx/529, an `error` event inside
+the stream, a dropped connection, a read timeout after the headers) or a `ModelError` that says what
+to do. Retries, backoff, the fallback chain and the circuit breaker live in one place: the wrapper
+built by `create_model` (registry.py).
+
+Prompt caching: tools come first in the request, then the system blocks; the last SystemBlock with
+`cache=True` gets `cache_control: {"type": "ephemeral"}`, so tools + the shared system blocks form one
+cached prefix that every specialist of a run sends byte for byte.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import os
+import time
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
+
+from squad.config import Settings
+from squad.errors import ModelError
+from squad.models.base import (
+    ContentBlock,
+    Message,
+    ModelRequest,
+    ModelResponse,
+    StreamCallback,
+    TextBlock,
+    ToolUseBlock,
+    Usage,
+)
+from squad.models.governor import parse_retry_after
+from squad.models.retry import TransientModelError
+
+if TYPE_CHECKING:
+    from anthropic import AsyncAnthropic
+
+#: Status codes worth another attempt (the same set the SDK itself would retry).
+RETRYABLE_STATUS = frozenset({408, 409, 429, 500, 502, 503, 504, 529})
+#: Error types that may arrive as an `error` event inside a 200 stream and are worth retrying.
+RETRYABLE_STREAM_ERRORS = frozenset({"overloaded_error", "api_error", "rate_limit_error", "timeout_error"})
+
+
+class AnthropicModel:
+    """A Claude model over the Messages API (streaming, tool use, prompt caching).
+
+    Args:
+        name: model id, e.g. "claude-sonnet-4-5".
+        settings: for `models.request_timeout_s` (the SDK's read timeout; connect is at most 10 s).
+        api_key: overrides ANTHROPIC_API_KEY.
+        base_url: overrides ANTHROPIC_BASE_URL.
+        on_headers: called with the response headers of every attempt (success or error);
+            create_model points it at the RateGovernor so rate-limit headers tighten it.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        settings: Settings | None = None,
+        api_key: str | None = None,
+        base_url: str | None = None,
+        on_headers: Callable[[Mapping[str, str]], None] | None = None,
+    ) -> None:
+        self.name = name
+        self.settings = settings or Settings()
+        self.on_headers = on_headers
+        self._api_key = api_key
+        self._base_url = base_url
+        self._client: AsyncAnthropic | None = None
+        self._client_loop: asyncio.AbstractEventLoop | None = None
+
+    # -- request building (pure; also used by tests to check the shared prefix)
+    def build_params(self, request: ModelRequest) -> dict[str, Any]:
+        """The Messages API body for `request` (without `stream`), in a stable key order."""
+        params: dict[str, Any] = {"model": self.name, "max_tokens": request.max_tokens}
+        if request.tools:
+            params["tools"] = [
+                {"name": t.name, "description": t.description, "input_schema": t.input_schema} for t in request.tools
+            ]
+        if request.system:
+            last_cached = max((i for i, b in enumerate(request.system) if b.cache), default=-1)
+            system: list[dict[str, Any]] = []
+            for i, block in enumerate(request.system):
+                item: dict[str, Any] = {"type": "text", "text": block.text}
+                if i == last_cached:
+                    item["cache_control"] = {"type": "ephemeral"}
+                system.append(item)
+            params["system"] = system
+        params["messages"] = [_message_param(m) for m in request.messages]
+        if request.tool_choice:
+            params["tool_choice"] = {"type": "tool", "name": request.tool_choice}
+        return params
+
+    # -- the call
+    async def complete(self, request: ModelRequest, on_event: StreamCallback | None = None) -> ModelResponse:
+        """One streaming attempt. Raises TransientModelError (retry it) or ModelError (don't)."""
+        import anthropic
+        import httpx2
+
+        client = self._get_client()
+        params = self.build_params(request)
+        headers = {"x-squad-agent": f"{request.agent}/{request.task}"}
+        start = time.perf_counter()
+        ttft: float | None = None
+        try:
+            async with client.messages.stream(**params, extra_headers=headers) as stream:
+                if self.on_headers is not None:
+                    self.on_headers(stream.response.headers)
+                async for event in stream:
+                    if event.type != "content_block_delta":
+                        continue
+                    if ttft is None:
+                        ttft = time.perf_counter() - start
+                    if on_event is not None and event.delta.type == "text_delta":
+                        await _emit(
+                            on_event,
+                            {
+                                "type": "text_delta",
+                                "text": event.delta.text,
+                                "agent": request.agent,
+                                "task": request.task,
+                            },
+                        )
+                final = await stream.get_final_message()
+                request_id = stream.request_id
+            if final.stop_reason is None:  # the body ended cleanly but before message_delta/message_stop
+                raise TransientModelError(f"the stream from {self.name} ended before the message was complete")
+        except anthropic.APIStatusError as exc:
+            if self.on_headers is not None and exc.status_code != 200:
+                self.on_headers(exc.response.headers)
+            raise self._status_error(exc, request) from exc
+        except anthropic.APIConnectionError as exc:  # includes APITimeoutError; before any response
+            raise TransientModelError(
+                f"no response from the Messages API at {client.base_url} ({type(exc).__name__}: {exc})",
+                hint="check ANTHROPIC_BASE_URL and your network",
+            ) from exc
+        except httpx2.TransportError as exc:  # after the headers: read timeout, dropped connection
+            what = "read timed out" if isinstance(exc, httpx2.TimeoutException) else "connection dropped"
+            raise TransientModelError(
+                f"the stream from {self.name} {what} after the response started ({type(exc).__name__})"
+            ) from exc
+        return ModelResponse(
+            content=tuple(_our_block(b) for b in final.content if b.type in ("text", "tool_use")),
+            stop_reason=final.stop_reason or "end_turn",
+            usage=Usage(
+                input_tokens=final.usage.input_tokens,
+                output_tokens=final.usage.output_tokens,
+                cache_creation_input_tokens=final.usage.cache_creation_input_tokens or 0,
+                cache_read_input_tokens=final.usage.cache_read_input_tokens or 0,
+            ),
+            model=final.model or self.name,
+            latency_s=time.perf_counter() - start,
+            ttft_s=ttft,
+            request_id=request_id,
+        )
+
+    async def aclose(self) -> None:
+        """Close the HTTP connection pool."""
+        if self._client is not None:
+            await self._client.close()
+            self._client = None
+
+    # -- internals
+    def _get_client(self) -> AsyncAnthropic:
+        """The SDK client of the running event loop (an httpx pool cannot cross loops)."""
+        loop = asyncio.get_running_loop()
+        if self._client is None or self._client_loop is not loop:
+            import anthropic
+            import httpx2
+
+            timeout = self.settings.models.request_timeout_s
+            api_key = self._api_key or os.environ.get("ANTHROPIC_API_KEY")
+            if not api_key and not os.environ.get("ANTHROPIC_AUTH_TOKEN"):
+                raise ModelError(
+                    f"ANTHROPIC_API_KEY is not set, so model {self.name!r} cannot be called",
+                    hint="export ANTHROPIC_API_KEY=... (or use a `scripted:<file>` model for offline runs)",
+                )
+            self._client = anthropic.AsyncAnthropic(
+                api_key=api_key,
+                base_url=self._base_url or os.environ.get("ANTHROPIC_BASE_URL") or None,
+                max_retries=0,  # we retry in one place (registry.py), with our caps
+                # read = longest silence allowed inside a stream; connecting never needs that long
+                timeout=httpx2.Timeout(timeout, connect=min(10.0, timeout)),
+            )
+            self._client_loop = loop
+        return self._client
+
+    def _status_error(self, exc: Any, request: ModelRequest) -> ModelError:
+        """Map an SDK APIStatusError to a retryable or a final error with a message that says what to do."""
+        status: int = exc.status_code
+        kind: str = exc.type or ""
+        detail = exc.api_message or str(exc)
+        rid = f" (request-id {exc.request_id})" if exc.request_id else ""
+        who = f"agent {request.agent!r} on task {request.task!r}"
+        if status == 200:  # an `error` event inside the stream
+            if kind in RETRYABLE_STREAM_ERRORS:
+                return TransientModelError(
+                    f"{self.name} sent an {kind} event in the middle of the stream: {detail}{rid}",
+                    overloaded=kind == "overloaded_error",
+                )
+            return ModelError(f"{self.name} failed mid-stream with {kind or 'an error'}: {detail}{rid}")
+        if status in RETRYABLE_STATUS or status >= 500:
+            return TransientModelError(
+                f"{self.name} returned {status} {kind}: {detail}{rid}",
+                retry_after=parse_retry_after(exc.response.headers),
+                status=status,
+                overloaded=status in (503, 529) or kind == "overloaded_error",
+            )
+        if status == 401:
+            return ModelError(
+                f"authentication failed (401) calling {self.name}: the API key was rejected{rid}",
+                hint="check ANTHROPIC_API_KEY (and ANTHROPIC_BASE_URL if you use a proxy)",
+            )
+        if status == 403:
+            return ModelError(
+                f"permission denied (403) calling {self.name}: {detail}{rid}",
+                hint="check that the workspace of ANTHROPIC_API_KEY may use this model",
+            )
+        if status == 404:
+            return ModelError(
+                f"unknown model name {self.name!r} (404 from the API: {detail}){rid}",
+                hint="check the model names in .squad/squad.toml ([models]) and the `model:` field of the "
+                f"charter .squad/agents/{request.agent or '<agent>'}.md",
+            )
+        if status == 413 or (status == 400 and "prompt is too long" in detail.lower()):
+            return ModelError(
+                f"context too large for {who} ({self.name}, {status}): {detail}{rid}",
+                hint="lower [context] repo_map_tokens / decisions_tokens / agents_md_tokens in .squad/squad.toml, "
+                "or split the task into smaller ones",
+            )
+        if status == 400:
+            return ModelError(
+                f"the API rejected the request of {who} (400 {kind}): {detail}{rid}",
+                hint="this is a bug in squad or in the scripted request; please report it with the run folder",
+            )
+        return ModelError(f"{self.name} call for {who} failed: {status} {kind}: {detail}{rid}")
+
+
+def _message_param(message: Message) -> dict[str, Any]:
+    return {"role": message.role, "content": [_block_param(b) for b in message.content]}
+
+
+def _block_param(block: ContentBlock) -> dict[str, Any]:
+    if isinstance(block, TextBlock):
+        return {"type": "text", "text": block.text}
+    if isinstance(block, ToolUseBlock):
+        return {"type": "tool_use", "id": block.id, "name": block.name, "input": block.input}
+    param: dict[str, Any] = {"type": "tool_result", "tool_use_id": block.tool_use_id, "content": block.content}
+    if block.is_error:
+        param["is_error"] = True
+    return param
+
+
+def _our_block(block: Any) -> ContentBlock:
+    if block.type == "text":
+        return TextBlock(text=block.text)
+    return ToolUseBlock(id=block.id, name=block.name, input=dict(block.input or {}))
+
+
+async def _emit(on_event: StreamCallback, event: dict[str, Any]) -> None:
+    result = on_event(event)
+    if inspect.isawaitable(result):
+        await result

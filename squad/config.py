@@ -41,7 +41,7 @@ class _Section(BaseModel):
 class ModelsSettings(_Section):
     """Which Claude models to use."""
 
-    default: str = "claude-sonnet-4-5"
+    default: str = "claude-sonnet-5-5"
     coordinator: str = ""
     reviewer: str = ""
     fallback: list[str] = Field(default_factory=list)

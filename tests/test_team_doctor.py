@@ -62,7 +62,7 @@ def test_team_json_resolves_models(team_repo: Path) -> None:
     rows = {r["name"]: r for r in json.loads(result.output)}
     assert rows["reviewer"]["model"] == "claude-opus-4-1"  # reviewer default from settings
     assert rows["tester"]["model"] == "claude-haiku-4-5"  # the charter's own
-    assert rows["backend"]["model"] == "claude-sonnet-4-5"  # the global default
+    assert rows["backend"]["model"] == "claude-sonnet-5-5"  # the global default
     assert rows["backend"]["owns"] == ["src/**", "lib/**", "app/**"]
     assert rows["reviewer"]["reviewer"] is True
     assert "write_file" not in rows["reviewer"]["tools"]
@@ -165,7 +165,7 @@ def test_doctor_checks_model_names(team_repo: Path) -> None:
     script.write_text("version: 1\nscripts: []\n")
     settings = team_repo / ".squad/squad.toml"
     text = settings.read_text()
-    settings.write_text(text.replace('default = "claude-sonnet-4-5"', 'default = "scripted:script.yaml"', 1))
+    settings.write_text(text.replace('default = "claude-sonnet-5-5"', 'default = "scripted:script.yaml"', 1))
     code, checks = _doctor_json(env={"ANTHROPIC_API_KEY": ""})
     assert code == 0, checks
     assert checks["models"]["status"] == "ok"

@@ -223,7 +223,7 @@ def _check_models(root: Path, settings: Settings, charters: list[Charter]) -> tu
         if problem:
             bad.append(f"{model!r} ({', '.join(where)}): {problem}")
     if bad:
-        fix = "use a Claude model id such as `claude-sonnet-4-5`, or `scripted:<path to a script file>`"
+        fix = "use a Claude model id such as `claude-sonnet-5-5`, or `scripted:<path to a script file>`"
         return Check("models", "error", "; ".join(bad), fix), list(named)
     return Check("models", "ok", ", ".join(sorted(named))), list(named)
 

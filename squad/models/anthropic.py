@@ -52,7 +52,7 @@ class AnthropicModel:
     """A Claude model over the Messages API (streaming, tool use, prompt caching).
 
     Args:
-        name: model id, e.g. "claude-sonnet-4-5".
+        name: model id, e.g. "claude-sonnet-5-5".
         settings: for `models.request_timeout_s` (the SDK's read timeout; connect is at most 10 s).
         api_key: overrides ANTHROPIC_API_KEY.
         base_url: overrides ANTHROPIC_BASE_URL.

@@ -56,7 +56,6 @@ def test_shared_blocks_identical_and_cached_last_charter_after_breakpoint() -> N
 
 
 def test_build_reads_agents_md_and_files_at_the_commit(repo: Path) -> None:
-    pytest.importorskip("squad.decisions")  # TEMPORARY: until the ledger helper's branch lands
     (repo / "AGENTS.md").write_text("# Norms\nUse tabs.\n")
     (repo / "src").mkdir()
     (repo / "src" / "app.py").write_text("print(1)\n")

@@ -17,9 +17,6 @@ from typing import Any
 import pytest
 from conftest import git
 
-for _module in ("squad.agent", "squad.tools", "squad.workspace", "squad.decisions", "squad.models.scripted"):
-    pytest.importorskip(_module)  # TEMPORARY: until every helper's branch has landed on main
-
 FIXTURES = Path(__file__).parent / "fixtures"
 
 CHARTERS = {

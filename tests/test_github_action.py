@@ -300,7 +300,6 @@ def test_injection_corpus_arrives_sanitized_and_fenced(tmp_path: Path, pr_repo: 
 
 
 def test_landed_decision_modified_is_flagged(tmp_path: Path, pr_repo: dict[str, Any]) -> None:
-    pytest.importorskip("squad.decisions", reason="squad.decisions (ledger helper) has not landed on main yet")
     root = pr_repo["root"]
     entry = (
         "## Use SQLite\n"

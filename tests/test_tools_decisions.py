@@ -1,4 +1,4 @@
-"""record_decision and read_decisions against the real ledger (skipped until squad.decisions is merged)."""
+"""record_decision and read_decisions against the real ledger."""
 
 from __future__ import annotations
 
@@ -8,9 +8,8 @@ from pathlib import Path
 import pytest
 from tools_support import call, make_ctx
 
-decisions = pytest.importorskip("squad.decisions")
-
-from squad.tools import default_toolbox  # noqa: E402
+from squad import decisions
+from squad.tools import default_toolbox
 
 
 @pytest.fixture

@@ -18,7 +18,9 @@ from pathlib import Path
 
 import click
 
-DEMO_TASK = "Add loans to bookshelf: lend a book with a due date, give it back, list overdue loans; test and document it."
+DEMO_TASK = (
+    "Add loans to bookshelf: lend a book with a due date, give it back, list overdue loans; test and document it."
+)
 EXAMPLE = "bookshelf"
 
 

@@ -60,8 +60,9 @@ def runs(as_json: bool) -> None:
         click.echo('No runs yet. Start one with: squad run "<task>"')
         return
     table = Table()
-    for col in ("run", "started", "status", "cost", "task"):
-        table.add_column(col)
+    for col in ("run", "started", "status", "cost"):
+        table.add_column(col, no_wrap=True)  # the run id is what people copy: never cut it
+    table.add_column("task", overflow="ellipsis", no_wrap=True)
     for r in found:
         started = time.strftime("%Y-%m-%d %H:%M", time.localtime(r.started)) if r.started else "?"
         table.add_row(r.run, started, r.status, f"${r.cost_usd:.4f}", r.task_text[:60])

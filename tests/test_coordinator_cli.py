@@ -72,6 +72,9 @@ def test_log_cost_runs_read_the_journal(repo: Path) -> None:
 
     listed = json.loads(_json(runner, runs))
     assert listed[0]["run"] == RUN and listed[0]["status"] == "done" and listed[0]["cost_usd"] == 0.012
+    plain = runner.invoke(runs, []).stdout.splitlines()  # not a tty: one tab-separated line per run, nothing cut
+    fields = plain[-1].split("\t")
+    assert fields[0] == RUN and fields[2:4] == ["done", "$0.0120"]
 
 
 def _json(runner: CliRunner, command: object) -> str:

@@ -46,6 +46,8 @@ def test_demo_runs_the_whole_pipeline_offline(tmp_path: Path) -> None:
     ]
     assert tester_runs and not any(e["is_error"] for e in tester_runs)
     assert report["tests"]["passed"] is True
+    # Every specialist sent the same cached prefix: after the first write, the context pack is read from cache.
+    assert report["cache_hit_rate"] > 0.5
 
     # Decisions by at least two agents landed in the run's ledger file on the run branch.
     files = git(target, "ls-tree", "-r", "--name-only", branch, "decisions/").split()

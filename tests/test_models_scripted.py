@@ -259,3 +259,23 @@ def test_scripted_error_turns_rehearse_failures(tmp_path: Path) -> None:
     assert [e["type"] for e in events] == ["model_retry", "text_delta"]
     with pytest.raises(ModelError, match=r"scripted invalid_request_error \(script entry #2"):
         asyncio.run(model.complete(request("b", "t")))
+
+
+def test_synthetic_usage_simulates_the_prompt_cache() -> None:
+    model = ScriptedModel({"version": 1, "scripts": [{"agent": a, "turns": [{"text": "ok"}]} for a in "abc"]})
+    shared = SystemBlock("shared context " * 200, cache=True)
+
+    def call(agent: str, system: tuple[SystemBlock, ...]) -> ModelResponse:
+        req = ModelRequest(system=system, messages=(Message("user", (TextBlock("go"),)),), tools=TOOLS, agent=agent)
+        return asyncio.run(model.complete(req))
+
+    first = call("a", (shared, SystemBlock("charter a")))
+    second = call("b", (shared, SystemBlock("charter b is longer")))
+    assert first.usage.cache_creation_input_tokens > 700 and first.usage.cache_read_input_tokens == 0
+    assert second.usage.cache_read_input_tokens == first.usage.cache_creation_input_tokens
+    assert second.usage.cache_creation_input_tokens == 0
+    assert 0 < second.usage.input_tokens < 20  # only the charter and the message are uncached
+    # Without a breakpoint nothing is cached: the whole prompt is plain input.
+    plain = call("c", (SystemBlock(shared.text), SystemBlock("charter c")))
+    assert plain.usage.cache_creation_input_tokens == plain.usage.cache_read_input_tokens == 0
+    assert plain.usage.input_tokens > 700

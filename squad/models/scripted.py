@@ -19,6 +19,8 @@ that pair advance the entry's turns. So concurrent agents each follow their own 
 order their calls arrive in. A turn may also set `stop_reason` and `usage` (else chars / 4), or
 `error: overloaded_error` (also rate_limit_error, api_error: retried by create_model's wrapper; any
 other value is a final ModelError) to rehearse failures offline.
+Synthetic usage simulates the prompt cache: the first call with a given cached prefix (tools + system
+blocks up to the breakpoint) writes it, later calls read it, so offline runs show what caching saves.
 Mistakes are ModelErrors naming the file, the entry (with its line for YAML) and what to fix.
 """
 
@@ -44,7 +46,7 @@ from squad.models.base import (
     Usage,
 )
 from squad.models.retry import TransientModelError
-from squad.models.tokens import estimate_input_tokens, estimate_text_tokens
+from squad.models.tokens import cached_prefix, estimate_input_tokens, estimate_text_tokens
 
 _TURN_KEYS = {"text", "tool_calls", "latency_ms", "stop_reason", "usage", "error"}
 #: `error:` values of a turn that simulate a transient failure (create_model retries them).
@@ -80,6 +82,7 @@ class ScriptedModel:
         self._bindings: dict[tuple[str, str], _Entry] = {}
         self._replay: _Replay | None = None
         self._calls: dict[tuple[str, str], int] = {}
+        self._cached: set[str] = set()  # prefixes "written" to the simulated prompt cache
         if isinstance(script, dict):
             self.name = "scripted:<dict>"
             self._load(script, None)
@@ -161,6 +164,16 @@ class ScriptedModel:
             )
             or 1,
         )
+        prefix = cached_prefix(request)
+        if prefix is not None:
+            digest, tokens = prefix
+            tokens = min(tokens, usage.input_tokens)
+            usage.input_tokens -= tokens
+            if digest in self._cached:
+                usage.cache_read_input_tokens = tokens
+            else:
+                self._cached.add(digest)
+                usage.cache_creation_input_tokens = tokens
         if turn.get("usage"):
             usage = Usage(**{**usage.to_dict(), **turn["usage"]})
         tool_calls = any(isinstance(b, ToolUseBlock) for b in content)

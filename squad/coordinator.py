@@ -535,8 +535,16 @@ class Coordinator:
         Raises:
             RunError: the plan is still invalid after one retry (the message lists the errors).
         """
+        from squad.agent import FORWARDED_MODEL_EVENTS
+
         agent, model_name = self._lead()
         model = self._model(model_name)
+
+        def on_model_event(event: dict[str, Any]) -> None:  # retries of the planning call, like an agent's
+            kind = str(event.get("type", ""))
+            if kind in FORWARDED_MODEL_EVENTS:
+                emit({**event, "type": f"agent.{kind}", "agent": agent, "task": "plan"})
+
         instructions = (
             "# Your job now: plan\n\nYou are the team's lead. Split the request below into tasks for the "
             "specialists on the roster and submit them with submit_plan. Give each task to the specialist "
@@ -558,7 +566,7 @@ class Coordinator:
                 task="plan",
                 tool_choice="submit_plan",
             )
-            response = await model.complete(request)
+            response = await model.complete(request, on_model_event)
             call = next((b for b in response.tool_uses if b.name == "submit_plan"), None)
             if call is None:
                 errors = ["you did not call submit_plan; call it with the list of tasks"]

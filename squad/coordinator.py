@@ -1107,10 +1107,18 @@ class _Execution:
         return True
 
     def _release_all(self) -> None:
+        """Remove every worktree of the run, keeping the branches.
+
+        Not only this process's leases: after a crash and `--resume`, tasks approved before the crash keep
+        worktrees this process never leased, and those must go too.
+        """
         for lease in self.leases.values():
             with contextlib.suppress(SquadError):
                 self.ws.release(lease)
-        self.emit({"type": "released", "worktrees": len(self.leases)})
+        removed = len(self.leases)
+        with contextlib.suppress(SquadError):
+            removed += len(self.ws.gc(runs=[self.run_id], keep_branches=True).worktrees)
+        self.emit({"type": "released", "worktrees": removed})
 
     # ------------------------------------------------------------------ report
 

@@ -238,3 +238,104 @@ def _cached_tokens(req: RecordedRequest) -> int:
     system = req.body["system"]
     mark = max(i for i, b in enumerate(system) if b.get("cache_control"))
     return len(json.dumps([req.body.get("tools", []), system[: mark + 1]], sort_keys=True)) // 4
+
+
+# ---------------------------------------------------------------------------------------------------------
+# 2. kill -9 mid-run, then --resume
+
+
+def _team_script(slow_ms: int, *, with_quick: bool = True, with_plan: bool = True) -> dict[str, Any]:
+    """lead plans `quick` (backend) and `slow` (tester); `slow`'s first turn takes `slow_ms`."""
+    plan = [
+        {"id": "quick", "agent": "backend", "goal": "quick.py", "files": ["quick.py"]},
+        {"id": "slow", "agent": "tester", "goal": "SLOW.md", "files": ["SLOW.md"]},
+    ]
+    scripts: list[dict[str, Any]] = []
+    if with_plan:
+        scripts.append({"agent": "lead", "task": "plan", "turns": [{"tool_calls": [_tool("submit_plan", tasks=plan)]}]})
+    if with_quick:
+        scripts += [
+            {
+                "agent": "backend",
+                "task": "quick",
+                "turns": [
+                    {"tool_calls": [_tool("write_file", path="quick.py", content="Q = 1\n")]},
+                    {"tool_calls": [_tool("finish", summary="quick")]},
+                ],
+            },
+            {"agent": "reviewer", "task": "quick", "turns": [{"tool_calls": [APPROVE]}]},
+        ]
+    scripts += [
+        {
+            "agent": "tester",
+            "task": "slow",
+            "turns": [
+                {"latency_ms": slow_ms, "tool_calls": [_tool("write_file", path="SLOW.md", content="slow\n")]},
+                {"tool_calls": [_tool("finish", summary="slow")]},
+            ],
+        },
+        {"agent": "reviewer", "task": "slow", "turns": [{"tool_calls": [APPROVE]}]},
+    ]
+    return {"version": 1, "scripts": scripts}
+
+
+def _write_script(path: Path, script: dict[str, Any]) -> str:
+    path.write_text(yaml.safe_dump(script))
+    return f"scripted:{path}"
+
+
+@pytest.mark.timeout(120)
+def test_kill_9_then_resume_does_not_redo_approved_work(repo: Path, tmp_path: Path) -> None:
+    _setup(repo, ["lead", "backend", "tester", "reviewer"])
+    model = _write_script(tmp_path / "first.yaml", _team_script(60_000))
+    proc = _popen(repo, "run", "two files", "--model", model)
+    run = _wait_for_event(repo, proc, lambda e: e["type"] == "task_approved" and e["task"] == "quick")
+    proc.send_signal(signal.SIGKILL)
+    proc.communicate(timeout=30)
+    assert proc.returncode == -signal.SIGKILL
+    events_path = repo / ".squad" / "runs" / run / "events.jsonl"
+    before = _events(repo, run)
+    assert not [e for e in before if e["type"] in ("interrupted", "run_finished")]  # no chance to clean up
+    assert [e["task"] for e in before if e["type"] == "task_started"] == ["quick", "slow"] or [
+        e["task"] for e in before if e["type"] == "task_started"
+    ] == ["slow", "quick"]
+    # kill -9 can tear the last line mid-write; make sure there is one, so resume must cope with it
+    with events_path.open("ab") as fh:
+        fh.write(b'{"ts": 1.0, "type": "task_sta')
+
+    # The resume script has no entries for the planner or for `quick`: re-planning, or redoing the
+    # approved task, would be a "no script entry" model error and fail the run.
+    resume_script = _team_script(10, with_quick=False, with_plan=False)
+    out = _squad(
+        repo, "run", "--resume", run, "--json", "--model", _write_script(tmp_path / "resume.yaml", resume_script)
+    )
+    assert out.returncode == 0, out.stderr + out.stdout
+    report = json.loads(out.stdout)
+    assert report["status"] == "done" and report["run"] == run
+    raw = events_path.read_bytes().splitlines()
+    torn = raw.index(b'{"ts": 1.0, "type": "task_sta')  # kept (append-only), ended, and skipped
+    after = _events(repo, run)[len(before) :]
+    assert json.loads(raw[torn + 1])["type"] == "run_resumed"
+    assert [e["task"] for e in after if e["type"] == "task_started"] == ["slow"]
+    assert not [e for e in after if e.get("task") == "quick" and e["type"].startswith(("agent.", "model_call"))]
+    assert not [e for e in after if e["type"] == "plan"]
+    assert git(repo, "show", f"squad/{run}:quick.py") == "Q = 1\n"
+    assert git(repo, "show", f"squad/{run}:SLOW.md") == "slow\n"
+    assert _worktrees(repo, run) == []
+    assert f".squad/worktrees/{run}" not in git(repo, "worktree", "list")
+    log = _squad(repo, "log", run)
+    assert log.returncode == 0 and "run_resumed" in log.stdout
+
+    # proof that the guard above bites: the resume script refuses a call for the approved task
+    import asyncio
+
+    from squad.errors import ModelError
+    from squad.models import ModelRequest, ScriptedModel, TextBlock
+    from squad.models.base import Message
+
+    guard = ScriptedModel(resume_script)
+    ask = ModelRequest(
+        system=(), messages=(Message("user", (TextBlock("x"),)),), tools=(), agent="backend", task="quick"
+    )
+    with pytest.raises(ModelError, match="no script entry for agent 'backend' on task 'quick'"):
+        asyncio.run(guard.complete(ask))

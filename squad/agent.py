@@ -20,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
-from squad.errors import BudgetExceededError, ModelError
+from squad.errors import BudgetExceededError, ModelError, SquadError
 from squad.models.base import Message, Model, ModelRequest, SystemBlock, TextBlock, ToolResultBlock, Usage
 
 if TYPE_CHECKING:
@@ -68,6 +68,11 @@ class _Loop:
     usage: Usage = field(default_factory=Usage)
     cost_usd: float = 0.0
     last_text: str = ""
+
+
+def _with_hint(exc: SquadError) -> str:
+    """The error and what to do about it (which budget key to raise, ...): the stop is often all a user sees."""
+    return f"{exc}; {exc.hint}" if exc.hint else str(exc)
 
 
 def _event_args(args: dict[str, Any]) -> Any:
@@ -187,9 +192,9 @@ async def _turns(
         try:
             response = await model.complete(request, on_model_event)
         except BudgetExceededError as exc:
-            return stop("budget", state.last_text, error=str(exc))
+            return stop("budget", state.last_text, error=_with_hint(exc))
         except ModelError as exc:
-            return stop("model_error", state.last_text, error=str(exc))
+            return stop("model_error", state.last_text, error=_with_hint(exc))
         state.usage = state.usage + response.usage
         state.cost_usd += response.cost_usd
         send(

@@ -1134,7 +1134,14 @@ class _Execution:
     def _report(
         self, status: str, error: str | None, tests: dict[str, Any] | None, conflicts: list[str], applied: bool
     ) -> RunReport:
-        roll = cost_rollup(self.journal.read_events())
+        events = self.journal.read_events()
+        roll = cost_rollup(events)
+        if status == "failed" and error is None:  # say why, e.g. which budget stopped an agent and the key to raise
+            reasons = {e.get("task"): e.get("reason") for e in events if e.get("type") == "task_status"}
+            failed = [
+                f"task {t}: {reasons[t]}" for t, ts in self.tasks.items() if ts.status == "failed" and reasons.get(t)
+            ]
+            error = "; ".join(failed) or None
         tasks = []
         needs_human = []
         for pt in self.plan.tasks if self.plan else ():

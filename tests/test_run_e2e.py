@@ -339,3 +339,36 @@ def test_kill_9_then_resume_does_not_redo_approved_work(repo: Path, tmp_path: Pa
     )
     with pytest.raises(ModelError, match="no script entry for agent 'backend' on task 'quick'"):
         asyncio.run(guard.complete(ask))
+
+
+# ---------------------------------------------------------------------------------------------------------
+# 3. a budget stop
+
+
+@pytest.mark.timeout(90)
+def test_budget_stop_before_the_call_that_would_exceed_it(repo: Path) -> None:
+    _setup(repo, ["backend", "reviewer"], "[budgets]\nrun_usd = 0.2\n")
+    with MessagesServer(api_key=API_KEY) as server:
+        # 50,000 output tokens at $10/MTok: $0.50 spent after the first call, past run_usd = 0.2
+        server.script(
+            "backend",
+            Reply(tool_calls=[_tool("write_file", path="a.py", content="A = 1\n")], usage={"output_tokens": 50_000}),
+            Reply(tool_calls=[_tool("finish", summary="never sent")]),
+        )
+        env = _env(ANTHROPIC_BASE_URL=server.url, ANTHROPIC_API_KEY=API_KEY)
+        out = _squad(repo, "run", "add a", "--agent", "backend", "--json", env=env)
+        requests = list(server.requests)
+    assert out.returncode == 1, out.stderr + out.stdout
+    report = json.loads(out.stdout)
+    assert [r.agent for r in requests] == ["backend"]  # the second call was never sent; no review either
+    assert report["status"] == "failed" and report["cost_usd"] >= 0.5
+    (task,) = report["tasks"]
+    assert task["status"] == "failed"
+    events = _events(repo, report["run"])
+    status = next(e for e in events if e["type"] == "task_status")
+    for text in (status["reason"], _squad(repo, "log", report["run"]).stdout):
+        assert "budget run_usd would be exceeded" in text, text
+        assert "budgets.run_usd" in text and "squad.toml" in text, text  # the key to raise
+    stop = next(e for e in events if e["type"] == "agent.agent_stop")
+    assert stop["stop_reason"] == "budget" and stop["turns"] == 2
+    assert "budget run_usd" in report["error"] and "raise budgets.run_usd" in report["error"]  # printed as error:

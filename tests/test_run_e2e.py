@@ -372,3 +372,74 @@ def test_budget_stop_before_the_call_that_would_exceed_it(repo: Path) -> None:
     stop = next(e for e in events if e["type"] == "agent.agent_stop")
     assert stop["stop_reason"] == "budget" and stop["turns"] == 2
     assert "budget run_usd" in report["error"] and "raise budgets.run_usd" in report["error"]  # printed as error:
+
+
+# ---------------------------------------------------------------------------------------------------------
+# 4. Ctrl-C: a real SIGINT to the `squad run` process
+
+
+@pytest.mark.timeout(120)
+def test_sigint_saves_state_keeps_worktrees_and_resume_finishes(repo: Path, tmp_path: Path) -> None:
+    _setup(repo, ["lead", "backend", "tester", "reviewer"])
+    proc = _popen(repo, "run", "two files", "--model", _write_script(tmp_path / "first.yaml", _team_script(60_000)))
+    # Ctrl-C while `slow` is inside its (60 s) model call
+    run = _wait_for_event(repo, proc, lambda e: e["type"] == "agent.turn_start" and e["task"] == "slow")
+    proc.send_signal(signal.SIGINT)
+    _out, stderr = proc.communicate(timeout=30)
+    assert proc.returncode == 130, stderr
+    assert f"squad run --resume {run}" in stderr
+    events = _events(repo, run)
+    assert events[-1]["type"] == "interrupted"
+    stop = next(e for e in events if e["type"] == "agent.agent_stop" and e["task"] == "slow")
+    assert stop["stop_reason"] == "cancelled"
+    assert (repo / ".squad" / "runs" / run / "events.jsonl").read_bytes().endswith(b"\n")
+    assert any(p.name == "slow" for p in _worktrees(repo, run))  # kept for resume
+
+    # `quick` may or may not have been approved before the signal: the resume script covers what is left
+    approved = {e["task"] for e in events if e["type"] == "task_approved"}
+    resume_script = _team_script(10, with_quick="quick" not in approved, with_plan=False)
+    out = _squad(
+        repo, "run", "--resume", run, "--json", "--model", _write_script(tmp_path / "resume.yaml", resume_script)
+    )
+    assert out.returncode == 0, out.stderr + out.stdout
+    assert json.loads(out.stdout)["status"] == "done"
+    assert git(repo, "show", f"squad/{run}:SLOW.md") == "slow\n" and _worktrees(repo, run) == []
+
+
+@pytest.mark.timeout(60)
+def test_second_sigint_exits_at_once(repo: Path, tmp_path: Path) -> None:
+    # the test command (run before the review) hangs, and cancelling cannot interrupt it: only the
+    # second Ctrl-C gets the user out
+    hang = tmp_path / "hang.py"
+    hang.write_text(f"import pathlib, time\npathlib.Path({str(tmp_path / 'hanging')!r}).touch()\ntime.sleep(120)\n")
+    _setup(repo, ["backend", "reviewer"], test=f"{PY} {hang}")
+    script = {
+        "version": 1,
+        "scripts": [
+            {
+                "agent": "backend",
+                "turns": [
+                    {"tool_calls": [_tool("write_file", path="a.py", content="A = 1\n")]},
+                    {"tool_calls": [_tool("finish", summary="a")]},
+                ],
+            }
+        ],
+    }
+    proc = _popen(repo, "run", "add a", "--agent", "backend", "--model", _write_script(tmp_path / "s.yaml", script))
+    _wait_for_event(repo, proc, lambda e: e["type"] == "review_started")
+    deadline = time.monotonic() + 30
+    while not (tmp_path / "hanging").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    # the first Ctrl-C is handled (state saved), but the process still waits for the hanging command's thread;
+    # wait for that before the second press (two signals sent back to back may be delivered as one)
+    _wait_for_event(repo, proc, lambda e: e["type"] == "interrupted")
+    assert proc.poll() is None
+    proc.send_signal(signal.SIGINT)
+    started = time.monotonic()
+    try:
+        proc.communicate(timeout=30)  # far less than the hanging command's 120 s
+    finally:
+        proc.kill()
+    assert proc.returncode == 130
+    assert time.monotonic() - started < 30

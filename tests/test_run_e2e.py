@@ -443,3 +443,52 @@ def test_second_sigint_exits_at_once(repo: Path, tmp_path: Path) -> None:
         proc.kill()
     assert proc.returncode == 130
     assert time.monotonic() - started < 30
+
+
+# ---------------------------------------------------------------------------------------------------------
+# 5. invalid plans through the CLI
+
+BAD_PLAN = [{"id": "ui", "agent": "frontend", "goal": "a page"}]
+GOOD_PLAN = [{"id": "api", "agent": "backend", "goal": "a.py", "files": ["a.py"]}]
+
+
+def _plan_script(*plans: list[dict[str, Any]]) -> dict[str, Any]:
+    worker = {
+        "agent": "backend",
+        "task": "api",
+        "turns": [
+            {"tool_calls": [_tool("write_file", path="a.py", content="A = 1\n")]},
+            {"tool_calls": [_tool("finish", summary="a")]},
+        ],
+    }
+    lead = {"agent": "lead", "task": "plan", "turns": [{"tool_calls": [_tool("submit_plan", tasks=p)]} for p in plans]}
+    return {"version": 1, "scripts": [lead, worker, {"agent": "reviewer", "turns": [{"tool_calls": [APPROVE]}]}]}
+
+
+@pytest.mark.timeout(90)
+def test_invalid_plan_is_sent_back_once_then_the_valid_one_runs(repo: Path, tmp_path: Path) -> None:
+    _setup(repo, ["lead", "backend", "reviewer"])
+    model = _write_script(tmp_path / "p.yaml", _plan_script(BAD_PLAN, GOOD_PLAN))
+    out = _squad(repo, "run", "add a", "--json", "--model", model)
+    assert out.returncode == 0, out.stderr + out.stdout
+    report = json.loads(out.stdout)
+    assert [t["id"] for t in report["tasks"]] == ["api"]
+    (invalid,) = [e for e in _events(repo, report["run"]) if e["type"] == "plan_invalid"]
+    assert invalid["attempt"] == 1 and "unknown agent 'frontend'" in invalid["errors"][0]
+    assert git(repo, "show", f"squad/{report['run']}:a.py") == "A = 1\n"
+
+
+@pytest.mark.timeout(90)
+def test_twice_invalid_plan_fails_with_the_errors(repo: Path, tmp_path: Path) -> None:
+    _setup(repo, ["lead", "backend", "reviewer"])
+    twice_bad = [*BAD_PLAN, {"id": "api", "agent": "backend", "goal": "x", "depends_on": ["nope"]}]
+    model = _write_script(tmp_path / "p.yaml", _plan_script(BAD_PLAN, twice_bad))
+    out = _squad(repo, "run", "add a", "--model", model)
+    assert out.returncode == 1, out.stderr + out.stdout
+    assert "plan is invalid after one retry" in out.stderr
+    assert "unknown agent 'frontend'" in out.stderr and "depends_on 'nope'" in out.stderr
+    (run,) = [p.name for p in (repo / ".squad" / "runs").iterdir()]
+    events = _events(repo, run)
+    assert [e["attempt"] for e in events if e["type"] == "plan_invalid"] == [1, 2]
+    assert events[-1]["type"] == "run_finished" and events[-1]["status"] == "failed"
+    assert not [e for e in events if e["type"] == "task_started"]

@@ -411,7 +411,10 @@ def test_second_sigint_exits_at_once(repo: Path, tmp_path: Path) -> None:
     # the test command (run before the review) hangs, and cancelling cannot interrupt it: only the
     # second Ctrl-C gets the user out
     hang = tmp_path / "hang.py"
-    hang.write_text(f"import pathlib, time\npathlib.Path({str(tmp_path / 'hanging')!r}).touch()\ntime.sleep(120)\n")
+    hang.write_text(
+        f"import os, pathlib, time\npathlib.Path({str(tmp_path / 'hanging')!r}).write_text(str(os.getpid()))\n"
+        "time.sleep(120)\n"
+    )
     _setup(repo, ["backend", "reviewer"], test=f"{PY} {hang}")
     script = {
         "version": 1,
@@ -428,7 +431,8 @@ def test_second_sigint_exits_at_once(repo: Path, tmp_path: Path) -> None:
     proc = _popen(repo, "run", "add a", "--agent", "backend", "--model", _write_script(tmp_path / "s.yaml", script))
     _wait_for_event(repo, proc, lambda e: e["type"] == "review_started")
     deadline = time.monotonic() + 30
-    while not (tmp_path / "hanging").exists() and time.monotonic() < deadline:
+    marker = tmp_path / "hanging"
+    while not (marker.exists() and marker.read_text()) and time.monotonic() < deadline:
         time.sleep(0.05)
     proc.send_signal(signal.SIGINT)
     # the first Ctrl-C is handled (state saved), but the process still waits for the hanging command's thread;
@@ -441,6 +445,7 @@ def test_second_sigint_exits_at_once(repo: Path, tmp_path: Path) -> None:
         proc.communicate(timeout=30)  # far less than the hanging command's 120 s
     finally:
         proc.kill()
+        os.kill(int(marker.read_text()), signal.SIGKILL)  # the command outlives os._exit; do not leave it behind
     assert proc.returncode == 130
     assert time.monotonic() - started < 30
 

@@ -204,12 +204,13 @@ def test_run_with_the_anthropic_model_over_http(repo: Path) -> None:
     # the injected failures were retried, and the journal says so (the planner's call too)
     events = _events(repo, run)
     retries = [e for e in events if e["type"] == "agent.model_retry"]
-    assert [(e["agent"], e["task"], e["attempt"]) for e in retries] == [
-        ("lead", "plan", 1),
+    by_agent = {e["agent"]: e for e in retries}  # tasks run in parallel: any order
+    assert sorted((e["agent"], e["task"], e["attempt"]) for e in retries) == [
         ("backend", "api", 1),
+        ("lead", "plan", 1),
         ("reviewer", "docs", 1),
     ]
-    assert "529" in retries[1]["error"] and "overloaded_error" in retries[2]["error"]
+    assert "529" in by_agent["backend"]["error"] and "overloaded_error" in by_agent["reviewer"]["error"]
     assert not [e for e in events if "text_delta" in e["type"]]  # streamed text stays out of the journal
 
     # `squad cost`: one call per successful request, cache writes and reads as the server reported them

@@ -291,6 +291,7 @@ def test_kill_9_then_resume_does_not_redo_approved_work(repo: Path, tmp_path: Pa
     model = _write_script(tmp_path / "first.yaml", _team_script(60_000))
     proc = _popen(repo, "run", "two files", "--model", model)
     run = _wait_for_event(repo, proc, lambda e: e["type"] == "task_approved" and e["task"] == "quick")
+    _wait_for_event(repo, proc, lambda e: e["type"] == "agent.turn_start" and e["task"] == "slow")  # mid-call
     proc.send_signal(signal.SIGKILL)
     proc.communicate(timeout=30)
     assert proc.returncode == -signal.SIGKILL

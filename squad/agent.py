@@ -6,7 +6,9 @@ the model ends its turn without tool calls; `max_turns` model calls were made; t
 Cancellation is recorded and re-raised, so a cancelled run stops at once but leaves a trace.
 
 Every step is reported through `emit` as a small dict with a "type" (turn_start, model_call, tool_call,
-agent_stop) plus the agent and task, which the run journal writes to events.jsonl.
+agent_stop) plus the agent and task, which the run journal writes to events.jsonl. The model layer's own
+events that explain a slow or odd call (model_retry, model_fallback, warning) are forwarded the same way;
+streamed text deltas are not: one journal line per few tokens would bloat events.jsonl for no reader.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
-from squad.errors import BudgetExceededError, ModelError
+from squad.errors import BudgetExceededError, ModelError, SquadError
 from squad.models.base import Message, Model, ModelRequest, SystemBlock, TextBlock, ToolResultBlock, Usage
 
 if TYPE_CHECKING:
@@ -26,6 +28,8 @@ if TYPE_CHECKING:
 
 StopReason = Literal["finished", "end_turn", "max_turns", "budget", "timeout", "model_error", "cancelled"]
 
+#: Events of the model layer (on_event of Model.complete) that go to `emit`; everything else (text_delta) is dropped.
+FORWARDED_MODEL_EVENTS = frozenset({"model_retry", "model_fallback", "warning"})
 #: Tool arguments larger than this (as JSON) are shown in events as a truncated repr.
 MAX_EVENT_ARGS_CHARS = 2000
 
@@ -64,6 +68,11 @@ class _Loop:
     usage: Usage = field(default_factory=Usage)
     cost_usd: float = 0.0
     last_text: str = ""
+
+
+def _with_hint(exc: SquadError) -> str:
+    """The error and what to do about it (which budget key to raise, ...): the stop is often all a user sees."""
+    return f"{exc}; {exc.hint}" if exc.hint else str(exc)
 
 
 def _event_args(args: dict[str, Any]) -> Any:
@@ -162,6 +171,13 @@ async def _turns(
 ) -> AgentResult:
     """The loop proper: one model call per turn, then its tool calls, until a stop rule returns a result."""
     specs = toolbox.specs()
+
+    def on_model_event(event: dict[str, Any]) -> None:
+        kind = str(event.get("type", ""))
+        if kind in FORWARDED_MODEL_EVENTS:
+            details = {k: v for k, v in event.items() if k not in ("type", "ts", "agent", "task")}
+            send(kind, turn=state.turns, **details)
+
     while state.turns < limits.max_turns:
         state.turns += 1
         send("turn_start", turn=state.turns)
@@ -174,11 +190,11 @@ async def _turns(
             task=ctx.task,
         )
         try:
-            response = await model.complete(request)
+            response = await model.complete(request, on_model_event)
         except BudgetExceededError as exc:
-            return stop("budget", state.last_text, error=str(exc))
+            return stop("budget", state.last_text, error=_with_hint(exc))
         except ModelError as exc:
-            return stop("model_error", state.last_text, error=str(exc))
+            return stop("model_error", state.last_text, error=_with_hint(exc))
         state.usage = state.usage + response.usage
         state.cost_usd += response.cost_usd
         send(

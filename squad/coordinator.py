@@ -535,8 +535,16 @@ class Coordinator:
         Raises:
             RunError: the plan is still invalid after one retry (the message lists the errors).
         """
+        from squad.agent import FORWARDED_MODEL_EVENTS
+
         agent, model_name = self._lead()
         model = self._model(model_name)
+
+        def on_model_event(event: dict[str, Any]) -> None:  # retries of the planning call, like an agent's
+            kind = str(event.get("type", ""))
+            if kind in FORWARDED_MODEL_EVENTS:
+                emit({**event, "type": f"agent.{kind}", "agent": agent, "task": "plan"})
+
         instructions = (
             "# Your job now: plan\n\nYou are the team's lead. Split the request below into tasks for the "
             "specialists on the roster and submit them with submit_plan. Give each task to the specialist "
@@ -558,7 +566,7 @@ class Coordinator:
                 task="plan",
                 tool_choice="submit_plan",
             )
-            response = await model.complete(request)
+            response = await model.complete(request, on_model_event)
             call = next((b for b in response.tool_uses if b.name == "submit_plan"), None)
             if call is None:
                 errors = ["you did not call submit_plan; call it with the list of tasks"]
@@ -1099,10 +1107,18 @@ class _Execution:
         return True
 
     def _release_all(self) -> None:
+        """Remove every worktree of the run, keeping the branches.
+
+        Not only this process's leases: after a crash and `--resume`, tasks approved before the crash keep
+        worktrees this process never leased, and those must go too.
+        """
         for lease in self.leases.values():
             with contextlib.suppress(SquadError):
                 self.ws.release(lease)
-        self.emit({"type": "released", "worktrees": len(self.leases)})
+        removed = len(self.leases)
+        with contextlib.suppress(SquadError):
+            removed += len(self.ws.gc(runs=[self.run_id], keep_branches=True).worktrees)
+        self.emit({"type": "released", "worktrees": removed})
 
     # ------------------------------------------------------------------ report
 
@@ -1118,7 +1134,14 @@ class _Execution:
     def _report(
         self, status: str, error: str | None, tests: dict[str, Any] | None, conflicts: list[str], applied: bool
     ) -> RunReport:
-        roll = cost_rollup(self.journal.read_events())
+        events = self.journal.read_events()
+        roll = cost_rollup(events)
+        if status == "failed" and error is None:  # say why, e.g. which budget stopped an agent and the key to raise
+            reasons = {e.get("task"): e.get("reason") for e in events if e.get("type") == "task_status"}
+            failed = [
+                f"task {t}: {reasons[t]}" for t, ts in self.tasks.items() if ts.status == "failed" and reasons.get(t)
+            ]
+            error = "; ".join(failed) or None
         tasks = []
         needs_human = []
         for pt in self.plan.tasks if self.plan else ():

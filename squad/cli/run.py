@@ -56,13 +56,12 @@ def _run_until_done(make: Callable[[], Awaitable[T]], say: Callable[[str], None]
                 os._exit(130)
 
         # Fails off the main thread (e.g. under a test runner); Ctrl-C then raises KeyboardInterrupt as usual.
+        # Not removed when `make` returns: asyncio.run then waits for worker threads (a test command still
+        # running after the first Ctrl-C), and the second Ctrl-C must still exit at once. Closing the loop
+        # removes the handler.
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(signal.SIGINT, on_sigint)
-        try:
-            return await make()
-        finally:
-            with contextlib.suppress(NotImplementedError, RuntimeError):
-                loop.remove_signal_handler(signal.SIGINT)
+        return await make()
 
     return asyncio.run(main())
 

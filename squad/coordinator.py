@@ -24,7 +24,6 @@ import asyncio
 import contextlib
 import os
 import re
-import shlex
 import subprocess
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -399,30 +398,26 @@ class TestResult:
         }
 
 
-def run_test_command(command: str, cwd: Path, settings: Settings) -> TestResult:
-    """Run the configured test command in `cwd`, scrubbed of secrets, with a timeout and capped output."""
-    from squad.tools import scrubbed_env
+async def run_test_command(command: str, cwd: Path, settings: Settings) -> TestResult:
+    """Run the configured test command in `cwd` the way the `run` tool runs commands: scrubbed of secrets,
+    no stdin, its own process group (killed on timeout and on cancellation, so Ctrl-C never waits for it),
+    bounded output."""
+    from squad.tools.base import ToolError
+    from squad.tools.shell import parse_command, run_command
 
     try:
-        proc = subprocess.run(
-            shlex.split(command),
+        outcome = await run_command(
+            parse_command(command),
             cwd=cwd,
-            env=scrubbed_env(),
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            timeout=settings.commands.timeout_s,
-            check=False,
+            timeout_s=settings.commands.timeout_s,
+            max_output_bytes=settings.commands.max_output_bytes,
         )
-    except subprocess.TimeoutExpired as exc:
-        out = (exc.stdout or b"") + (exc.stderr or b"")
-        text = out.decode("utf-8", errors="replace")[-MAX_TEST_OUTPUT_CHARS:]
+    except ToolError as exc:
+        return TestResult(command, None, f"could not run {command!r}: {exc.message}")
+    text = outcome.output.text(MAX_TEST_OUTPUT_CHARS)
+    if outcome.timed_out:
         return TestResult(command, None, text + f"\n(timed out after {settings.commands.timeout_s:g}s)", True)
-    except OSError as exc:
-        return TestResult(command, None, f"could not run {command!r}: {exc}")
-    out = (proc.stdout + proc.stderr).decode("utf-8", errors="replace")
-    if len(out) > MAX_TEST_OUTPUT_CHARS:
-        out = f"(output cut to its last {MAX_TEST_OUTPUT_CHARS} characters)\n" + out[-MAX_TEST_OUTPUT_CHARS:]
-    return TestResult(command, proc.returncode, out)
+    return TestResult(command, outcome.exit_code, text)
 
 
 def _git(cwd: Path, *args: str, check: bool = True) -> str:
@@ -937,7 +932,7 @@ class _Execution:
         self.emit({"type": "review_started", "task": pt.id, "reviewer": reviewer.name, "round": round_})
         tests: TestResult | None = None
         if self.settings.commands.test.strip():
-            tests = await asyncio.to_thread(run_test_command, self.settings.commands.test, lease.path, self.settings)
+            tests = await run_test_command(self.settings.commands.test, lease.path, self.settings)
             self.emit({"type": "tests", "task": pt.id, "where": lease_id, **tests.to_dict()})
         diff = await asyncio.to_thread(_git, lease.path, "diff", "--stat", "--patch", f"{task_base}..HEAD")
         if len(diff) > MAX_REVIEW_DIFF_CHARS:
@@ -1039,7 +1034,7 @@ class _Execution:
         await asyncio.to_thread(self._commit_ledger, lease)
         if not self.settings.commands.test.strip():
             return "done", None, []
-        tests = await asyncio.to_thread(run_test_command, self.settings.commands.test, lease.path, self.settings)
+        tests = await run_test_command(self.settings.commands.test, lease.path, self.settings)
         self.emit({"type": "tests", "task": None, "where": "integration", **tests.to_dict()})
         return ("done" if tests.passed else "tests_failed"), tests.to_dict(), []
 

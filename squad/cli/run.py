@@ -170,7 +170,12 @@ def _print_report(report: RunReport, console: Any) -> None:
 @click.option("--resume", metavar="RUN", help="Resume an interrupted or failed run (see `squad runs`).")
 @click.option("--apply", "apply_", is_flag=True, help="Merge squad/<run> into your branch when done (clean tree).")
 @click.option("--json", "as_json", is_flag=True, help="Print only the final report, as JSON.")
-@click.option("--model", metavar="NAME", help="Use this model for every agent (e.g. scripted:path.yaml).")
+@click.option(
+    "--model",
+    metavar="NAME",
+    help="Use this model for every agent: claude-..., scripted:<script.yaml>, or replay:<run> "
+    "(replay a recorded run's model responses offline; give the same task).",
+)
 @click.option("--max-cost", type=float, metavar="USD", help="Budget for the whole run in dollars (budgets.run_usd).")
 def run(
     task: str,
@@ -188,6 +193,7 @@ def run(
       squad run "add a /health endpoint with a test"
       squad run "fix the flaky date test" --agent tester
       squad run --resume 20261122-063107-a1b2
+      squad run "add a /health endpoint with a test" --model replay:20261122-063107-a1b2
     Exit codes: 0 done and approved, 1 failed / rejected / needs a person, 2 usage or config error.
     """
     from squad.errors import UsageError
@@ -261,7 +267,11 @@ def execute_run(
 @click.command("plan")
 @click.argument("task")
 @click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON ({tasks: [...]}).")
-@click.option("--model", metavar="NAME", help="Use this model for planning (e.g. scripted:path.yaml).")
+@click.option(
+    "--model",
+    metavar="NAME",
+    help="Use this model for planning: claude-..., scripted:<script.yaml> or replay:<run>.",
+)
 def plan(task: str, as_json: bool, model: str | None) -> None:
     """Show the plan the coordinator would run for TASK, without running it.
 

@@ -18,6 +18,7 @@ from pydantic import Field
 from squad.tools.base import Args, BaseTool, ToolContext, ToolError, ToolResult
 from squad.tools.env import scrubbed_env
 from squad.tools.jail import JailError, open_read, open_write, resolve
+from squad.workspace import NO_HOOKS
 
 MAX_LIST_FILES = 1000
 #: read_file shows at most this many lines / characters per call; the rest is read with start_line.
@@ -45,7 +46,7 @@ def git(root: Path, *args: str, env: dict[str, str] | None = None, stdin: bytes 
     """
     try:
         out = subprocess.run(
-            ["git", "--literal-pathspecs", "-c", "core.quotepath=off", *args],
+            ["git", *NO_HOOKS, "--literal-pathspecs", "-c", "core.quotepath=off", *args],
             cwd=root,
             capture_output=True,
             input=stdin,

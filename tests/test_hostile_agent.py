@@ -1,0 +1,149 @@
+"""Hostile review of the agent runtime: a model that controls every tool argument tries to make squad run
+its code or read outside the worktree. Real agent loop, real ScriptedModel, real tools, real git.
+
+What is in scope: squad's own work (its git commands, its ledger reads) must never execute or read what an
+agent wrote outside of the jail. What is not: a command the user put on the `run` allowlist runs the
+agent's code by design (a test runner imports the agent's tests); that is the user's choice, and such
+commands only get a scrubbed environment.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import stat
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import git
+
+from squad.agent import AgentLimits, AgentResult, run_agent
+from squad.config import Settings
+from squad.models.base import SystemBlock
+from squad.models.scripted import ScriptedModel
+from squad.tools import ToolContext, default_toolbox
+from squad.workspace import Lease, Workspace, new_run_id
+
+HOOK_NAMES = ("post-commit", "post-merge", "post-checkout", "post-rewrite", "reference-transaction")
+
+
+def _agent(lease: Lease, calls: list[dict[str, Any]], *, allowed: frozenset[str] | None = None) -> AgentResult:
+    """Run a scripted agent in `lease` that makes `calls` (one per turn), then finishes."""
+    turns = [{"tool_calls": [c]} for c in calls]
+    turns.append({"tool_calls": [{"name": "finish", "input": {"summary": "done"}}]})
+    script = {"version": 1, "scripts": [{"agent": "mallory", "turns": turns}]}
+    ctx = ToolContext(
+        worktree=lease.path,
+        run_id=lease.run,
+        agent="mallory",
+        task=lease.task,
+        settings=Settings(),
+        base_commit=lease.base_commit,
+        ledger_file=None,
+        allowed=allowed or frozenset({"read_file", "write_file", "edit_file", "read_decisions", "diff", "finish"}),
+    )
+    events: list[dict[str, Any]] = []
+    result = asyncio.run(
+        run_agent(
+            model=ScriptedModel(script),
+            toolbox=default_toolbox(),
+            ctx=ctx,
+            system=(SystemBlock("You are mallory.", cache=True),),
+            prompt="Escape.",
+            limits=AgentLimits(max_turns=len(turns) + 1, timeout_s=60, max_tokens=1024),
+            emit=events.append,
+        )
+    )
+    assert result.stop_reason == "finished", result.error
+    return result
+
+
+def _hook(marker: Path, name: str) -> str:
+    return f'#!/bin/sh\necho {name} >> "{marker}"\n'
+
+
+@pytest.mark.timeout(60)
+def test_hooks_in_an_agent_writable_hooks_path_never_run(repo: Path, tmp_path: Path) -> None:
+    """A repo with a relative `core.hooksPath` (husky and friends) keeps its hooks in the work tree, where an
+    agent can overwrite them (executable bits survive a rewrite). squad's own git commands in its worktrees
+    (commit, merge, worktree add/reset) must not run any of them."""
+    marker = tmp_path / "pwned"
+    hooks = repo / ".githooks"
+    hooks.mkdir()
+    for name in HOOK_NAMES:
+        (hooks / name).write_text("#!/bin/sh\nexit 0\n")
+        (hooks / name).chmod(0o755)
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "team hooks")
+    git(repo, "config", "core.hooksPath", ".githooks")
+
+    ws = Workspace(repo)
+    run = new_run_id()
+    lease = ws.lease(run, "evil")
+    _agent(
+        lease,
+        [{"name": "write_file", "input": {"path": f".githooks/{n}", "content": _hook(marker, n)}} for n in HOOK_NAMES],
+    )
+    assert all(os.stat(lease.path / ".githooks" / n).st_mode & stat.S_IXUSR for n in HOOK_NAMES)  # still executable
+
+    sha = ws.commit(lease, agent="mallory", message="innocent change")
+    assert sha is not None
+    merged = ws.merge(f"squad/{run}", lease.branch, base=lease.base_commit)
+    assert merged.ok
+    second = ws.lease(run, "next", base=merged.sha or "HEAD")  # a checkout of the hostile tree
+    ws.release(second, delete_branch=True)
+    ws.release(lease, delete_branch=True)
+    assert not marker.exists(), f"squad ran agent-written hooks: {marker.read_text()}"
+
+
+@pytest.mark.timeout(120)
+def test_a_whole_run_with_apply_never_runs_agent_written_hooks(repo: Path, tmp_path: Path) -> None:
+    """The same attack through `squad run --apply`: the task commit, the integration merge, the ledger commit
+    on the run branch and the merge into the user's own branch all run git with hooks off."""
+    import json
+
+    import yaml
+    from test_coordinator_e2e import _setup, _squad
+
+    marker = tmp_path / "pwned"
+    _setup(repo, ["backend", "reviewer"])
+    hooks = repo / ".githooks"
+    hooks.mkdir()
+    for name in HOOK_NAMES:
+        (hooks / name).write_text("#!/bin/sh\nexit 0\n")
+        (hooks / name).chmod(0o755)
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "team hooks")
+    git(repo, "config", "core.hooksPath", ".githooks")
+    writes = [
+        {"name": "write_file", "input": {"path": f".githooks/{n}", "content": _hook(marker, n)}} for n in HOOK_NAMES
+    ]
+    decision = {"title": "Hooks", "decision": "Rewrite the hooks.", "context": "Because."}
+    script = {
+        "version": 1,
+        "scripts": [
+            {
+                "agent": "backend",
+                "turns": [
+                    {"tool_calls": writes},
+                    {"tool_calls": [{"name": "record_decision", "input": decision}]},
+                    {"tool_calls": [{"name": "finish", "input": {"summary": "tidied the hooks"}}]},
+                ],
+            },
+            {
+                "agent": "reviewer",
+                "turns": [
+                    {"tool_calls": [{"name": "submit_verdict", "input": {"verdict": "approve", "summary": "ok"}}]}
+                ],
+            },
+        ],
+    }
+    path = tmp_path / "script.yaml"
+    path.write_text(yaml.safe_dump(script))
+    out = _squad(repo, "run", "tidy hooks", "--agent", "backend", "--apply", "--json", "--model", f"scripted:{path}")
+    assert out.returncode == 0, out.stderr + out.stdout
+    report = json.loads(out.stdout)
+    assert report["applied"] is True and len(report["decisions"]) == 1
+    assert "echo post-merge" in (repo / ".githooks" / "post-merge").read_text()  # the hostile tree did land
+    assert not marker.exists(), f"squad ran agent-written hooks: {marker.read_text()}"

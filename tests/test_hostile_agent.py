@@ -147,3 +147,47 @@ def test_a_whole_run_with_apply_never_runs_agent_written_hooks(repo: Path, tmp_p
     assert report["applied"] is True and len(report["decisions"]) == 1
     assert "echo post-merge" in (repo / ".githooks" / "post-merge").read_text()  # the hostile tree did land
     assert not marker.exists(), f"squad ran agent-written hooks: {marker.read_text()}"
+
+
+def _tool_outputs(result: AgentResult) -> list[str]:
+    """What every tool call answered, as the model saw it."""
+    from squad.models.base import ToolResultBlock
+
+    return [b.content for m in result.messages for b in m.content if isinstance(b, ToolResultBlock)]
+
+
+SECRET = "SENTINEL-7f3a-do-not-leak"
+ENTRY = (
+    "## Leaked\n"
+    '<!-- squad-decision {{"id":"01JD0000000000000000000000","date":"2026-11-22T06:31:07Z","agent":"x",'
+    '"run":null,"supersedes":[],"tags":[]}} -->\n\n**Context.** {secret}\n\n**Decision.** {secret}\n\n'
+    "**Consequences.** {secret}\n"
+)
+
+
+@pytest.mark.timeout(60)
+def test_read_decisions_never_follows_a_symlink_out_of_the_worktree(repo: Path, tmp_path: Path) -> None:
+    """A symlink under decisions/ (in a PR's content, or made earlier by an allowed command) must not make
+    read_decisions read files outside the worktree: not a file link, not a directory link."""
+    outside = tmp_path / "outside"
+    (outside / "nested").mkdir(parents=True)
+    (outside / "secret.md").write_text(ENTRY.format(secret=SECRET))
+    (outside / "nested" / "more.md").write_text(
+        ENTRY.format(secret=SECRET + "-dir").replace("0000000000000000000000", "1111111111111111111111")
+    )
+    (repo / "decisions").mkdir()
+    (repo / "decisions" / "leak.md").symlink_to(outside / "secret.md")
+    (repo / "decisions" / "linked").symlink_to(outside / "nested")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "innocent-looking ledger")
+
+    ws = Workspace(repo)
+    lease = ws.lease(new_run_id(), "peek")
+    result = _agent(
+        lease, [{"name": "read_decisions", "input": {}}, {"name": "read_file", "input": {"path": "decisions/leak.md"}}]
+    )
+    ws.release(lease, delete_branch=True)
+    decisions, read = _tool_outputs(result)[:2]
+    assert SECRET not in decisions and "0 of 0 decisions" in decisions, decisions
+    assert "symlink" in decisions and "outside" in decisions  # said, not silently dropped
+    assert SECRET not in read and "points outside the repository" in read  # the jail's answer, for comparison

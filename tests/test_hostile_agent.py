@@ -191,3 +191,46 @@ def test_read_decisions_never_follows_a_symlink_out_of_the_worktree(repo: Path, 
     assert SECRET not in decisions and "0 of 0 decisions" in decisions, decisions
     assert "symlink" in decisions and "outside" in decisions  # said, not silently dropped
     assert SECRET not in read and "points outside the repository" in read  # the jail's answer, for comparison
+
+
+CHILD = r"""
+import asyncio, json, sys
+from pathlib import Path
+from squad.config import Settings
+from squad.tools import ToolContext, default_toolbox
+
+reader = [sys.executable, "-c", "import os\ntry:\n print(open(f'/proc/{os.getppid()}/environ','rb').read().decode())\n"
+          "except OSError as e:\n print('DENIED', e.strerror)"]
+settings = Settings.model_validate({"commands": {"allowed": [" ".join(reader[:2])]}})
+ctx = ToolContext(worktree=Path(sys.argv[1]), run_id="r", agent="mallory", task="t", settings=settings,
+                  base_commit="", ledger_file=None, allowed=frozenset({"run"}))
+print(json.dumps(asyncio.run(default_toolbox().call("run", {"command": reader}, ctx)).content))
+"""
+
+
+@pytest.mark.timeout(60)
+def test_an_allowed_command_cannot_read_squads_environment_from_proc(tmp_path: Path) -> None:
+    """The `run` tool scrubs the child's environment; the child must not get the secret back by reading
+    /proc/<squad's pid>/environ. (Root reads any process's /proc files, so as root the squad side runs as
+    an unprivileged user, as squad normally does.)"""
+    import json
+    import subprocess
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        pytest.skip("/proc/<pid>/environ is Linux")
+    root = Path(__file__).resolve().parents[1]
+    env = {"PATH": os.environ["PATH"], "ANTHROPIC_API_KEY": SECRET, "PYTHONPATH": str(root)}
+    python, user = sys.executable, None
+    if os.geteuid() == 0:
+        site = next(p for p in sys.path if p.endswith("site-packages"))
+        python, user, env["PYTHONPATH"] = "/usr/bin/python3", 65534, f"{root}:{site}"
+        probe = subprocess.run([python, "-c", "import squad.tools"], user=user, env=env, cwd="/", capture_output=True)
+        if probe.returncode != 0:
+            pytest.skip(f"cannot run squad as an unprivileged user here: {probe.stderr[-200:]!r}")
+    out = subprocess.run(
+        [python, "-c", CHILD, "/tmp"], user=user, env=env, cwd="/", capture_output=True, text=True, timeout=50
+    )
+    assert out.returncode == 0, out.stderr
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    assert "DENIED" in result and SECRET not in result, result

@@ -90,9 +90,15 @@ def demo(keep: Path | None, as_json: bool) -> None:
         )
         if not as_json:
             if keep:
+                from squad.journal import latest_run
+
+                branch = f"squad/{latest_run(root)}"
                 click.echo(
                     f"\nThe demo repo is kept in {root}. Look around:\n"
-                    f"  cd {root} && squad log && squad decisions list && git log --oneline --graph --all",
+                    f"  cd {root}\n"
+                    "  squad log && squad cost              # what happened, and what it cost\n"
+                    f"  git log --oneline --graph {branch}   # the task branches merged into the run branch\n"
+                    f"  git switch {branch} && squad decisions list   # the run's ledger lands on its branch",
                     err=True,
                 )
             else:

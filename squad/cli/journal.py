@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 import time
 import warnings
 from pathlib import Path
@@ -59,12 +60,26 @@ def runs(as_json: bool) -> None:
     if not found:
         click.echo('No runs yet. Start one with: squad run "<task>"')
         return
+    rows = [
+        (
+            r.run,
+            time.strftime("%Y-%m-%d %H:%M", time.localtime(r.started)) if r.started else "?",
+            r.status,
+            f"${r.cost_usd:.4f}",
+            r.task_text,
+        )
+        for r in found
+    ]
+    if not sys.stdout.isatty():  # pipes get one tab-separated line per run, nothing cut
+        for row in rows:
+            click.echo("\t".join(row))
+        return
     table = Table()
-    for col in ("run", "started", "status", "cost", "task"):
-        table.add_column(col)
-    for r in found:
-        started = time.strftime("%Y-%m-%d %H:%M", time.localtime(r.started)) if r.started else "?"
-        table.add_row(r.run, started, r.status, f"${r.cost_usd:.4f}", r.task_text[:60])
+    for col, width in (("run", 20), ("started", 16), ("status", 6), ("cost", 7)):
+        table.add_column(col, no_wrap=True, min_width=width)  # the run id is what people copy: never cut it
+    table.add_column("task", ratio=1, no_wrap=True, overflow="ellipsis")
+    for *fixed, task in rows:
+        table.add_row(*fixed, task if len(task) <= 60 else task[:59] + "…")
     Console().print(table)
 
 

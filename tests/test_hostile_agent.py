@@ -234,3 +234,15 @@ def test_an_allowed_command_cannot_read_squads_environment_from_proc(tmp_path: P
     assert out.returncode == 0, out.stderr
     result = json.loads(out.stdout.strip().splitlines()[-1])
     assert "DENIED" in result and SECRET not in result, result
+
+
+def test_a_task_id_never_names_a_transcript_outside_the_run_folder(repo: Path) -> None:
+    from squad.journal import Journal
+
+    journal = Journal(repo, new_run_id()).create()
+    journal.emit({"type": "agent.tool_call", "agent": "a", "task": "../../../escaped"})
+    journal.emit({"type": "agent.tool_call", "agent": "a", "task": "api"})
+    journal.emit({"type": "task_started", "task": "api"})  # coordinator events stay in events.jsonl only
+    assert [p.name for p in journal.transcripts_dir.iterdir()] == ["api.jsonl"]
+    assert len((journal.transcripts_dir / "api.jsonl").read_text().splitlines()) == 1
+    assert not list(repo.rglob("escaped*"))

@@ -107,6 +107,15 @@ def test_a_recorded_run_replays_offline_to_the_same_result(repo: Path, tmp_path:
         "check.py",
     ]
     assert [d["title"] for d in second["decisions"]] == [d["title"] for d in first["decisions"]]
+    # every task has a transcript in the run folder: the author's and reviewer's turns, tool and model calls
+    transcripts = repo / ".squad" / "runs" / recorded / "transcripts"
+    assert sorted(p.name for p in transcripts.iterdir()) == ["api.jsonl", "check.jsonl", "notes.jsonl"]
+    notes = [json.loads(line) for line in (transcripts / "notes.jsonl").read_text().splitlines()]
+    assert {r["agent"] for r in notes} == {"tester", "backend", "reviewer"}  # both rounds, both reviews
+    calls = [r for r in notes if r["type"] == "agent.tool_call"]
+    assert {"name", "args", "result_chars", "is_error", "duration_s"} <= calls[0].keys()
+    model_calls = [r for r in notes if r["type"] == "agent.model_call"]
+    assert model_calls and {"usage", "cost_usd", "latency_s", "ttft_s"} <= model_calls[0].keys()
     # replayed calls cost nothing and send nothing: the model name says where the responses came from
     assert second["cost_usd"] == 0.0
     assert second["usage"]["total"]["calls"] == first["usage"]["total"]["calls"]

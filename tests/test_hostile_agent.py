@@ -246,3 +246,46 @@ def test_a_task_id_never_names_a_transcript_outside_the_run_folder(repo: Path) -
     assert [p.name for p in journal.transcripts_dir.iterdir()] == ["api.jsonl"]
     assert len((journal.transcripts_dir / "api.jsonl").read_text().splitlines()) == 1
     assert not list(repo.rglob("escaped*"))
+
+
+@pytest.mark.timeout(60)
+def test_drivers_an_agent_defines_in_the_work_tree_never_run(repo: Path, tmp_path: Path) -> None:
+    """`.gitattributes` may name filter / diff / merge drivers, but git takes their commands only from config,
+    which the jail keeps out of reach (.git/). Config-looking files in the work tree (.gitconfig, .gitmodules,
+    .lfsconfig) are data to git. Guard that squad's commit, diff, conflicting merge and checkout of such a
+    tree run none of them, so this stays true if squad ever reads repo-local config."""
+    marker = tmp_path / "pwned"
+    run_it = f"sh -c 'echo driver >> {marker}; cat'"
+    config = (
+        f'[filter "pwn"]\n\tclean = {run_it}\n\tsmudge = {run_it}\n\trequired = false\n'
+        f'[diff "pwn"]\n\ttextconv = {run_it}\n\tcommand = {run_it}\n'
+        f'[merge "pwn"]\n\tdriver = {run_it}\n[core]\n\tfsmonitor = {run_it}\n'
+    )
+    (repo / "shared.txt").write_text("base\n")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "shared file")
+    ws = Workspace(repo)
+    run = new_run_id()
+    evil, other = ws.lease(run, "evil"), ws.lease(run, "other")
+    files = {
+        ".gitattributes": "* filter=pwn diff=pwn merge=pwn\n",
+        ".gitconfig": config,
+        ".lfsconfig": config,
+        ".gitmodules": f'[submodule "x"]\n\tpath = x\n\turl = ext::sh -c "echo >> {marker}"\n\tupdate = !{run_it}\n',
+        "shared.txt": "evil\n",
+    }
+    result = _agent(
+        evil,
+        [{"name": "write_file", "input": {"path": p, "content": c}} for p, c in files.items()]
+        + [{"name": "diff", "input": {}}],
+    )
+    assert ".gitattributes" in _tool_outputs(result)[-2]  # the diff tool ran over the hostile tree
+    (other.path / "shared.txt").write_text("other\n")
+    assert ws.commit(evil, agent="mallory", message="drivers") and ws.commit(other, agent="bob", message="edit")
+    first = ws.merge(f"squad/{run}", other.branch, base=other.base_commit)
+    second = ws.merge(f"squad/{run}", evil.branch, base=other.base_commit)  # conflicts on shared.txt
+    assert first.ok and not second.ok and second.conflicts == ["shared.txt"]
+    again = ws.lease(run, "again", base=evil.branch)  # a checkout of the hostile tree
+    for lease in (evil, other, again):
+        ws.release(lease, delete_branch=True)
+    assert not marker.exists(), f"a driver defined in the work tree ran: {marker.read_text()}"

@@ -289,3 +289,29 @@ def test_drivers_an_agent_defines_in_the_work_tree_never_run(repo: Path, tmp_pat
     for lease in (evil, other, again):
         ws.release(lease, delete_branch=True)
     assert not marker.exists(), f"a driver defined in the work tree ran: {marker.read_text()}"
+
+
+@pytest.mark.timeout(60)
+def test_a_catastrophic_search_pattern_is_stopped_with_a_clear_error(
+    repo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`(a|aa)+$` against a long run of a's backtracks for longer than the universe's age. A thread cannot be
+    killed, so an unbounded search would pin a core and keep `squad run` from ever exiting."""
+    import time
+
+    from squad.tools import search as search_mod
+
+    monkeypatch.setattr(search_mod, "SEARCH_TIMEOUT_S", 1.0)
+    (repo / "data.txt").write_text("a" * 80 + "b\n")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "data")
+    ws = Workspace(repo)
+    lease = ws.lease(new_run_id(), "slow")
+    started = time.monotonic()
+    result = _agent(
+        lease, [{"name": "search", "input": {"pattern": "(a|aa)+$"}}], allowed=frozenset({"search", "finish"})
+    )
+    ws.release(lease, delete_branch=True)
+    assert time.monotonic() - started < search_mod.SEARCH_TIMEOUT_S + 10
+    (answer,) = _tool_outputs(result)[:1]
+    assert "too long" in answer and "simplify" in answer, answer

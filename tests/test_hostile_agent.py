@@ -315,3 +315,33 @@ def test_a_catastrophic_search_pattern_is_stopped_with_a_clear_error(
     assert time.monotonic() - started < search_mod.SEARCH_TIMEOUT_S + 10
     (answer,) = _tool_outputs(result)[:1]
     assert "too long" in answer and "simplify" in answer, answer
+
+
+@pytest.mark.timeout(60)
+def test_a_catastrophic_glob_is_answered_promptly(repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Globs compile to regexes too: with `re`, `*a*a*...*b` against a long file name backtracked for ever.
+    Now it is answered at once; and a glob that still runs out of time is a clear tool error."""
+    import time
+
+    from squad.tools import fs
+
+    (repo / ("a" * 40 + ".py")).write_text("x = 1\n")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "long name")
+    ws = Workspace(repo)
+    lease = ws.lease(new_run_id(), "glob")
+    hostile = "*a" * 14 + "*b"
+    calls = [
+        {"name": "list_files", "input": {"pattern": hostile}},
+        {"name": "search", "input": {"pattern": "x", "glob": hostile}},
+    ]
+    started = time.monotonic()
+    result = _agent(lease, calls, allowed=frozenset({"list_files", "search", "finish"}))
+    assert time.monotonic() - started < 10
+    listed, searched = _tool_outputs(result)[:2]
+    assert listed.startswith("no files matching") and searched.startswith("no matches"), (listed, searched)
+
+    monkeypatch.setattr(fs, "GLOB_TIMEOUT_S", 0.0)  # what a glob the regex engine cannot speed up gets
+    (timed_out,) = _tool_outputs(_agent(lease, calls[:1], allowed=frozenset({"list_files", "finish"})))[:1]
+    ws.release(lease, delete_branch=True)
+    assert "took too long" in timed_out and "simplify the glob" in timed_out, timed_out

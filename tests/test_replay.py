@@ -84,9 +84,10 @@ def test_a_recorded_run_replays_offline_to_the_same_result(repo: Path, tmp_path:
     subprocess.run(["git", "clone", "-q", str(repo), str(copy)], check=True)
     assert git(copy, "rev-parse", "HEAD") == git(repo, "rev-parse", "HEAD")
     shutil.copytree(repo / ".squad" / "runs" / recorded, copy / ".squad" / "runs" / recorded)
-    second = _report(_squad(copy, "run", task, "--json", "--model", f"replay:{recorded}"))
+    second = _report(_squad(copy, "run", "--json", "--model", f"replay:{recorded}"))  # the recorded task
     replayed = second["run"]
     assert replayed != recorded and second["status"] == first["status"] == "done"
+    assert second["task"] == first["task"] == task
 
     def plan(root: Path, run: str) -> list[dict[str, Any]]:
         return next(e["tasks"] for e in _events(root, run) if e["type"] == "plan")
@@ -119,6 +120,22 @@ def test_a_recorded_run_replays_offline_to_the_same_result(repo: Path, tmp_path:
     # replayed calls cost nothing and send nothing: the model name says where the responses came from
     assert second["cost_usd"] == 0.0
     assert second["usage"]["total"]["calls"] == first["usage"]["total"]["calls"]
+
+
+@pytest.mark.timeout(120)
+def test_replaying_for_another_task_warns(repo: Path) -> None:
+    _setup(repo, ["backend", "reviewer"])
+    script = f"scripted:{FIXTURES / 'run_apply.yaml'}"
+    first = _report(_squad(repo, "run", "add fast", "--agent", "backend", "--json", "--model", script))
+    again = _report(_squad(repo, "run", "--json", "--model", f"replay:{first['run']}"))
+    # the task and --agent backend both came from the recording: no plan was asked for
+    assert again["status"] == "done" and [t["id"] for t in again["tasks"]] == ["add-fast"]
+    out = _squad(repo, "run", "add slow", "--json", "--model", f"replay:{first['run']}")
+    assert f"warning: run {first['run']} was recorded for 'add fast'" in out.stderr
+    # with --agent the task id comes from the task text, so the recording has nothing for it: a clear stop
+    assert out.returncode == 1 and json.loads(out.stdout)["status"] == "failed"
+    events = json.dumps(_events(repo, json.loads(out.stdout)["run"]))
+    assert "no recorded response for agent 'backend' on task 'add-slow'" in events
 
 
 def test_replay_of_a_missing_run_is_a_usage_error(repo: Path) -> None:

@@ -35,6 +35,7 @@ from squad.context import ContextPack, agent_system, resolve_commit
 from squad.errors import RunError, SquadError, UsageError
 from squad.journal import Journal, TaskState, cost_rollup
 from squad.models.base import Message, ModelRequest, SystemBlock, TextBlock, ToolResultBlock, ToolSpec
+from squad.workspace import NO_HOOKS
 
 if TYPE_CHECKING:
     from squad.agent import AgentResult
@@ -421,7 +422,7 @@ async def run_test_command(command: str, cwd: Path, settings: Settings) -> TestR
 
 
 def _git(cwd: Path, *args: str, check: bool = True) -> str:
-    proc = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, check=False)
+    proc = subprocess.run(["git", *NO_HOOKS, *args], cwd=cwd, capture_output=True, text=True, check=False)
     if check and proc.returncode != 0:
         raise RunError(f"git {' '.join(args)} failed in {cwd}: {(proc.stderr or proc.stdout).strip()}")
     return proc.stdout
@@ -445,7 +446,7 @@ def merge_into_worktree(path: Path, commits: Sequence[str]) -> list[str]:
         if subprocess.run(["git", "merge-base", "--is-ancestor", sha, "HEAD"], cwd=path, check=False).returncode == 0:
             continue
         proc = subprocess.run(
-            ["git", "-c", "commit.gpgsign=false", "merge", "--no-ff", "--no-edit", "--no-verify", sha],
+            ["git", *NO_HOOKS, "-c", "commit.gpgsign=false", "merge", "--no-ff", "--no-edit", "--no-verify", sha],
             cwd=path,
             capture_output=True,
             text=True,
@@ -1052,10 +1053,11 @@ class _Execution:
         target.write_bytes(source.read_bytes())
         rel = target.relative_to(lease.path).as_posix()
         env = {**os.environ, **_SQUAD_IDENTITY}
-        subprocess.run(["git", "add", "--", rel], cwd=lease.path, check=True, capture_output=True)
+        subprocess.run(["git", *NO_HOOKS, "add", "--", rel], cwd=lease.path, check=True, capture_output=True)
         subprocess.run(
             [
                 "git",
+                *NO_HOOKS,
                 "-c",
                 "commit.gpgsign=false",
                 "commit",
@@ -1086,7 +1088,7 @@ class _Execution:
             )
         branch = _git(root, "symbolic-ref", "-q", "--short", "HEAD").strip()
         proc = subprocess.run(
-            ["git", "merge", "--no-ff", "--no-edit", f"squad/{self.run_id}"],
+            ["git", *NO_HOOKS, "merge", "--no-ff", "--no-edit", f"squad/{self.run_id}"],
             cwd=root,
             capture_output=True,
             text=True,

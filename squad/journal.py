@@ -21,6 +21,7 @@ from typing import Any
 
 from squad.config import runs_dir
 from squad.models.base import ModelRequest, ModelResponse
+from squad.workspace import TASK_RE  # a task id never names a file outside transcripts/
 
 EVENTS = "events.jsonl"
 RESPONSES = "responses.jsonl"
@@ -192,15 +193,22 @@ class Journal:
         return self.events_path.exists()
 
     def emit(self, event: dict[str, Any]) -> dict[str, Any]:
-        """Append one event (a `ts` is added) and hand it to the listeners (the live view)."""
+        """Append one event (a `ts` is added) and hand it to the listeners (the live view).
+
+        An agent's event (`agent.*`: turns, tool calls, model calls) also goes to its task's transcript,
+        so one task's whole story (every round, author and reviewer) reads in one file.
+        """
         record = {"ts": round(time.time(), 6), **event}
         _append_line(self.events_path, record)
+        task = record.get("task")
+        if str(record.get("type", "")).startswith("agent.") and isinstance(task, str) and TASK_RE.fullmatch(task):
+            self.transcript(task, record)
         for listener in list(self.listeners):
             listener(record)
         return record
 
     def transcript(self, task: str, record: dict[str, Any]) -> None:
-        """Append one record to `transcripts/<task>.jsonl`."""
+        """Append one record to `transcripts/<task>.jsonl` (its own `ts` wins over a new one)."""
         _append_line(self.transcripts_dir / f"{task}.jsonl", {"ts": round(time.time(), 6), **record})
 
     def record_response(self, request: ModelRequest, response: ModelResponse) -> None:

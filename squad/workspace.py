@@ -49,6 +49,10 @@ FINISHED_EVENTS = frozenset({"run_end", "run_finished"})
 
 _ADD_ATTEMPTS = 3
 _BASE_KEY = "squadbase"  # branch.<name>.squadbase: the commit a task branch started from (removed with the branch)
+#: Options for every git command squad runs: no hooks at all. `--no-verify` skips only pre-commit and
+#: commit-msg, while post-commit, post-merge, post-checkout and reference-transaction still run, and a
+#: relative `core.hooksPath` (husky and friends) puts the hooks in the work tree, where agents write.
+NO_HOOKS = ("-c", "core.hooksPath=/dev/null")
 # Variables that would redirect git away from the repository we mean, or make it prompt.
 _GIT_ENV_DROP = ("GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_PREFIX", "GIT_OBJECT_DIRECTORY", "GIT_COMMON_DIR")
 
@@ -132,7 +136,7 @@ def _git_env(extra: dict[str, str] | None = None) -> dict[str, str]:
 def _run_git(
     args: Iterable[str], cwd: Path, *, check: bool = True, input: str | None = None, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
-    cmd = ["git", *args]
+    cmd = ["git", *NO_HOOKS, *args]
     proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, input=input, env=env or _git_env())
     if check and proc.returncode != 0:
         raise WorkspaceError(f"`{' '.join(cmd)}` failed in {cwd}: {(proc.stderr or proc.stdout).strip()}")
@@ -313,9 +317,9 @@ class Workspace:
     def commit(self, lease: Lease, *, agent: str, message: str) -> str | None:
         """Commit everything in the lease's worktree as `<agent> (squad)`; return the sha, None if unchanged.
 
-        The message gets `Squad-Run` and `Squad-Agent` trailers. Hooks are skipped (`--no-verify`): the
-        review gate and the configured test command are squad's checks, and a user's interactive or
-        formatting hook must not stall or rewrite an agent's commit.
+        The message gets `Squad-Run` and `Squad-Agent` trailers. No hook runs (NO_HOOKS): the review gate
+        and the configured test command are squad's checks, a user's interactive or formatting hook must not
+        stall or rewrite an agent's commit, and an agent-written hook must never run.
         """
         self._check_lease(lease)
         if not message.strip():

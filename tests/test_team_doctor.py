@@ -178,6 +178,17 @@ def test_doctor_checks_model_names(team_repo: Path) -> None:
     assert "'gpt-4o' ([models] fallback): not a known model name" in message
     assert "missing.yaml not found" in message
 
+    run = team_repo / ".squad/runs/20261122-063107-a1b2"
+    run.mkdir(parents=True)
+    (run / "responses.jsonl").write_text("")
+    text = text.replace('default = "claude-sonnet-5-5"', 'default = "replay:20261122-063107-a1b2"', 1)
+    settings.write_text(text.replace("fallback = []", 'fallback = ["replay:20990101-000000-zzzz"]', 1))
+    code, checks = _doctor_json(env={"ANTHROPIC_API_KEY": ""})
+    assert code == 1
+    message = checks["models"]["message"]
+    assert "replay:20261122-063107-a1b2" not in message  # a recorded run of this repo is a valid model
+    assert "'replay:20990101-000000-zzzz' ([models] fallback): no recorded run to replay" in message
+
 
 def test_doctor_test_command_not_on_path(team_repo: Path) -> None:
     settings = team_repo / ".squad/squad.toml"

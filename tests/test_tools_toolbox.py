@@ -92,6 +92,11 @@ def test_allowed_tools_from_charters() -> None:
     )
     reviewer = Charter(name="reviewer", role="reviews", tools=["read"], reviewer=True)
     assert "submit_verdict" in allowed_tools(reviewer) and "write_file" not in allowed_tools(reviewer)
+    # a charter that names no tools (a reviewer's, say) gets read-only tools and the team tools, nothing more
+    default = allowed_tools(Charter(name="reviewer", role="reviews", reviewer=True))
+    assert default == frozenset(
+        ["diff", "finish", "list_files", "read_decisions", "read_file", "record_decision", "search", "submit_verdict"]
+    )
 
 
 def test_a_tool_outside_the_charter_is_refused_and_not_run(repo: Path) -> None:

@@ -203,7 +203,7 @@ def _check_roles(charters: list[Charter]) -> Check:
 
 
 def _check_models(root: Path, settings: Settings, charters: list[Charter]) -> tuple[Check, list[str]]:
-    """Every model name in use must be `claude-*` or `scripted:<path to an existing file>`."""
+    """Every model name in use must be `claude-*`, `scripted:<path to an existing file>` or `replay:<recorded run>`."""
     named: dict[str, list[str]] = {}
 
     def use(model: str, where: str) -> None:
@@ -223,7 +223,10 @@ def _check_models(root: Path, settings: Settings, charters: list[Charter]) -> tu
         if problem:
             bad.append(f"{model!r} ({', '.join(where)}): {problem}")
     if bad:
-        fix = "use a Claude model id such as `claude-sonnet-5-5`, or `scripted:<path to a script file>`"
+        fix = (
+            "use a Claude model id such as `claude-sonnet-5-5`, `scripted:<path to a script file>`, "
+            "or `replay:<run id or run folder>` (see `squad runs`)"
+        )
         return Check("models", "error", "; ".join(bad), fix), list(named)
     return Check("models", "ok", ", ".join(sorted(named))), list(named)
 
@@ -235,6 +238,15 @@ def _model_problem(root: Path, model: str) -> str:
         script = Path(model.removeprefix("scripted:")).expanduser()
         path = script if script.is_absolute() else root / script
         return "" if path.is_file() else f"script file {path} not found"
+    if model.startswith("replay:"):
+        from squad.errors import ConfigError
+        from squad.models.registry import replay_dir
+
+        try:
+            replay_dir(model.removeprefix("replay:"), root)
+        except ConfigError as exc:
+            return exc.message
+        return ""
     return "not a known model name"
 
 

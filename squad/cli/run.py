@@ -169,7 +169,12 @@ def _print_report(report: RunReport, console: Any) -> None:
 @click.option("--resume", metavar="RUN", help="Resume an interrupted or failed run (see `squad runs`).")
 @click.option("--apply", "apply_", is_flag=True, help="Merge squad/<run> into your branch when done (clean tree).")
 @click.option("--json", "as_json", is_flag=True, help="Print only the final report, as JSON.")
-@click.option("--model", metavar="NAME", help="Use this model for every agent (e.g. scripted:path.yaml).")
+@click.option(
+    "--model",
+    metavar="NAME",
+    help="Use this model for every agent: claude-..., scripted:<script.yaml>, or replay:<run> "
+    "(replay a recorded run's model responses offline; give the same task).",
+)
 @click.option("--max-cost", type=float, metavar="USD", help="Budget for the whole run in dollars (budgets.run_usd).")
 def run(
     task: str,
@@ -187,19 +192,46 @@ def run(
       squad run "add a /health endpoint with a test"
       squad run "fix the flaky date test" --agent tester
       squad run --resume 20261122-063107-a1b2
+      squad run --model replay:20261122-063107-a1b2   (the recorded task again, offline)
     Exit codes: 0 done and approved, 1 failed / rejected / needs a person, 2 usage or config error.
     """
     from squad.errors import UsageError
 
-    if not task.strip() and not resume:
+    replay = bool(model and model.startswith("replay:")) and not resume
+    if not task.strip() and not resume and not replay:
         raise UsageError("give a task, or --resume RUN", hint='squad run "what the team should do"')
     if task.strip() and resume:
         raise UsageError("--resume continues a recorded task; do not give a new TASK with it")
     root, settings, team = _load(max_cost)
+    if replay:
+        task, agent = _replayed_task(root, str(model), task, agent)
     code = execute_run(
         root, settings, team, task, agent=agent, resume=resume, apply_=apply_, as_json=as_json, model=model
     )
     sys.exit(code)
+
+
+def _replayed_task(root: Path, model: str, task: str, agent: str | None) -> tuple[str, str | None]:
+    """The task and `--agent` of a replay: the recorded run's unless given. The recorded responses answer
+    the recorded task whatever is asked, so a different task gets a warning."""
+    from squad.errors import UsageError
+    from squad.journal import EVENTS, read_jsonl
+    from squad.models.registry import replay_dir
+
+    folder = replay_dir(model.removeprefix("replay:"), root)
+    started = next((e for e in read_jsonl(folder / EVENTS) if e.get("type") == "run_started"), None)
+    if started is None:
+        if not task.strip():
+            raise UsageError(f"{folder} records no task to replay", hint='give it: squad run "<task>" --model ...')
+        return task, agent
+    recorded = str(started.get("task_text") or "")
+    if task.strip() and task != recorded:
+        click.echo(
+            f"warning: run {folder.name} was recorded for {recorded!r}; its recorded responses will not follow "
+            f"the new task {task!r}",
+            err=True,
+        )
+    return task if task.strip() else recorded, agent or started.get("agent")
 
 
 def execute_run(
@@ -260,7 +292,11 @@ def execute_run(
 @click.command("plan")
 @click.argument("task")
 @click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON ({tasks: [...]}).")
-@click.option("--model", metavar="NAME", help="Use this model for planning (e.g. scripted:path.yaml).")
+@click.option(
+    "--model",
+    metavar="NAME",
+    help="Use this model for planning: claude-..., scripted:<script.yaml> or replay:<run>.",
+)
 def plan(task: str, as_json: bool, model: str | None) -> None:
     """Show the plan the coordinator would run for TASK, without running it.
 

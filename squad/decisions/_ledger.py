@@ -125,10 +125,46 @@ class Ledger:
             return path
 
     def files(self) -> list[Path]:
-        """Every ledger file: `decisions/**/*.md` except README.md, sorted."""
+        """Every ledger file: `decisions/**/*.md` except README.md, sorted; never one outside the root."""
+        return self._scan()[0]
+
+    def _scan(self) -> tuple[list[Path], list[Problem]]:
+        """Ledger files, and a Problem for each symlink that leads outside the root (skipped, not read).
+
+        The root may be an agent's worktree holding untrusted content (a PR, files an agent's command
+        made): a link like `decisions/x.md -> ~/.aws/credentials` must not put that file in a prompt.
+        Symlinked directories are not descended into (no cycles); a symlinked `decisions/` must stay inside.
+        """
         if not self.dir.is_dir():
-            return []
-        return sorted(p for p in self.dir.rglob("*.md") if p.name != "README.md" and p.is_file())
+            return [], []
+        if not self._inside(self.dir):
+            return [], [
+                Problem(Path(LEDGER_DIR), 1, "skipped: decisions/ is a symlink that points outside the repository")
+            ]
+        files: list[Path] = []
+        problems: list[Problem] = []
+        for top, dirs, names in os.walk(self.dir):  # followlinks=False: linked directories are listed, not entered
+            for name in sorted(dirs):
+                link = Path(top) / name
+                if link.is_symlink() and not self._inside(link):
+                    problems.append(
+                        Problem(self.relative(link), 1, "skipped: symlink that points outside the repository")
+                    )
+            for name in names:
+                path = Path(top) / name
+                if not name.endswith(".md") or name == "README.md" or not path.is_file():
+                    continue
+                if not self._inside(path):
+                    problems.append(
+                        Problem(self.relative(path), 1, "skipped: symlink that points outside the repository")
+                    )
+                    continue
+                files.append(path)
+        return sorted(files), problems
+
+    def _inside(self, path: Path) -> bool:
+        real = os.path.realpath(path)
+        return real == str(self.root) or real.startswith(str(self.root) + os.sep)
 
     def lock_path(self, file: Path) -> Path:
         """The lock file guarding appends to `file`: `<git common dir>/squad/locks/ledger-<name>-<hash>.lock`."""
@@ -146,8 +182,9 @@ class Ledger:
 
     def parse(self) -> ParseResult:
         """Parse the whole `decisions/` tree; unreadable files and entries become Problems."""
-        result = ParseResult()
-        for path in self.files():
+        files, problems = self._scan()
+        result = ParseResult(problems=problems)
+        for path in files:
             result.extend(self.parse_file(path))
         return result
 

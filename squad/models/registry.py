@@ -1,7 +1,8 @@
 """create_model and ModelRuntime: every model call goes through the same policy, in one place.
 
 `create_model(name, settings=..., runtime=...)` returns a `ManagedModel` around the backend named by
-`name` ("claude-*" -> AnthropicModel, "scripted:<path>" -> ScriptedModel). For each call it:
+`name` ("claude-*" -> AnthropicModel, "scripted:<path>" -> ScriptedModel, "replay:<run id or run folder>"
+-> ScriptedModel.from_journal). For each call it:
 
 1. checks the budget with an estimate (fails closed with BudgetExceededError, before any request);
 2. for the model and then each `models.fallback` model, while that model's circuit breaker allows:
@@ -17,6 +18,7 @@ Non-transient errors (401, 404, 400 ...) are raised at once: another model would
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import time
 from collections.abc import Callable
@@ -112,8 +114,8 @@ def create_model(name: str, *, settings: Settings, runtime: ModelRuntime) -> Mod
     """The model called `name`, wrapped in the shared policy (see module docstring).
 
     Raises:
-        ConfigError: the name (or a `models.fallback` name) is neither `claude-...` nor
-            `scripted:<path>`, or the script is invalid.
+        ConfigError: the name (or a `models.fallback` name) is not `claude-...`, `scripted:<path>` or
+            `replay:<run>`, the script is invalid, or the run to replay is not found.
     """
     for model_name in (name, *settings.models.fallback):  # fail early on a bad name or script
         backend(model_name, settings=settings, runtime=runtime)
@@ -129,17 +131,45 @@ def backend(name: str, *, settings: Settings, runtime: ModelRuntime) -> Model:
         from squad.models.scripted import ScriptedModel
 
         model = ScriptedModel(Path(name.removeprefix("scripted:")))
+    elif name.startswith("replay:"):
+        from squad.models.scripted import ScriptedModel
+
+        model = ScriptedModel.from_journal(replay_dir(name.removeprefix("replay:")))
     elif name.startswith("claude-"):
         from squad.models.anthropic import AnthropicModel
 
         model = AnthropicModel(name, settings=settings, on_headers=runtime.governor.observe_headers)
     else:
         raise ConfigError(
-            f"unknown model name {name!r}: expected `claude-...` or `scripted:<path>`",
+            f"unknown model name {name!r}: expected `claude-...`, `scripted:<path>` or `replay:<run>`",
             hint="check [models] in .squad/squad.toml and the `model:` field of the charters in .squad/agents/",
         )
     runtime.backends[name] = model
     return model
+
+
+def replay_dir(ref: str, root: Path | None = None) -> Path:
+    """The run folder `replay:<ref>` names: a folder holding responses.jsonl, or a run id looked up in
+    `<repo>/.squad/runs/` (repo: `root`, default the repository around the current directory).
+
+    Raises:
+        ConfigError: `ref` is empty, or names no run folder with recorded responses.
+    """
+    from squad.config import find_repo_root, runs_dir
+    from squad.errors import NotARepoError
+
+    hint = "`squad runs` lists recorded runs; `replay:<run id>` or `replay:<path to .squad/runs/<run>>`"
+    if not ref.strip():
+        raise ConfigError("`replay:` needs a run id or a run folder", hint=hint)
+    candidates = [Path(ref).expanduser()]
+    if "/" not in ref and ref not in (".", ".."):  # a bare run id: look in this repo's run folders
+        with contextlib.suppress(NotARepoError):  # outside a repo only a folder path can work
+            candidates.append(runs_dir(root or find_repo_root()) / ref)
+    for folder in candidates:
+        if (folder / "responses.jsonl").is_file():
+            return folder.resolve()
+    where = " or ".join(str(c) for c in candidates)
+    raise ConfigError(f"no recorded run to replay at {where} (no responses.jsonl)", hint=hint)
 
 
 class _Failover(Exception):

@@ -29,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import json
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,6 +37,7 @@ from typing import Any
 import yaml
 
 from squad.errors import ConfigError, ModelError
+from squad.journal import JournalWarning
 from squad.models.base import (
     ContentBlock,
     ModelRequest,
@@ -93,7 +95,11 @@ class ScriptedModel:
 
     @classmethod
     def from_journal(cls, run_dir: Path) -> ScriptedModel:
-        """Replay `run_dir/responses.jsonl`: each (agent, task) gets its recorded responses by call index."""
+        """Replay `run_dir/responses.jsonl`: each (agent, task) gets its recorded responses by call index.
+
+        A line that is not JSON (a torn write of a killed run) is skipped with a JournalWarning, as the
+        journal's readers do; a JSON line of the wrong shape is a ModelError naming its line.
+        """
         path = Path(run_dir) / "responses.jsonl"
         if not path.is_file():
             raise ModelError(
@@ -106,11 +112,18 @@ class ScriptedModel:
         self.name = f"replay:{run_dir}"
         self._entries, self._bindings, self._calls = [], {}, {}
         self._replay = _Replay()
-        for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        for lineno, line in enumerate(path.read_bytes().splitlines(), 1):
             if not line.strip():
                 continue
             try:
                 row = json.loads(line)
+            except (json.JSONDecodeError, UnicodeDecodeError):
+                # A killed run tears its last line; the recorder's call indices skip it too, so must we.
+                warnings.warn(
+                    f"{path}:{lineno}: skipped an unreadable recorded response (torn write?)", JournalWarning, 2
+                )
+                continue
+            try:
                 key = (str(row["agent"]), str(row["task"]))
                 self._replay.responses.setdefault(key, {})[int(row["index"])] = ModelResponse.from_dict(row["response"])
             except (ValueError, KeyError, TypeError) as exc:

@@ -4,12 +4,20 @@ Shared by the `run` tool, our own git calls, the coordinator's test runner and t
 agent-run command (a test suite the agent just edited, say) must never see an API key or a token.
 Matching is by name and deliberately broad: dropping a harmless variable costs little, leaking a key
 costs a lot.
+
+A scrubbed environment is not enough on its own: on Linux any process of the same user may read
+`/proc/<pid>/environ` (the environment squad started with, API key included) and `/proc/<pid>/mem` of
+another. `scrubbed_env` therefore first marks this process non-dumpable, which makes those files
+readable only by root. It cannot protect the environment of the shell that started squad: an allowed
+command runs as the user and can read what the user can; isolating that needs an OS sandbox.
 """
 
 from __future__ import annotations
 
+import ctypes
 import os
 import re
+import sys
 from collections.abc import Mapping
 
 #: A variable whose upper-cased name contains one of these is dropped.
@@ -74,6 +82,21 @@ def is_secret_name(name: str) -> bool:
     )
 
 
+_PR_SET_DUMPABLE = 4
+
+
+def protect_process() -> bool:
+    """Make this process non-dumpable (Linux), so its children cannot read its environment or memory
+    through /proc. Idempotent; True when the protection is in place."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        return libc.prctl(_PR_SET_DUMPABLE, 0, 0, 0, 0) == 0
+    except (OSError, AttributeError):  # no prctl (unusual libc): nothing more we can do here
+        return False
+
+
 def scrubbed_env(env: Mapping[str, str] | None = None) -> dict[str, str]:
     """A copy of `env` (default `os.environ`) without secrets or git location overrides.
 
@@ -82,7 +105,11 @@ def scrubbed_env(env: Mapping[str, str] | None = None) -> dict[str, str]:
     COOKIE or SESSION; names starting with ANTHROPIC_, AWS_, AZURE_, GCP_, GOOGLE_, CLOUDSDK_, OPENAI_
     and other provider prefixes; SSH_AUTH_SOCK; values that are URLs with an embedded password; and
     GIT_DIR-style variables that would redirect git away from the worktree.
+
+    Also calls `protect_process()`: every spawn of agent-influenced code asks for this environment
+    first, and scrubbing it means little while the child can read ours from /proc.
     """
+    protect_process()
     source = os.environ if env is None else env
     out: dict[str, str] = {}
     for name, value in source.items():

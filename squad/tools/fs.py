@@ -13,11 +13,13 @@ from functools import lru_cache
 from pathlib import Path
 from typing import BinaryIO
 
+import regex
 from pydantic import Field
 
 from squad.tools.base import Args, BaseTool, ToolContext, ToolError, ToolResult
 from squad.tools.env import scrubbed_env
 from squad.tools.jail import JailError, open_read, open_write, resolve
+from squad.workspace import NO_HOOKS
 
 MAX_LIST_FILES = 1000
 #: read_file shows at most this many lines / characters per call; the rest is read with start_line.
@@ -32,6 +34,8 @@ BINARY_SNIFF_BYTES = 8192
 #: Bytes of a single line kept in memory; longer lines are cut (minified files).
 RAW_LINE_BYTES = 64 * 1024
 GIT_TIMEOUT_S = 60.0
+#: A real glob matches a path in microseconds; one that takes this long is hostile.
+GLOB_TIMEOUT_S = 1.0
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -45,7 +49,7 @@ def git(root: Path, *args: str, env: dict[str, str] | None = None, stdin: bytes 
     """
     try:
         out = subprocess.run(
-            ["git", "--literal-pathspecs", "-c", "core.quotepath=off", *args],
+            ["git", *NO_HOOKS, "--literal-pathspecs", "-c", "core.quotepath=off", *args],
             cwd=root,
             capture_output=True,
             input=stdin,
@@ -72,8 +76,11 @@ def is_binary(head: bytes) -> bool:
 
 
 @lru_cache(maxsize=256)
-def glob_regex(pattern: str) -> re.Pattern[str]:
+def glob_regex(pattern: str) -> regex.Pattern[str]:
     """Compile a glob (`*`, `?`, `[...]`, `**` across directories) to a regex over POSIX paths.
+
+    With the `regex` module (re-compatible syntax) so that matching can take a timeout: the glob comes
+    from the model, and `*a*a*a...*b` backtracks exponentially.
 
     A pattern without `/` matches the file name anywhere (`*.py`); a plain directory name or a
     pattern ending in `/` matches everything below it (`src`, `src/`).
@@ -83,7 +90,7 @@ def glob_regex(pattern: str) -> re.Pattern[str]:
     if pat.endswith("/"):
         pat += "**"
     elif not any(ch in pat for ch in "*?["):
-        dir_prefix = "|" + re.escape(pat) + "/.*"
+        dir_prefix = "|" + regex.escape(pat) + "/.*"
     anchored = "/" in pat
     out: list[str] = []
     i = 0
@@ -108,11 +115,11 @@ def glob_regex(pattern: str) -> re.Pattern[str]:
             out.append("[" + body.replace("\\", "\\\\") + "]")
             i = end + 1
         else:
-            out.append(re.escape(ch))
+            out.append(regex.escape(ch))
             i += 1
     body = "".join(out)
     prefix = "" if anchored else "(?:.*/)?"
-    return re.compile(f"(?:{prefix}{body}{dir_prefix})\\Z")
+    return regex.compile(f"(?:{prefix}{body}{dir_prefix})\\Z")
 
 
 def _class_end(pat: str, start: int) -> int:
@@ -126,7 +133,16 @@ def _class_end(pat: str, start: int) -> int:
 
 
 def match_glob(pattern: str | None, path: str) -> bool:
-    return not pattern or bool(glob_regex(pattern).match(path))
+    """Whether `path` matches the glob; ToolError for a glob so slow to match that it must be hostile."""
+    if not pattern:
+        return True
+    try:
+        return glob_regex(pattern).match(path, timeout=GLOB_TIMEOUT_S) is not None
+    except TimeoutError:
+        raise ToolError(
+            f"matching the glob {pattern!r} took too long (over {GLOB_TIMEOUT_S:g} s for {path!r})",
+            hint="simplify the glob: many '*' in a row backtrack exponentially; e.g. 'src/**/*.py'",
+        ) from None
 
 
 def decode(data: bytes) -> str:

@@ -1,10 +1,16 @@
-"""The `search` tool: a Python regex over the worktree's files (the ones list_files shows), jailed."""
+"""The `search` tool: a Python regex over the worktree's files (the ones list_files shows), jailed.
+
+Patterns come from the model, so matching is bounded in time: the `regex` module (re-compatible syntax)
+takes a timeout, where `re` would backtrack on `(a|aa)+$` for ever in a thread nobody can stop, pinning a
+core and keeping the process from exiting.
+"""
 
 from __future__ import annotations
 
 import os
-import re
+import time
 
+import regex
 from pydantic import Field
 
 from squad.tools.base import Args, BaseTool, ToolContext, ToolError, ToolResult
@@ -15,6 +21,8 @@ MAX_MATCHES = 200
 MAX_MATCH_LINE_CHARS = 300
 #: Larger files are skipped (and counted in the result): they are data, not code to search.
 SEARCH_MAX_FILE_BYTES = 4 * 1024 * 1024
+#: Wall-clock limit of one search (all files); a normal search of thousands of files takes well under 1 s.
+SEARCH_TIMEOUT_S = 10.0
 
 
 class SearchArgs(Args):
@@ -34,8 +42,8 @@ class Search(BaseTool):
 
     def run(self, args: SearchArgs, ctx: ToolContext) -> ToolResult:
         try:
-            regex = re.compile(args.pattern, re.IGNORECASE if args.ignore_case else 0)
-        except re.error as exc:
+            compiled = regex.compile(args.pattern, regex.IGNORECASE if args.ignore_case else 0)
+        except regex.error as exc:
             raise ToolError(
                 f"invalid regular expression {args.pattern!r}: {exc}",
                 hint="escape special characters such as ( [ { . * + ? with a backslash for a literal match",
@@ -44,6 +52,7 @@ class Search(BaseTool):
         files_hit = 0
         skipped_big = 0
         truncated = False
+        deadline = time.monotonic() + SEARCH_TIMEOUT_S
         for name in worktree_files(ctx.worktree):
             if not match_glob(args.glob, name):
                 continue
@@ -60,7 +69,7 @@ class Search(BaseTool):
                 continue
             hit = False
             for lineno, line in enumerate(decode(data).splitlines(), 1):
-                if regex.search(line):
+                if _search(compiled, line, deadline, f"{name}:{lineno}"):
                     if len(matches) >= MAX_MATCHES:
                         truncated = True
                         break
@@ -81,3 +90,15 @@ class Search(BaseTool):
             where = f" in files matching {args.glob!r}" if args.glob else ""
             return ToolResult("\n".join([f"no matches for {args.pattern!r}{where}", *notes]))
         return ToolResult("\n".join([*matches, *notes]), data={"matches": len(matches), "files": files_hit})
+
+
+def _search(compiled: regex.Pattern[str], line: str, deadline: float, where: str) -> bool:
+    """Whether `line` matches, within what is left of the search's time; ToolError when time runs out."""
+    try:
+        return compiled.search(line, timeout=max(deadline - time.monotonic(), 0.001)) is not None
+    except TimeoutError:
+        raise ToolError(
+            f"the search took too long (over {SEARCH_TIMEOUT_S:g} s; stopped at {where})",
+            hint="simplify the pattern (nested repetition such as (a+)+ or (a|aa)+ backtracks exponentially) "
+            "or narrow the files with glob",
+        ) from None

@@ -264,6 +264,7 @@ async def _specialists(server: MessagesServer, cache: bool, worktree: Path) -> U
         return result.usage
 
     usages = await asyncio.gather(*(one(c) for c in _charters()))
+    await model.aclose()
     return sum(usages, Usage())
 
 

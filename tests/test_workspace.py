@@ -180,6 +180,36 @@ def test_lock_timeout_is_a_clear_error(repo: Path) -> None:
     assert squad_branches(repo) == []
 
 
+def test_threads_queue_on_the_lock_and_time_out_clearly(repo: Path) -> None:
+    import threading
+
+    ws = Workspace(repo, lock_timeout=0.2)
+    other = Workspace(repo, lock_timeout=0.2)  # a second Workspace on the same repo shares the lock
+    inside, leave = threading.Event(), threading.Event()
+    order: list[str] = []
+
+    def holder() -> None:
+        with ws._lock("worktrees"):
+            order.append("holder in")
+            inside.set()
+            leave.wait(5)
+            order.append("holder out")
+
+    thread = threading.Thread(target=holder)
+    thread.start()
+    assert inside.wait(5)
+    with pytest.raises(WorkspaceError, match=r"timed out after 0.2s waiting for the lock"):
+        other.lease(RUN, "t")  # waits in-process, then gives up with the same clear error
+    assert squad_branches(repo) == []
+    waiter = threading.Thread(target=lambda: other.lease(RUN, "t") and order.append("lease"))
+    waiter.start()
+    leave.set()
+    thread.join(5)
+    waiter.join(10)
+    assert order == ["holder in", "holder out", "lease"]
+    assert squad_branches(repo) == [f"squad/{RUN}--t"]
+
+
 def _two_conflicting_tasks(ws: Workspace) -> tuple[str, str]:
     a, b = ws.lease(RUN, "a"), ws.lease(RUN, "b")
     (a.path / "README.md").write_text("# from a\n")

@@ -34,7 +34,7 @@ from squad.config import Charter, Settings, Team
 from squad.context import ContextPack, agent_system, resolve_commit
 from squad.errors import RunError, SquadError, UsageError
 from squad.journal import Journal, TaskState, cost_rollup
-from squad.models.base import Message, ModelRequest, SystemBlock, TextBlock, ToolResultBlock, ToolSpec
+from squad.models.base import Message, ModelRequest, SystemBlock, TextBlock, ToolResultBlock
 from squad.workspace import NO_HOOKS
 
 if TYPE_CHECKING:
@@ -54,44 +54,6 @@ MAX_TEST_OUTPUT_CHARS = 12_000
 COMPLETED = frozenset({"finished", "end_turn"})
 
 ModelFactory = Callable[[str, "ModelRuntime | None"], "Model"]
-
-SUBMIT_PLAN = ToolSpec(
-    name="submit_plan",
-    description=(
-        "Submit the plan: the tasks the team will do. Each task goes to one specialist (by name) and "
-        "may depend on other tasks by id; independent tasks run in parallel."
-    ),
-    input_schema={
-        "type": "object",
-        "properties": {
-            "tasks": {
-                "type": "array",
-                "minItems": 1,
-                "items": {
-                    "type": "object",
-                    "properties": {
-                        "id": {"type": "string", "description": "short slug: lowercase letters, digits, dashes"},
-                        "agent": {"type": "string", "description": "name of the specialist who does it"},
-                        "goal": {"type": "string", "description": "what done looks like, in a few sentences"},
-                        "files": {
-                            "type": "array",
-                            "items": {"type": "string"},
-                            "description": "repo-relative paths the task will likely touch",
-                        },
-                        "depends_on": {
-                            "type": "array",
-                            "items": {"type": "string"},
-                            "description": "ids of tasks whose approved work this one builds on",
-                        },
-                    },
-                    "required": ["id", "agent", "goal"],
-                },
-            }
-        },
-        "required": ["tasks"],
-    },
-)
-
 
 # ---------------------------------------------------------------------------------------------------------
 # Plan
@@ -532,6 +494,7 @@ class Coordinator:
             RunError: the plan is still invalid after one retry (the message lists the errors).
         """
         from squad.agent import FORWARDED_MODEL_EVENTS
+        from squad.tools import default_toolbox
 
         agent, model_name = self._lead()
         model = self._model(model_name)
@@ -556,7 +519,9 @@ class Coordinator:
             request = ModelRequest(
                 system=system,
                 messages=tuple(messages),
-                tools=(SUBMIT_PLAN,),
+                # The specialists' own tool list (it includes submit_plan), so this call writes the prompt
+                # cache entry (tools + context pack) that every specialist then reads.
+                tools=default_toolbox().specs(),
                 max_tokens=self.settings.models.max_tokens,
                 agent=agent,
                 task="plan",

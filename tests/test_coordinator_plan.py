@@ -10,9 +10,10 @@ import pytest
 
 from squad.config import Charter, Settings, Team
 from squad.context import ContextPack
-from squad.coordinator import SUBMIT_PLAN, Coordinator, find_cycle, slugify, validate_plan
+from squad.coordinator import Coordinator, find_cycle, slugify, validate_plan
 from squad.errors import RunError
 from squad.models.base import ModelRequest, ModelResponse, TextBlock, ToolResultBlock, ToolUseBlock, Usage
+from squad.tools import default_toolbox
 
 
 def _team() -> Team:
@@ -112,7 +113,9 @@ def test_invalid_plan_is_sent_back_once_with_errors_then_accepted() -> None:
     plan = asyncio.run(_coordinator(model).make_plan("build it", _PACK, events.append))
     assert [t.agent for t in plan.tasks] == ["backend"]
     first, second = model.requests
-    assert first.tool_choice == "submit_plan" and first.tools == (SUBMIT_PLAN,) and first.task == "plan"
+    assert first.tool_choice == "submit_plan" and first.task == "plan"
+    # The planner sends the specialists' exact tool list, so its call warms their shared prompt cache.
+    assert first.tools == default_toolbox().specs() and "submit_plan" in [t.name for t in first.tools]
     assert first.agent == "lead"
     assert "- backend: backend engineer (owns: src/**" in first.system[-1].text
     assert "reviewer" not in first.system[-1].text.split("## Roster")[1]  # reviewers are not offered work

@@ -219,10 +219,12 @@ def test_run_with_the_anthropic_model_over_http(repo: Path) -> None:
     torn = next(r for r in requests if r.agent == "reviewer" and r.task == "docs")  # the stream that failed
     billed = [r for r in requests if r.status == 200 and r is not torn]
     assert total["calls"] == len(billed) == len(requests) - 3
-    # the planner's prefix and the specialists' prefix are each written once (by their first call); every
-    # later specialist call reads it (the failed stream read it too, but its usage was never billed)
-    assert total["cache_write_tokens"] == _cached_tokens(requests[0]) + _cached_tokens(specialists[0])
-    assert total["cache_read_tokens"] == _cached_tokens(specialists[0]) * (len(billed) - 2)
+    # the planner sends the specialists' exact prefix (same tools, same context pack), so its call writes the
+    # one cache entry and every specialist call reads it (the failed stream read it too, but was never billed)
+    planner = next(r for r in requests if r.agent == "lead" and r.status == 200)
+    assert _shared_prefix(planner) == (prefix, n_shared)
+    assert total["cache_write_tokens"] == _cached_tokens(specialists[0])
+    assert total["cache_read_tokens"] == _cached_tokens(specialists[0]) * (len(billed) - 1)
     assert total["input_tokens"] > 0 and total["output_tokens"] > 0 and total["cost_usd"] > 0
     assert cost["by_model"].keys() == {"claude-sonnet-5-5"}
     assert 0 < total["cache_hit_rate"] < 1 and total == report["usage"]["total"]

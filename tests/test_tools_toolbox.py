@@ -26,6 +26,7 @@ EXPECTED = [
     "record_decision",
     "run",
     "search",
+    "submit_plan",
     "submit_verdict",
     "write_file",
 ]

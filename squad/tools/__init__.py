@@ -24,7 +24,7 @@ from squad.tools.fs import Diff, EditFile, ListFiles, ReadFile, WriteFile
 from squad.tools.jail import JailedPath, JailError, resolve
 from squad.tools.search import Search
 from squad.tools.shell import Run
-from squad.tools.team import Finish, ReadDecisions, RecordDecision, SubmitVerdict
+from squad.tools.team import Finish, ReadDecisions, RecordDecision, SubmitPlan, SubmitVerdict
 
 #: Only reviewers may end their session with a verdict.
 REVIEWER_TOOLS = frozenset({"submit_verdict"})
@@ -43,6 +43,7 @@ def default_toolbox() -> Toolbox:
             RecordDecision(),
             Run(),
             Search(),
+            SubmitPlan(),
             SubmitVerdict(),
             WriteFile(),
         ]
@@ -72,6 +73,7 @@ __all__ = [
     "RecordDecision",
     "Run",
     "Search",
+    "SubmitPlan",
     "SubmitVerdict",
     "Tool",
     "ToolContext",

@@ -177,3 +177,37 @@ class SubmitVerdict(BaseTool):
             "findings": [f.model_dump() for f in args.findings],
         }
         return ToolResult(f"verdict submitted: {args.verdict}", finished=True, data=data)
+
+
+class PlannedTask(BaseModel):
+    """One task of a plan, as the lead submits it (validated again, in code, by the coordinator)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str = Field(description="Short slug: lowercase letters, digits, dashes.")
+    agent: str = Field(description="Name of the specialist who does it.")
+    goal: str = Field(description="What done looks like, in a few sentences.")
+    files: list[str] = Field(default_factory=list, description="Repo-relative paths the task will likely touch.")
+    depends_on: list[str] = Field(
+        default_factory=list, description="Ids of tasks whose approved work this one builds on."
+    )
+
+
+class SubmitPlanArgs(Args):
+    tasks: list[PlannedTask] = Field(min_length=1, description="The tasks; independent ones run in parallel.")
+
+
+class SubmitPlan(BaseTool):
+    """The lead's planning tool. It is in every agent's tool list only so the planning call sends the same
+    cached prefix (tools + context pack) as the specialists and warms the prompt cache for all of them; the
+    coordinator reads the call itself, and no agent may execute it (it is never in `allowed`)."""
+
+    name = "submit_plan"
+    description = (
+        "Submit the plan: the tasks the team will do. Each task goes to one specialist (by name) and may "
+        "depend on other tasks by id; independent tasks run in parallel. Only the lead uses this, when planning."
+    )
+    Args = SubmitPlanArgs
+
+    def run(self, args: SubmitPlanArgs, ctx: ToolContext) -> ToolResult:
+        return ToolResult("submit_plan is only for the lead's planning step; finish your own task instead.", True)

@@ -82,7 +82,7 @@ def is_trusted(client: GitHubClient, user: dict[str, Any], settings: Settings) -
 
 def handle_comment(env: ActionEnv, client: GitHubClient, make_runner: RunnerFactory) -> Report:
     """Handle an issue_comment event: gate, run, push, reply."""
-    from squad.github.action import Report, load_base_config
+    from squad.github.action import Report, _overrides, load_base_config
     from squad.workspace import new_run_id
 
     event = env.event
@@ -100,7 +100,7 @@ def handle_comment(env: ActionEnv, client: GitHubClient, make_runner: RunnerFact
     # Settings come from the commit the workflow checked out: for issue_comment that is the default
     # branch (GitHub runs these workflows from it), never a PR head.
     base_sha = gitrepo.resolve_commit(root, "HEAD", "default branch")
-    settings, team = load_base_config(root, base_sha)
+    settings, team = load_base_config(root, base_sha, _overrides(env))
 
     trusted, why = is_trusted(client, user, settings)
     if not trusted:
@@ -212,9 +212,29 @@ def default_runner_factory(settings: Settings, team: Team | None) -> Runner:
             ok=report.ok,
             commit=commit,
             status=report.status,
-            summary=(report.next_command and f"Next: `{report.next_command}`") or "",
+            summary=_run_summary(report),
             decisions=list(report.decisions),
             error=report.error,
         )
 
     return run
+
+
+def _run_summary(report: Any) -> str:
+    """What the thread needs from a RunReport: each unfinished task and why, then the next step.
+
+    A failed run often has no run-level error (a task was rejected, tests failed): without these lines
+    the reply would say "failed" and nothing else.
+    """
+    lines: list[str] = []
+    for task in report.tasks:
+        if task.status == "approved":
+            continue
+        why = [f.get("message", "") for v in task.verdicts[-1:] for f in v.get("findings") or []]
+        reason = "; ".join(m for m in why if m) or task.summary or "see the run log"
+        lines.append(f"- task `{task.id}` ({', '.join(task.agents) or task.agent}): {task.status} — {reason}")
+    lines += [f"- needs a human: {item}" for item in report.needs_human]
+    lines += [f"- merge conflict: {item}" for item in report.conflicts]
+    if report.next_command:
+        lines += ["", f"Next: `{report.next_command}`"]
+    return "\n".join(lines)

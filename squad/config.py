@@ -227,9 +227,16 @@ def find_repo_root(start: Path | None = None) -> Path:
         NotARepoError: outside a git repository.
     """
     cwd = Path(start or Path.cwd())
+    from squad.tools.env import scrubbed_env  # secrets never reach a subprocess, git included
+
     try:
         out = subprocess.run(
-            ["git", "rev-parse", "--show-toplevel"], cwd=cwd, capture_output=True, text=True, check=False
+            ["git", "rev-parse", "--show-toplevel"],
+            cwd=cwd,
+            capture_output=True,
+            text=True,
+            check=False,
+            env=scrubbed_env(),
         )
     except FileNotFoundError:
         raise NotARepoError("git is not installed or not on PATH", hint="install git >= 2.20") from None

@@ -18,6 +18,7 @@ from pathlib import Path, PurePosixPath
 from squad.config import Charter, Settings
 from squad.errors import WorkspaceError
 from squad.models.base import SystemBlock
+from squad.tools.env import scrubbed_env
 
 #: Rough characters per token for English text and code; good enough for budgeting a prompt.
 CHARS_PER_TOKEN = 4
@@ -61,7 +62,7 @@ def truncate_to_tokens(text: str, max_tokens: int, what: str) -> str:
 
 
 def _git(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, check=False)
+    return subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, check=False, env=scrubbed_env())
 
 
 def resolve_commit(root: Path, rev: str = "HEAD") -> str:
@@ -75,7 +76,11 @@ def resolve_commit(root: Path, rev: str = "HEAD") -> str:
 def tracked_files(root: Path, commit: str) -> list[str]:
     """Every file path in `commit`'s tree (what `git ls-files` shows for a clean checkout), sorted."""
     out = subprocess.run(
-        ["git", "ls-tree", "-r", "-z", "--name-only", commit], cwd=root, capture_output=True, check=False
+        ["git", "ls-tree", "-r", "-z", "--name-only", commit],
+        cwd=root,
+        capture_output=True,
+        check=False,
+        env=scrubbed_env(),
     )
     if out.returncode != 0:
         raise WorkspaceError(f"cannot list files of {commit}: {out.stderr.decode(errors='replace').strip()}")

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import re
 import subprocess
 from collections.abc import Awaitable, Callable, Iterable, Sequence
@@ -35,7 +34,7 @@ from squad.context import ContextPack, agent_system, resolve_commit
 from squad.errors import RunError, SquadError, UsageError
 from squad.journal import Journal, TaskState, cost_rollup
 from squad.models.base import Message, ModelRequest, SystemBlock, TextBlock, ToolResultBlock
-from squad.workspace import NO_HOOKS
+from squad.workspace import NO_HOOKS, git_env
 
 if TYPE_CHECKING:
     from squad.agent import AgentResult
@@ -384,7 +383,9 @@ async def run_test_command(command: str, cwd: Path, settings: Settings) -> TestR
 
 
 def _git(cwd: Path, *args: str, check: bool = True) -> str:
-    proc = subprocess.run(["git", *NO_HOOKS, *args], cwd=cwd, capture_output=True, text=True, check=False)
+    proc = subprocess.run(
+        ["git", *NO_HOOKS, *args], cwd=cwd, capture_output=True, text=True, check=False, env=git_env()
+    )
     if check and proc.returncode != 0:
         raise RunError(f"git {' '.join(args)} failed in {cwd}: {(proc.stderr or proc.stdout).strip()}")
     return proc.stdout
@@ -403,9 +404,9 @@ def merge_into_worktree(path: Path, commits: Sequence[str]) -> list[str]:
 
     Used to give a task with several dependencies all of their approved work before it starts.
     """
-    env = {**os.environ, **_SQUAD_IDENTITY}
+    env = git_env(_SQUAD_IDENTITY)
     for sha in commits:
-        if subprocess.run(["git", "merge-base", "--is-ancestor", sha, "HEAD"], cwd=path, check=False).returncode == 0:
+        if subprocess.run(["git", "merge-base", "--is-ancestor", sha, "HEAD"], cwd=path, env=env).returncode == 0:
             continue
         proc = subprocess.run(
             ["git", *NO_HOOKS, "-c", "commit.gpgsign=false", "merge", "--no-ff", "--no-edit", "--no-verify", sha],
@@ -1017,8 +1018,8 @@ class _Execution:
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_bytes(source.read_bytes())
         rel = target.relative_to(lease.path).as_posix()
-        env = {**os.environ, **_SQUAD_IDENTITY}
-        subprocess.run(["git", *NO_HOOKS, "add", "--", rel], cwd=lease.path, check=True, capture_output=True)
+        env = git_env(_SQUAD_IDENTITY)
+        subprocess.run(["git", *NO_HOOKS, "add", "--", rel], cwd=lease.path, check=True, capture_output=True, env=env)
         subprocess.run(
             [
                 "git",

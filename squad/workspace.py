@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import re
 import secrets
 import shutil
@@ -135,8 +134,11 @@ def _check_task(task: str) -> None:
         raise UsageError(f"invalid task id {task!r}", hint="task ids match [a-z0-9][a-z0-9-]{0,39}")
 
 
-def _git_env(extra: dict[str, str] | None = None) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in _GIT_ENV_DROP}
+def git_env(extra: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment for squad's own git commands: no secrets (scrubbed_env), no git location overrides."""
+    from squad.tools.env import scrubbed_env
+
+    env = {k: v for k, v in scrubbed_env().items() if k not in _GIT_ENV_DROP}
     env["GIT_TERMINAL_PROMPT"] = "0"
     env["LC_ALL"] = "C"  # stable, parseable messages
     if extra:
@@ -148,7 +150,7 @@ def _run_git(
     args: Iterable[str], cwd: Path, *, check: bool = True, input: str | None = None, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
     cmd = ["git", *NO_HOOKS, *args]
-    proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, input=input, env=env or _git_env())
+    proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, input=input, env=env or git_env())
     if check and proc.returncode != 0:
         raise WorkspaceError(f"`{' '.join(cmd)}` failed in {cwd}: {(proc.stderr or proc.stdout).strip()}")
     return proc
@@ -362,7 +364,7 @@ class Workspace:
         ).stdout
         name, email = f"{agent} (squad)", f"{re.sub(r'[^A-Za-z0-9._-]', '-', agent) or 'agent'}@squad.invalid"
         # Env identity beats -c user.*, so set both: a GIT_AUTHOR_NAME in the caller's env must not leak in.
-        env = _git_env(
+        env = git_env(
             {
                 "GIT_AUTHOR_NAME": name,
                 "GIT_AUTHOR_EMAIL": email,
@@ -421,7 +423,7 @@ class Workspace:
             if _run_git(["rev-parse", "-q", "--verify", "MERGE_HEAD"], wt, check=False).returncode == 0:
                 _run_git(["merge", "--abort"], wt, check=False)  # left over from a crash mid-merge
             name, email = "squad", "squad@squad.invalid"
-            env = _git_env(
+            env = git_env(
                 {
                     "GIT_AUTHOR_NAME": name,
                     "GIT_AUTHOR_EMAIL": email,

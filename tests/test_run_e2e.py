@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -501,3 +502,46 @@ def test_twice_invalid_plan_fails_with_the_errors(repo: Path, tmp_path: Path) ->
     assert [e["attempt"] for e in events if e["type"] == "plan_invalid"] == [1, 2]
     assert events[-1]["type"] == "run_finished" and events[-1]["status"] == "failed"
     assert not [e for e in events if e["type"] == "task_started"]
+
+
+# ---------------------------------------------------------------------------------------------------------
+# 6. no git process squad starts sees a secret
+
+
+def test_no_git_subprocess_sees_a_secret(repo: Path, tmp_path: Path) -> None:
+    real_git = shutil.which("git")
+    assert real_git
+    log = tmp_path / "git-envs.log"
+    wrapper_dir = tmp_path / "bin"
+    wrapper_dir.mkdir()
+    wrapper = wrapper_dir / "git"
+    wrapper.write_text(f'#!/bin/sh\nenv >> "{log}"\necho "---- $*" >> "{log}"\nexec "{real_git}" "$@"\n')
+    wrapper.chmod(0o755)
+    _setup(repo, ["lead", "backend", "reviewer"], test=f"{PY} -c pass")
+    plan = [{"id": "api", "agent": "backend", "goal": "a.py", "files": ["a.py"]}]
+    script = {
+        "version": 1,
+        "scripts": [
+            {"agent": "lead", "task": "plan", "turns": [{"tool_calls": [_tool("submit_plan", tasks=plan)]}]},
+            {
+                "agent": "backend",
+                "turns": [
+                    {"tool_calls": [_tool("write_file", path="a.py", content="A = 1\n"), _tool("diff")]},
+                    {"tool_calls": [_tool("record_decision", title="A is one", decision="A = 1.")]},
+                    {"tool_calls": [_tool("finish", summary="a")]},
+                ],
+            },
+            {"agent": "reviewer", "turns": [{"tool_calls": [_tool("diff"), APPROVE]}]},
+        ],
+    }
+    env = _env(
+        PATH=f"{wrapper_dir}{os.pathsep}{os.environ['PATH']}",
+        ANTHROPIC_API_KEY="sk-ant-secret-value",
+        DEPLOY_TOKEN="tok-not-for-children",
+    )
+    out = _squad(repo, "run", "add a", "--json", "--model", _write_script(tmp_path / "s.yaml", script), env=env)
+    assert out.returncode == 0, out.stderr + out.stdout
+    envs = log.read_text()
+    assert envs.count("----") > 10  # squad ran git many times (worktrees, commits, merges, ledger, tools)
+    assert "sk-ant-secret-value" not in envs and "tok-not-for-children" not in envs
+    assert "ANTHROPIC_API_KEY" not in envs and "DEPLOY_TOKEN" not in envs

@@ -12,7 +12,11 @@ from squad.errors import LedgerError, UsageError
 
 def _git(root: Path, *args: str, input: bytes | None = None) -> subprocess.CompletedProcess[bytes]:
     try:
-        return subprocess.run(["git", *args], cwd=root, input=input, capture_output=True, check=False)
+        from squad.tools.env import scrubbed_env  # secrets never reach a subprocess, git included
+
+        return subprocess.run(
+            ["git", *args], cwd=root, input=input, capture_output=True, check=False, env=scrubbed_env()
+        )
     except FileNotFoundError:
         raise LedgerError("git is not installed or not on PATH", hint="install git >= 2.20") from None
 

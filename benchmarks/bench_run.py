@@ -18,10 +18,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import resource
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -33,6 +31,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))  # the loopback Messages server lives with the tests
 sys.path.insert(0, str(ROOT))
 
+from _common import git as _git  # noqa: E402
 from messages_server import MessagesServer, Reply  # noqa: E402
 
 from squad.config import (  # noqa: E402
@@ -56,12 +55,6 @@ SHARED_BLOCKS = 4
 
 # ---------------------------------------------------------------------------------------------------------
 # 1 and 2: the coordinator on a scripted team
-
-
-def _git(cwd: Path, *args: str) -> str:
-    env = {**os.environ, "GIT_AUTHOR_NAME": "b", "GIT_AUTHOR_EMAIL": "b@b", "GIT_COMMITTER_NAME": "b"}
-    env["GIT_COMMITTER_EMAIL"] = "b@b"
-    return subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True, text=True, env=env).stdout
 
 
 def make_repo(parent: Path) -> Path:
@@ -335,15 +328,16 @@ def caching(parent: Path) -> None:
     print("   (a) expected API billing, from the recorded request bytes (chars/4):")
     base = _line("no cache breakpoint", _estimate(off, 0))
     _line("breakpoint, 8 first turns at once", _estimate(on, WORKERS), base)
-    _line("breakpoint, first call warms it", _estimate(on, 1), base)
+    _line("breakpoint, first call warms it (squad)", _estimate(on, 1), base)
     print("   (b) as the loopback server billed it (its cache simulation is naive, see the note):")
     server_base = _line("no cache breakpoint", served[False][1])
     _line("breakpoint", served[True][1], server_base)
     print(
         "   note: (b) leaves the tool definitions out of uncached input, and lets the 8 simultaneous first calls\n"
         "   read an entry the first of them is still writing. The real API makes an entry readable only once\n"
-        "   the response that writes it has begun, so the coordinator's 8 parallel first turns all pay the\n"
-        "   write; (a) shows that case and the one where one call warms the cache first."
+        "   the response that writes it has begun, so 8 parallel first turns would all pay the write. squad's\n"
+        "   planner sends the same tools and context pack, so its call warms the cache: a run pays the last line\n"
+        "   of (a)."
     )
 
 

@@ -17,6 +17,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from _common import GIT_IDENTITY
+
 from squad.config import ALL_TOOLS, Settings
 from squad.tools import ToolContext, default_toolbox
 
@@ -24,13 +26,7 @@ N_FILES = 300
 
 
 def make_repo(root: Path) -> str:
-    env = {
-        **os.environ,
-        "GIT_AUTHOR_NAME": "b",
-        "GIT_AUTHOR_EMAIL": "b@b",
-        "GIT_COMMITTER_NAME": "b",
-        "GIT_COMMITTER_EMAIL": "b@b",
-    }
+    env = {**os.environ, **GIT_IDENTITY}
     subprocess.run(["git", "init", "-q", str(root)], check=True)
     for i in range(N_FILES):
         pkg = root / "src" / f"pkg{i % 10}"

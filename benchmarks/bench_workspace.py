@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 import tempfile
 import threading
 import time
@@ -24,18 +23,13 @@ from collections.abc import Callable
 from pathlib import Path
 
 import filelock
+from _common import git
 
 from squad.workspace import Lease, Workspace
 
 N_DIRS, PER_DIR = 50, 100
 ROUNDS = 4
 CONCURRENT = 8
-
-
-def git(cwd: Path, *args: str) -> str:
-    env = {**os.environ, "GIT_AUTHOR_NAME": "b", "GIT_AUTHOR_EMAIL": "b@b", "GIT_COMMITTER_NAME": "b"}
-    env["GIT_COMMITTER_EMAIL"] = "b@b"
-    return subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True, text=True, env=env).stdout
 
 
 def make_repo(parent: Path) -> Path:

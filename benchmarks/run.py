@@ -13,6 +13,7 @@ from pathlib import Path
 
 def main(argv: list[str]) -> int:
     here = Path(__file__).parent
+    sys.path.insert(0, str(here))  # bench modules import their shared helpers from _common
     wanted = set(argv)
     for path in sorted(here.glob("bench_*.py")):
         name = path.stem.removeprefix("bench_")

@@ -981,13 +981,16 @@ class _Execution:
 
         assert self.plan is not None
         target = run_branch(self.run_id)
+        # Leased once for all merges, the ledger commit and the tests (not once per merge).
+        lease = await asyncio.to_thread(self.ws.integration, self.run_id, self.base)
+        self.leases["_integration"] = lease
         for pt in self.plan.tasks:
             ts = self.tasks[pt.id]
             if ts.merged:
                 continue
             assert ts.commit is not None
             result = await asyncio.to_thread(
-                self.ws.merge, target, ts.commit, base=self.base, message=f"squad: merge task {pt.id} ({ts.agent})"
+                self.ws.merge_into, lease, ts.commit, message=f"squad: merge task {pt.id} ({ts.agent})"
             )
             if not result.ok:
                 self.emit({"type": "conflict", "task": pt.id, "files": result.conflicts})
@@ -996,8 +999,6 @@ class _Execution:
                 return "conflict", None, result.conflicts
             ts.merged = True
             self.emit({"type": "merged", "task": pt.id, "commit": result.sha, "branch": target})
-        lease = await asyncio.to_thread(self.ws.integration, self.run_id, self.base)
-        self.leases["_integration"] = lease
         await asyncio.to_thread(self._commit_ledger, lease)
         if not self.settings.commands.test.strip():
             return "done", None, []

@@ -419,37 +419,54 @@ class Workspace:
         source_sha = self._resolve(source_branch)
         with self._lock(f"merge-{run}"):
             lease = self.integration(run, base)
-            wt = lease.path
-            if _run_git(["rev-parse", "-q", "--verify", "MERGE_HEAD"], wt, check=False).returncode == 0:
-                _run_git(["merge", "--abort"], wt, check=False)  # left over from a crash mid-merge
-            name, email = "squad", "squad@squad.invalid"
-            env = git_env(
-                {
-                    "GIT_AUTHOR_NAME": name,
-                    "GIT_AUTHOR_EMAIL": email,
-                    "GIT_COMMITTER_NAME": name,
-                    "GIT_COMMITTER_EMAIL": email,
-                }
+            return self._merge_locked(lease, source_branch, source_sha, message)
+
+    def merge_into(self, lease: Lease, source_branch: str, *, message: str | None = None) -> MergeResult:
+        """Like `merge`, into an integration worktree already leased with `integration` (no lease per merge).
+
+        A run merging many branches leases its integration worktree once and merges them all here: each
+        `merge` re-leases it under the worktrees lock, which queued behind the run's other worktree work.
+        """
+        if lease.task != INTEGRATION or lease.branch != run_branch(lease.run):
+            raise WorkspaceError(f"refusing to merge into {lease.branch!r}: not a run's integration worktree")
+        source_sha = self._resolve(source_branch)
+        with self._lock(f"merge-{lease.run}"):
+            self._check_lease(lease)
+            return self._merge_locked(lease, source_branch, source_sha, message)
+
+    def _merge_locked(self, lease: Lease, source_branch: str, source_sha: str, message: str | None) -> MergeResult:
+        """Merge `source_sha` in the integration worktree `lease` (merge lock held); abort on conflict."""
+        wt = lease.path
+        if _run_git(["rev-parse", "-q", "--verify", "MERGE_HEAD"], wt, check=False).returncode == 0:
+            _run_git(["merge", "--abort"], wt, check=False)  # left over from a crash mid-merge
+        name, email = "squad", "squad@squad.invalid"
+        env = git_env(
+            {
+                "GIT_AUTHOR_NAME": name,
+                "GIT_AUTHOR_EMAIL": email,
+                "GIT_COMMITTER_NAME": name,
+                "GIT_COMMITTER_EMAIL": email,
+            }
+        )
+        proc = _run_git(
+            [
+                *("-c", "commit.gpgsign=false", "merge", "--no-ff", "--no-edit", "--no-verify"),
+                *("-m", message or f"Merge {source_branch} into {lease.branch}", source_sha),
+            ],
+            wt,
+            check=False,
+            env=env,
+        )
+        if proc.returncode == 0:
+            return MergeResult(True, [], _run_git(["rev-parse", "HEAD"], wt).stdout.strip())
+        conflicts = _run_git(["diff", "--name-only", "--diff-filter=U", "-z"], wt, check=False).stdout
+        paths = [p for p in conflicts.split("\0") if p]
+        _run_git(["merge", "--abort"], wt, check=False)
+        if not paths:
+            raise WorkspaceError(
+                f"merging {source_branch} into {lease.branch} failed: {(proc.stderr or proc.stdout).strip()}"
             )
-            proc = _run_git(
-                [
-                    *("-c", "commit.gpgsign=false", "merge", "--no-ff", "--no-edit", "--no-verify"),
-                    *("-m", message or f"Merge {source_branch} into {target_branch}", source_sha),
-                ],
-                wt,
-                check=False,
-                env=env,
-            )
-            if proc.returncode == 0:
-                return MergeResult(True, [], _run_git(["rev-parse", "HEAD"], wt).stdout.strip())
-            conflicts = _run_git(["diff", "--name-only", "--diff-filter=U", "-z"], wt, check=False).stdout
-            paths = [p for p in conflicts.split("\0") if p]
-            _run_git(["merge", "--abort"], wt, check=False)
-            if not paths:
-                raise WorkspaceError(
-                    f"merging {source_branch} into {target_branch} failed: {(proc.stderr or proc.stdout).strip()}"
-                )
-            return MergeResult(False, sorted(paths), None)
+        return MergeResult(False, sorted(paths), None)
 
     # ---------------------------------------------------------------- gc
 

@@ -245,6 +245,34 @@ def test_merge_clean_then_conflict(repo: Path) -> None:
     assert squad_branches(repo) == []
 
 
+def test_merge_into_one_integration_lease(repo: Path) -> None:
+    """merge_into merges into an integration worktree leased once, with merge's outcomes."""
+    ws = Workspace(repo)
+    before = user_state(repo)
+    a, b = _two_conflicting_tasks(ws)
+    integration = ws.integration(RUN)
+
+    first = ws.merge_into(integration, a, message="merge a")
+    assert first.ok and first.sha == git(repo, "rev-parse", f"squad/{RUN}").strip()
+    assert git(repo, "log", "-1", "--format=%s", f"squad/{RUN}").strip() == "merge a"
+    second = ws.merge_into(integration, b)
+    assert not second.ok and second.conflicts == ["README.md"] and second.sha is None
+    assert git(repo, "rev-parse", f"squad/{RUN}").strip() == first.sha, "target unchanged after the aborted merge"
+    assert git(integration.path, "status", "--porcelain") == "", "merge aborted cleanly"
+    assert ws.integration(RUN) == integration, "the same worktree, still leased"
+    assert user_state(repo) == before
+
+    task = ws.lease(RUN, "a")
+    with pytest.raises(WorkspaceError, match="not a run's integration worktree"):
+        ws.merge_into(task, b)
+    git(integration.path, "switch", "-q", "--detach")
+    with pytest.raises(WorkspaceError, match="detached HEAD"):
+        ws.merge_into(integration, a)
+    assert git(repo, "rev-parse", f"squad/{RUN}").strip() == first.sha
+    ws.gc(runs=[RUN], run_branches=True)
+    assert squad_branches(repo) == []
+
+
 def test_merge_refuses_non_squad_target(repo: Path) -> None:
     ws = Workspace(repo)
     with pytest.raises(WorkspaceError, match="squad merges only into squad/<run>"):

@@ -226,11 +226,15 @@ class Workspace:
     def _branch_exists(self, branch: str) -> bool:
         return self._git("show-ref", "--verify", "--quiet", f"refs/heads/{branch}", check=False).returncode == 0
 
-    def _resolve(self, rev: str) -> str:
+    def _try_resolve(self, rev: str) -> str | None:
         proc = self._git("rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}", check=False)
-        if proc.returncode != 0:
+        return proc.stdout.strip() if proc.returncode == 0 else None
+
+    def _resolve(self, rev: str) -> str:
+        sha = self._try_resolve(rev)
+        if sha is None:
             raise WorkspaceError(f"cannot resolve {rev!r} to a commit in {self.root}")
-        return proc.stdout.strip()
+        return sha
 
     def _worktrees(self) -> dict[Path, str | None]:
         """Registered worktrees: resolved path -> checked-out branch name (None when detached)."""
@@ -270,11 +274,17 @@ class Workspace:
         return self._lease(run, INTEGRATION, run_branch(run), base)
 
     def _lease(self, run: str, task: str, branch: str, base: str) -> Lease:
+        # Only what must not interleave with other worktree changes runs under the lock; the lock is shared by
+        # every lease of a run, so each git process inside it delays all the others. Resolving the base is a
+        # read, done first (a lease that reuses its branch never needs it, so an error waits until it does).
+        # Stale metadata (a worktree folder deleted by hand) makes `worktree add` fail, and the failure path
+        # in `_add` prunes it and retries, so the common path does not prune.
         path = self.worktree_path(run, task)
+        base_sha = self._try_resolve(base)
         with self._lock("worktrees"):
             checked_out = self._worktrees()
             if checked_out.get(path.resolve()) == branch and path.is_dir():
-                lease = Lease(run, task, path, branch, self._base_of(branch))
+                sha = None
             else:
                 for other, other_branch in checked_out.items():
                     if other_branch == branch and other != path.resolve():
@@ -282,15 +292,15 @@ class Workspace:
                             f"branch {branch} is already checked out in {other}",
                             hint=f"switch that work tree to another branch, then retry (git -C {other} switch -)",
                         )
-                self._git("worktree", "prune")  # drop metadata of worktrees whose folder vanished
                 if self._branch_exists(branch):
                     self._add(path, [str(path), branch], created_branch=None)
-                    lease = Lease(run, task, path, branch, self._base_of(branch))
+                    sha = None
                 else:
-                    sha = self._resolve(base)
+                    sha = base_sha or self._resolve(base)  # raises the clear error
                     self._add(path, ["-b", branch, str(path), sha], created_branch=branch)
                     self._git("config", f"branch.{branch}.{_BASE_KEY}", sha)
-                    lease = Lease(run, task, path, branch, sha)
+        # Reading the recorded base of an existing branch needs no lock either.
+        lease = Lease(run, task, path, branch, sha or self._base_of(branch))
         self._checkout(lease)
         return lease
 

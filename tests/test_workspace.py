@@ -388,6 +388,26 @@ def test_lease_finishes_an_interrupted_checkout(repo: Path) -> None:
     ws.release(lease, delete_branch=True)
 
 
+def test_lease_repairs_a_worktree_folder_deleted_by_hand(repo: Path) -> None:
+    """Stale metadata (folder gone, worktree still registered) is pruned on the retry path; the work is kept."""
+    import shutil
+
+    ws = Workspace(repo)
+    first = ws.lease(RUN, "gone")
+    (first.path / "done.txt").write_text("done\n")
+    sha = ws.commit(first, agent="backend", message="done")
+    shutil.rmtree(first.path)
+    assert str(first.path) in git(repo, "worktree", "list", "--porcelain"), "still registered"
+    again = ws.lease(RUN, "gone")
+    assert again == first
+    assert git(again.path, "rev-parse", "HEAD").strip() == sha
+    assert (again.path / "done.txt").read_text() == "done\n"
+    assert git(again.path, "status", "--porcelain") == ""
+    ws.release(again, delete_branch=True)
+    assert squad_branches(repo) == []
+    assert worktree_paths(repo) == [str(repo.resolve())]
+
+
 def test_commit_refuses_a_worktree_moved_off_its_branch(repo: Path) -> None:
     ws = Workspace(repo)
     lease = ws.lease(RUN, "moved")

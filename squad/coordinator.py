@@ -22,12 +22,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
+import functools
 import re
 import subprocess
 from collections.abc import Awaitable, Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from squad.config import Charter, Settings, Team
 from squad.context import ContextPack, agent_system, resolve_commit
@@ -53,6 +56,7 @@ MAX_TEST_OUTPUT_CHARS = 12_000
 COMPLETED = frozenset({"finished", "end_turn"})
 
 ModelFactory = Callable[[str, "ModelRuntime | None"], "Model"]
+_T = TypeVar("_T")
 
 # ---------------------------------------------------------------------------------------------------------
 # Plan
@@ -649,17 +653,35 @@ class _Execution:
         self.pack: ContextPack | None = None
         self.plan: Plan | None = None
         self.reviewer = sorted(self.team.reviewers, key=lambda c: c.name)[0]
+        # The run's blocking work (git, mostly) gets its own threads, one per task that may run at once:
+        # asyncio's default pool has min(32, cpus + 4) threads (6 on 2 cores), so 8 tasks' leases and
+        # commits queued for a thread, and agents' tool calls share that pool too. Shut down when the run ends.
+        self.pool = ThreadPoolExecutor(
+            max_workers=max(1, self.settings.concurrency.max_agents), thread_name_prefix=f"squad-{self.run_id}"
+        )
 
     def emit(self, event: dict[str, Any]) -> dict[str, Any]:
         return self.journal.emit(event)
 
+    async def _in_thread(self, fn: Callable[..., _T], /, *args: Any, **kwargs: Any) -> _T:
+        """`asyncio.to_thread` on the run's own pool (context variables carried over, as to_thread does)."""
+        call = functools.partial(contextvars.copy_context().run, fn, *args, **kwargs)
+        return await asyncio.get_running_loop().run_in_executor(self.pool, call)
+
     # ------------------------------------------------------------------ top level
 
     async def run(self, agent: str | None) -> RunReport:
+        try:
+            return await self._run(agent)
+        finally:
+            # No waiting: after a cancel, a thread still in a git command finishes it and then exits.
+            self.pool.shutdown(wait=False)
+
+    async def _run(self, agent: str | None) -> RunReport:
         status, error, tests, conflicts = "failed", None, None, []
         applied = False
         try:
-            self.pack = await asyncio.to_thread(ContextPack.build, self.c.root, self.settings, self.base)
+            self.pack = await self._in_thread(ContextPack.build, self.c.root, self.settings, self.base)
             self.emit({"type": "context", "commit": self.pack.commit, "blocks": len(self.pack.system_blocks())})
             self.plan = await self._get_plan(agent)
             done = {t: s.status for t, s in self.tasks.items() if s.status in ("approved", "needs_human")}
@@ -670,7 +692,7 @@ class _Execution:
             if all(r == "approved" for r in outcome.values()):
                 status, tests, conflicts = await self._integrate()
                 if status == "done" and self.c.apply:
-                    applied = await asyncio.to_thread(self._apply)
+                    applied = await self._in_thread(self._apply)
             else:
                 status = _run_status(outcome.values())
         except asyncio.CancelledError:
@@ -690,7 +712,7 @@ class _Execution:
         report.usage = cost_rollup(self.journal.read_events()).to_dict()
         self.journal.write_report(report.to_dict())
         if status == "done":
-            await asyncio.to_thread(self._release_all)
+            await self._in_thread(self._release_all)
         return report
 
     async def _get_plan(self, agent: str | None) -> Plan:
@@ -733,15 +755,15 @@ class _Execution:
                 start, extra = self._task_base(pt)
             else:
                 start, extra = ts.commit or self.base, []
-            lease = await asyncio.to_thread(self.ws.lease, self.run_id, lease_id, start)
+            lease = await self._in_thread(self.ws.lease, self.run_id, lease_id, start)
             self.leases[lease_id] = lease
             if extra:
-                conflicts = await asyncio.to_thread(merge_into_worktree, lease.path, extra)
+                conflicts = await self._in_thread(merge_into_worktree, lease.path, extra)
                 if conflicts:
                     self._set_status(pt.id, "conflict", files=conflicts)
                     return "conflict"
             if ts.round == 0 and ts.base_commit is None:
-                ts.base_commit = await asyncio.to_thread(lambda p=lease.path: _git(p, "rev-parse", "HEAD").strip())
+                ts.base_commit = await self._in_thread(lambda p=lease.path: _git(p, "rev-parse", "HEAD").strip())
             task_base = ts.base_commit or lease.base_commit
             if not skip_work:
                 ts.status, ts.branch = "running", lease.branch
@@ -761,10 +783,10 @@ class _Execution:
                 result = await self._work(author, pt, lease, task_base, findings)
                 if result.stop_reason == "cancelled":  # Ctrl-C: leave the worktree as it is for resume
                     raise asyncio.CancelledError
-                sha = await asyncio.to_thread(
+                sha = await self._in_thread(
                     self.ws.commit, lease, agent=author.name, message=_commit_message(pt, author, result)
                 )
-                tip = sha or await asyncio.to_thread(lambda p=lease.path: _git(p, "rev-parse", "HEAD").strip())
+                tip = sha or await self._in_thread(lambda p=lease.path: _git(p, "rev-parse", "HEAD").strip())
                 ts.commit, ts.summary, ts.status = tip, result.summary, "review"
                 self.emit(
                     {
@@ -901,7 +923,7 @@ class _Execution:
         if self.settings.commands.test.strip():
             tests = await run_test_command(self.settings.commands.test, lease.path, self.settings)
             self.emit({"type": "tests", "task": pt.id, "where": lease_id, **tests.to_dict()})
-        diff = await asyncio.to_thread(_git, lease.path, "diff", "--stat", "--patch", f"{task_base}..HEAD")
+        diff = await self._in_thread(_git, lease.path, "diff", "--stat", "--patch", f"{task_base}..HEAD")
         if len(diff) > MAX_REVIEW_DIFF_CHARS:
             diff = diff[:MAX_REVIEW_DIFF_CHARS] + "\n… (diff cut here; use the diff and read_file tools for the rest)"
         allowed = (frozenset(allowed_tools(reviewer)) & REVIEW_TOOLS) | {"submit_verdict"}
@@ -981,13 +1003,16 @@ class _Execution:
 
         assert self.plan is not None
         target = run_branch(self.run_id)
+        # Leased once for all merges, the ledger commit and the tests (not once per merge).
+        lease = await self._in_thread(self.ws.integration, self.run_id, self.base)
+        self.leases["_integration"] = lease
         for pt in self.plan.tasks:
             ts = self.tasks[pt.id]
             if ts.merged:
                 continue
             assert ts.commit is not None
-            result = await asyncio.to_thread(
-                self.ws.merge, target, ts.commit, base=self.base, message=f"squad: merge task {pt.id} ({ts.agent})"
+            result = await self._in_thread(
+                self.ws.merge_into, lease, ts.commit, message=f"squad: merge task {pt.id} ({ts.agent})"
             )
             if not result.ok:
                 self.emit({"type": "conflict", "task": pt.id, "files": result.conflicts})
@@ -996,9 +1021,7 @@ class _Execution:
                 return "conflict", None, result.conflicts
             ts.merged = True
             self.emit({"type": "merged", "task": pt.id, "commit": result.sha, "branch": target})
-        lease = await asyncio.to_thread(self.ws.integration, self.run_id, self.base)
-        self.leases["_integration"] = lease
-        await asyncio.to_thread(self._commit_ledger, lease)
+        await self._in_thread(self._commit_ledger, lease)
         if not self.settings.commands.test.strip():
             return "done", None, []
         tests = await run_test_command(self.settings.commands.test, lease.path, self.settings)

@@ -226,11 +226,15 @@ class Workspace:
     def _branch_exists(self, branch: str) -> bool:
         return self._git("show-ref", "--verify", "--quiet", f"refs/heads/{branch}", check=False).returncode == 0
 
-    def _resolve(self, rev: str) -> str:
+    def _try_resolve(self, rev: str) -> str | None:
         proc = self._git("rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}", check=False)
-        if proc.returncode != 0:
+        return proc.stdout.strip() if proc.returncode == 0 else None
+
+    def _resolve(self, rev: str) -> str:
+        sha = self._try_resolve(rev)
+        if sha is None:
             raise WorkspaceError(f"cannot resolve {rev!r} to a commit in {self.root}")
-        return proc.stdout.strip()
+        return sha
 
     def _worktrees(self) -> dict[Path, str | None]:
         """Registered worktrees: resolved path -> checked-out branch name (None when detached)."""
@@ -270,11 +274,17 @@ class Workspace:
         return self._lease(run, INTEGRATION, run_branch(run), base)
 
     def _lease(self, run: str, task: str, branch: str, base: str) -> Lease:
+        # Only what must not interleave with other worktree changes runs under the lock; the lock is shared by
+        # every lease of a run, so each git process inside it delays all the others. Resolving the base is a
+        # read, done first (a lease that reuses its branch never needs it, so an error waits until it does).
+        # Stale metadata (a worktree folder deleted by hand) makes `worktree add` fail, and the failure path
+        # in `_add` prunes it and retries, so the common path does not prune.
         path = self.worktree_path(run, task)
+        base_sha = self._try_resolve(base)
         with self._lock("worktrees"):
             checked_out = self._worktrees()
             if checked_out.get(path.resolve()) == branch and path.is_dir():
-                lease = Lease(run, task, path, branch, self._base_of(branch))
+                sha = None
             else:
                 for other, other_branch in checked_out.items():
                     if other_branch == branch and other != path.resolve():
@@ -282,15 +292,15 @@ class Workspace:
                             f"branch {branch} is already checked out in {other}",
                             hint=f"switch that work tree to another branch, then retry (git -C {other} switch -)",
                         )
-                self._git("worktree", "prune")  # drop metadata of worktrees whose folder vanished
                 if self._branch_exists(branch):
                     self._add(path, [str(path), branch], created_branch=None)
-                    lease = Lease(run, task, path, branch, self._base_of(branch))
+                    sha = None
                 else:
-                    sha = self._resolve(base)
+                    sha = base_sha or self._resolve(base)  # raises the clear error
                     self._add(path, ["-b", branch, str(path), sha], created_branch=branch)
                     self._git("config", f"branch.{branch}.{_BASE_KEY}", sha)
-                    lease = Lease(run, task, path, branch, sha)
+        # Reading the recorded base of an existing branch needs no lock either.
+        lease = Lease(run, task, path, branch, sha or self._base_of(branch))
         self._checkout(lease)
         return lease
 
@@ -419,37 +429,54 @@ class Workspace:
         source_sha = self._resolve(source_branch)
         with self._lock(f"merge-{run}"):
             lease = self.integration(run, base)
-            wt = lease.path
-            if _run_git(["rev-parse", "-q", "--verify", "MERGE_HEAD"], wt, check=False).returncode == 0:
-                _run_git(["merge", "--abort"], wt, check=False)  # left over from a crash mid-merge
-            name, email = "squad", "squad@squad.invalid"
-            env = git_env(
-                {
-                    "GIT_AUTHOR_NAME": name,
-                    "GIT_AUTHOR_EMAIL": email,
-                    "GIT_COMMITTER_NAME": name,
-                    "GIT_COMMITTER_EMAIL": email,
-                }
+            return self._merge_locked(lease, source_branch, source_sha, message)
+
+    def merge_into(self, lease: Lease, source_branch: str, *, message: str | None = None) -> MergeResult:
+        """Like `merge`, into an integration worktree already leased with `integration` (no lease per merge).
+
+        A run merging many branches leases its integration worktree once and merges them all here: each
+        `merge` re-leases it under the worktrees lock, which queued behind the run's other worktree work.
+        """
+        if lease.task != INTEGRATION or lease.branch != run_branch(lease.run):
+            raise WorkspaceError(f"refusing to merge into {lease.branch!r}: not a run's integration worktree")
+        source_sha = self._resolve(source_branch)
+        with self._lock(f"merge-{lease.run}"):
+            self._check_lease(lease)
+            return self._merge_locked(lease, source_branch, source_sha, message)
+
+    def _merge_locked(self, lease: Lease, source_branch: str, source_sha: str, message: str | None) -> MergeResult:
+        """Merge `source_sha` in the integration worktree `lease` (merge lock held); abort on conflict."""
+        wt = lease.path
+        if _run_git(["rev-parse", "-q", "--verify", "MERGE_HEAD"], wt, check=False).returncode == 0:
+            _run_git(["merge", "--abort"], wt, check=False)  # left over from a crash mid-merge
+        name, email = "squad", "squad@squad.invalid"
+        env = git_env(
+            {
+                "GIT_AUTHOR_NAME": name,
+                "GIT_AUTHOR_EMAIL": email,
+                "GIT_COMMITTER_NAME": name,
+                "GIT_COMMITTER_EMAIL": email,
+            }
+        )
+        proc = _run_git(
+            [
+                *("-c", "commit.gpgsign=false", "merge", "--no-ff", "--no-edit", "--no-verify"),
+                *("-m", message or f"Merge {source_branch} into {lease.branch}", source_sha),
+            ],
+            wt,
+            check=False,
+            env=env,
+        )
+        if proc.returncode == 0:
+            return MergeResult(True, [], _run_git(["rev-parse", "HEAD"], wt).stdout.strip())
+        conflicts = _run_git(["diff", "--name-only", "--diff-filter=U", "-z"], wt, check=False).stdout
+        paths = [p for p in conflicts.split("\0") if p]
+        _run_git(["merge", "--abort"], wt, check=False)
+        if not paths:
+            raise WorkspaceError(
+                f"merging {source_branch} into {lease.branch} failed: {(proc.stderr or proc.stdout).strip()}"
             )
-            proc = _run_git(
-                [
-                    *("-c", "commit.gpgsign=false", "merge", "--no-ff", "--no-edit", "--no-verify"),
-                    *("-m", message or f"Merge {source_branch} into {target_branch}", source_sha),
-                ],
-                wt,
-                check=False,
-                env=env,
-            )
-            if proc.returncode == 0:
-                return MergeResult(True, [], _run_git(["rev-parse", "HEAD"], wt).stdout.strip())
-            conflicts = _run_git(["diff", "--name-only", "--diff-filter=U", "-z"], wt, check=False).stdout
-            paths = [p for p in conflicts.split("\0") if p]
-            _run_git(["merge", "--abort"], wt, check=False)
-            if not paths:
-                raise WorkspaceError(
-                    f"merging {source_branch} into {target_branch} failed: {(proc.stderr or proc.stdout).strip()}"
-                )
-            return MergeResult(False, sorted(paths), None)
+        return MergeResult(False, sorted(paths), None)
 
     # ---------------------------------------------------------------- gc
 

@@ -245,6 +245,34 @@ def test_merge_clean_then_conflict(repo: Path) -> None:
     assert squad_branches(repo) == []
 
 
+def test_merge_into_one_integration_lease(repo: Path) -> None:
+    """merge_into merges into an integration worktree leased once, with merge's outcomes."""
+    ws = Workspace(repo)
+    before = user_state(repo)
+    a, b = _two_conflicting_tasks(ws)
+    integration = ws.integration(RUN)
+
+    first = ws.merge_into(integration, a, message="merge a")
+    assert first.ok and first.sha == git(repo, "rev-parse", f"squad/{RUN}").strip()
+    assert git(repo, "log", "-1", "--format=%s", f"squad/{RUN}").strip() == "merge a"
+    second = ws.merge_into(integration, b)
+    assert not second.ok and second.conflicts == ["README.md"] and second.sha is None
+    assert git(repo, "rev-parse", f"squad/{RUN}").strip() == first.sha, "target unchanged after the aborted merge"
+    assert git(integration.path, "status", "--porcelain") == "", "merge aborted cleanly"
+    assert ws.integration(RUN) == integration, "the same worktree, still leased"
+    assert user_state(repo) == before
+
+    task = ws.lease(RUN, "a")
+    with pytest.raises(WorkspaceError, match="not a run's integration worktree"):
+        ws.merge_into(task, b)
+    git(integration.path, "switch", "-q", "--detach")
+    with pytest.raises(WorkspaceError, match="detached HEAD"):
+        ws.merge_into(integration, a)
+    assert git(repo, "rev-parse", f"squad/{RUN}").strip() == first.sha
+    ws.gc(runs=[RUN], run_branches=True)
+    assert squad_branches(repo) == []
+
+
 def test_merge_refuses_non_squad_target(repo: Path) -> None:
     ws = Workspace(repo)
     with pytest.raises(WorkspaceError, match="squad merges only into squad/<run>"):
@@ -358,6 +386,26 @@ def test_lease_finishes_an_interrupted_checkout(repo: Path) -> None:
     assert git(path, "status", "--porcelain") == ""
     assert ws.commit(lease, agent="backend", message="nothing") is None, "a half-made lease must not commit deletions"
     ws.release(lease, delete_branch=True)
+
+
+def test_lease_repairs_a_worktree_folder_deleted_by_hand(repo: Path) -> None:
+    """Stale metadata (folder gone, worktree still registered) is pruned on the retry path; the work is kept."""
+    import shutil
+
+    ws = Workspace(repo)
+    first = ws.lease(RUN, "gone")
+    (first.path / "done.txt").write_text("done\n")
+    sha = ws.commit(first, agent="backend", message="done")
+    shutil.rmtree(first.path)
+    assert str(first.path) in git(repo, "worktree", "list", "--porcelain"), "still registered"
+    again = ws.lease(RUN, "gone")
+    assert again == first
+    assert git(again.path, "rev-parse", "HEAD").strip() == sha
+    assert (again.path / "done.txt").read_text() == "done\n"
+    assert git(again.path, "status", "--porcelain") == ""
+    ws.release(again, delete_branch=True)
+    assert squad_branches(repo) == []
+    assert worktree_paths(repo) == [str(repo.resolve())]
 
 
 def test_commit_refuses_a_worktree_moved_off_its_branch(repo: Path) -> None:

@@ -74,3 +74,14 @@ def test_demo_refuses_a_non_empty_keep_dir(tmp_path: Path) -> None:
     assert out.returncode == 2
     assert "is not empty" in out.stderr
     assert (tmp_path / "x").read_text() == "mine\n"
+
+
+def test_demo_without_keep_cleans_up_and_does_not_suggest_merging_into_it(tmp_path: Path) -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "squad", "demo"], capture_output=True, text=True, timeout=180, cwd=tmp_path
+    )
+    assert out.returncode == 0, out.stderr
+    demo_repo = Path(next(line for line in out.stderr.splitlines() if line.startswith("demo repo: ")).split(": ", 1)[1])
+    assert not demo_repo.exists()
+    assert "done" in out.stdout and "next: git merge" not in out.stdout
+    assert "use --keep DIR" in out.stderr

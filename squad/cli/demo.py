@@ -86,7 +86,13 @@ def demo(keep: Path | None, as_json: bool) -> None:
         click.echo(f"demo repo: {root}\ntask: {DEMO_TASK}\n", err=True)
     try:
         code = execute_run(
-            root, load_settings(root), load_team(root), DEMO_TASK, as_json=as_json, model=f"scripted:{script}"
+            root,
+            load_settings(root),
+            load_team(root),
+            DEMO_TASK,
+            as_json=as_json,
+            model=f"scripted:{script}",
+            show_next=keep is not None,  # a temp demo repo is removed: no "next: git merge" into it
         )
         if not as_json:
             if keep:

@@ -132,7 +132,7 @@ class _LiveView:
         return table
 
 
-def _print_report(report: RunReport, console: Any) -> None:
+def _print_report(report: RunReport, console: Any, *, show_next: bool = True) -> None:
     from rich.table import Table
 
     color = "green" if report.ok else "red"
@@ -157,10 +157,9 @@ def _print_report(report: RunReport, console: Any) -> None:
             console.print(f"  - {d['title']} ({d.get('agent') or '?'}, {d['id']})")
     if report.error:
         console.print(f"[red]error:[/] {report.error}")
-    console.print(
-        f"cost ${report.cost_usd:.4f}, cache hit rate {report.cache_hit_rate:.0%}; branch {report.branch}\n"
-        f"next: {report.next_command}"
-    )
+    console.print(f"cost ${report.cost_usd:.4f}, cache hit rate {report.cache_hit_rate:.0%}; branch {report.branch}")
+    if show_next:
+        console.print(f"next: {report.next_command}")
 
 
 @click.command("run")
@@ -245,6 +244,7 @@ def execute_run(
     apply_: bool = False,
     as_json: bool = False,
     model: str | None = None,
+    show_next: bool = True,
 ) -> int:
     """Run the coordinator with the live view / plain lines / JSON output; return the exit code.
 
@@ -281,7 +281,7 @@ def execute_run(
     if as_json:
         click.echo(json.dumps(report.to_dict(), indent=2, default=str))
     else:
-        _print_report(report, Console(highlight=False))
+        _print_report(report, Console(highlight=False), show_next=show_next)
     if report.status == "interrupted":
         if not as_json:
             say(f"Interrupted. Worktrees are kept; resume with: squad run --resume {report.run}")

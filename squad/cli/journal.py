@@ -74,13 +74,17 @@ def runs(as_json: bool) -> None:
         for row in rows:
             click.echo("\t".join(row))
         return
+    console = Console()
+    widths = {"run": 20, "started": 16, "status": 11, "cost": 9}  # the run id is what people copy: never cut it
+    task_width = console.width - sum(widths.values()) - 3 * (len(widths) + 1) - 1  # padding and borders
     table = Table()
-    for col, width in (("run", 20), ("started", 16), ("status", 6), ("cost", 7)):
-        table.add_column(col, no_wrap=True, min_width=width)  # the run id is what people copy: never cut it
-    table.add_column("task", ratio=1, no_wrap=True, overflow="ellipsis")
-    for *fixed, task in rows:
-        table.add_row(*fixed, task if len(task) <= 60 else task[:59] + "…")
-    Console().print(table)
+    for col, width in widths.items():
+        table.add_column(col, no_wrap=True, min_width=width)
+    if task_width >= 8:  # on a narrow terminal the task goes; `squad runs | cat` prints it whole
+        table.add_column("task", no_wrap=True, overflow="ellipsis", width=task_width)
+    for row in rows:
+        table.add_row(*(row if task_width >= 8 else row[:-1]))
+    console.print(table)
 
 
 @click.command("log")

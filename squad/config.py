@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import difflib
 import re
-import subprocess
 import tomllib
 from pathlib import Path
 from typing import Any, Literal
@@ -227,19 +226,9 @@ def find_repo_root(start: Path | None = None) -> Path:
         NotARepoError: outside a git repository.
     """
     cwd = Path(start or Path.cwd())
-    from squad.tools.env import scrubbed_env  # secrets never reach a subprocess, git included
+    from squad.gitcli import run_git
 
-    try:
-        out = subprocess.run(
-            ["git", "rev-parse", "--show-toplevel"],
-            cwd=cwd,
-            capture_output=True,
-            text=True,
-            check=False,
-            env=scrubbed_env(),
-        )
-    except FileNotFoundError:
-        raise NotARepoError("git is not installed or not on PATH", hint="install git >= 2.20") from None
+    out = run_git(cwd, "rev-parse", "--show-toplevel")
     if out.returncode != 0:
         raise NotARepoError(
             f"not inside a git repository: {cwd}",

@@ -25,7 +25,6 @@ import contextlib
 import contextvars
 import functools
 import re
-import subprocess
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -35,9 +34,9 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from squad.config import Charter, Settings, Team
 from squad.context import ContextPack, agent_system, resolve_commit
 from squad.errors import RunError, SquadError, UsageError
+from squad.gitcli import identity, run_git
 from squad.journal import Journal, TaskState, cost_rollup
 from squad.models.base import Message, ModelRequest, SystemBlock, TextBlock, ToolResultBlock
-from squad.workspace import NO_HOOKS, git_env
 
 if TYPE_CHECKING:
     from squad.agent import AgentResult
@@ -386,21 +385,14 @@ async def run_test_command(command: str, cwd: Path, settings: Settings) -> TestR
     return TestResult(command, outcome.exit_code, text)
 
 
-def _git(cwd: Path, *args: str, check: bool = True) -> str:
-    proc = subprocess.run(
-        ["git", *NO_HOOKS, *args], cwd=cwd, capture_output=True, text=True, check=False, env=git_env()
-    )
+def _git(cwd: Path, *args: str, check: bool = True, env: dict[str, str] | None = None) -> str:
+    proc = run_git(cwd, *args, env=env)
     if check and proc.returncode != 0:
         raise RunError(f"git {' '.join(args)} failed in {cwd}: {(proc.stderr or proc.stdout).strip()}")
     return proc.stdout
 
 
-_SQUAD_IDENTITY = {
-    "GIT_AUTHOR_NAME": "squad",
-    "GIT_AUTHOR_EMAIL": "squad@squad.invalid",
-    "GIT_COMMITTER_NAME": "squad",
-    "GIT_COMMITTER_EMAIL": "squad@squad.invalid",
-}
+_SQUAD_IDENTITY = identity("squad", "squad@squad.invalid")
 
 
 def merge_into_worktree(path: Path, commits: Sequence[str]) -> list[str]:
@@ -408,17 +400,11 @@ def merge_into_worktree(path: Path, commits: Sequence[str]) -> list[str]:
 
     Used to give a task with several dependencies all of their approved work before it starts.
     """
-    env = git_env(_SQUAD_IDENTITY)
     for sha in commits:
-        if subprocess.run(["git", "merge-base", "--is-ancestor", sha, "HEAD"], cwd=path, env=env).returncode == 0:
+        if run_git(path, "merge-base", "--is-ancestor", sha, "HEAD").returncode == 0:
             continue
-        proc = subprocess.run(
-            ["git", *NO_HOOKS, "-c", "commit.gpgsign=false", "merge", "--no-ff", "--no-edit", "--no-verify", sha],
-            cwd=path,
-            capture_output=True,
-            text=True,
-            env=env,
-            check=False,
+        proc = run_git(
+            path, "-c", "commit.gpgsign=false", "merge", "--no-ff", "--no-edit", "--no-verify", sha, env=_SQUAD_IDENTITY
         )
         if proc.returncode != 0:
             conflicts = [p for p in _git(path, "diff", "--name-only", "--diff-filter=U", check=False).splitlines() if p]
@@ -1041,27 +1027,10 @@ class _Execution:
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_bytes(source.read_bytes())
         rel = target.relative_to(lease.path).as_posix()
-        env = git_env(_SQUAD_IDENTITY)
-        subprocess.run(["git", *NO_HOOKS, "add", "--", rel], cwd=lease.path, check=True, capture_output=True, env=env)
-        subprocess.run(
-            [
-                "git",
-                *NO_HOOKS,
-                "-c",
-                "commit.gpgsign=false",
-                "commit",
-                "-q",
-                "--no-verify",
-                "-m",
-                f"squad: decisions of run {self.run_id}",
-                "--",
-                rel,
-            ],
-            cwd=lease.path,
-            env=env,
-            check=True,
-            capture_output=True,
-        )
+        _git(lease.path, "add", "--", rel)
+        message = f"squad: decisions of run {self.run_id}"
+        _git(lease.path, "-c", "commit.gpgsign=false", "commit", "-q", "--no-verify", "-m", message, "--", rel,
+             env=_SQUAD_IDENTITY)  # fmt: skip
         sha = _git(lease.path, "rev-parse", "HEAD").strip()
         self.emit({"type": "ledger_committed", "path": rel, "commit": sha})
 
@@ -1076,13 +1045,7 @@ class _Execution:
                 hint=f"commit or stash your changes, then: git merge squad/{self.run_id}",
             )
         branch = _git(root, "symbolic-ref", "-q", "--short", "HEAD").strip()
-        proc = subprocess.run(
-            ["git", *NO_HOOKS, "merge", "--no-ff", "--no-edit", f"squad/{self.run_id}"],
-            cwd=root,
-            capture_output=True,
-            text=True,
-            check=False,
-        )
+        proc = run_git(root, "merge", "--no-ff", "--no-edit", f"squad/{self.run_id}")
         if proc.returncode != 0:
             _git(root, "merge", "--abort", check=False)
             raise RunError(

@@ -9,7 +9,6 @@ file the user changed is kept ("kept") unless its path is named in `force` ("res
 from __future__ import annotations
 
 import os
-import subprocess
 import tempfile
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
@@ -18,6 +17,7 @@ from pathlib import Path
 from typing import Literal
 
 from squad.errors import UsageError
+from squad.gitcli import run_git
 
 Status = Literal["created", "unchanged", "kept", "restored", "updated"]
 
@@ -140,9 +140,7 @@ def _ignore_runs(root: Path) -> Outcome:
     `git check-ignore --no-index` asks git itself, so patterns like `.squad/`, `runs/` or a global
     excludes file count, and we never add a redundant line.
     """
-    check = subprocess.run(
-        ["git", "check-ignore", "-q", "--no-index", RUNS_PATTERN], cwd=root, capture_output=True, check=False
-    )
+    check = run_git(root, "check-ignore", "-q", "--no-index", RUNS_PATTERN)
     if check.returncode == 0:
         return Outcome(GITIGNORE, "unchanged", f"{RUNS_PATTERN} is already ignored")
     path = root / GITIGNORE

@@ -30,6 +30,7 @@ from pathlib import Path
 import filelock
 
 from squad.errors import NotARepoError, UsageError, WorkspaceError
+from squad.gitcli import identity, run_git
 
 #: Run ids are `YYYYMMDD-HHMMSS-xxxx`; any lowercase dash-separated id is accepted, but never `--`, which
 #: separates run and task in task branch names (so `squad/<run>--*` can only match tasks of that run).
@@ -52,9 +53,6 @@ _BASE_KEY = "squadbase"  # branch.<name>.squadbase: the commit a task branch sta
 #: Options for every git command squad runs: no hooks at all. `--no-verify` skips only pre-commit and
 #: commit-msg, while post-commit, post-merge, post-checkout and reference-transaction still run, and a
 #: relative `core.hooksPath` (husky and friends) puts the hooks in the work tree, where agents write.
-NO_HOOKS = ("-c", "core.hooksPath=/dev/null")
-# Variables that would redirect git away from the repository we mean, or make it prompt.
-_GIT_ENV_DROP = ("GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_PREFIX", "GIT_OBJECT_DIRECTORY", "GIT_COMMON_DIR")
 
 
 #: One in-process lock per lock file (see `Workspace._lock`); keyed by the lock file's absolute path.
@@ -134,25 +132,13 @@ def _check_task(task: str) -> None:
         raise UsageError(f"invalid task id {task!r}", hint="task ids match [a-z0-9][a-z0-9-]{0,39}")
 
 
-def git_env(extra: dict[str, str] | None = None) -> dict[str, str]:
-    """The environment for squad's own git commands: no secrets (scrubbed_env), no git location overrides."""
-    from squad.tools.env import scrubbed_env
-
-    env = {k: v for k, v in scrubbed_env().items() if k not in _GIT_ENV_DROP}
-    env["GIT_TERMINAL_PROMPT"] = "0"
-    env["LC_ALL"] = "C"  # stable, parseable messages
-    if extra:
-        env.update(extra)
-    return env
-
-
 def _run_git(
     args: Iterable[str], cwd: Path, *, check: bool = True, input: str | None = None, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
-    cmd = ["git", *NO_HOOKS, *args]
-    proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, input=input, env=env or git_env())
+    args = list(args)
+    proc = run_git(cwd, *args, input=input, env=env)
     if check and proc.returncode != 0:
-        raise WorkspaceError(f"`{' '.join(cmd)}` failed in {cwd}: {(proc.stderr or proc.stdout).strip()}")
+        raise WorkspaceError(f"`git {' '.join(args)}` failed in {cwd}: {(proc.stderr or proc.stdout).strip()}")
     return proc
 
 
@@ -374,14 +360,7 @@ class Workspace:
         ).stdout
         name, email = f"{agent} (squad)", f"{re.sub(r'[^A-Za-z0-9._-]', '-', agent) or 'agent'}@squad.invalid"
         # Env identity beats -c user.*, so set both: a GIT_AUTHOR_NAME in the caller's env must not leak in.
-        env = git_env(
-            {
-                "GIT_AUTHOR_NAME": name,
-                "GIT_AUTHOR_EMAIL": email,
-                "GIT_COMMITTER_NAME": name,
-                "GIT_COMMITTER_EMAIL": email,
-            }
-        )
+        env = identity(name, email)
         _run_git(
             [
                 *("-c", f"user.name={name}", "-c", f"user.email={email}", "-c", "commit.gpgsign=false"),
@@ -450,14 +429,7 @@ class Workspace:
         if _run_git(["rev-parse", "-q", "--verify", "MERGE_HEAD"], wt, check=False).returncode == 0:
             _run_git(["merge", "--abort"], wt, check=False)  # left over from a crash mid-merge
         name, email = "squad", "squad@squad.invalid"
-        env = git_env(
-            {
-                "GIT_AUTHOR_NAME": name,
-                "GIT_AUTHOR_EMAIL": email,
-                "GIT_COMMITTER_NAME": name,
-                "GIT_COMMITTER_EMAIL": email,
-            }
-        )
+        env = identity(name, email)
         proc = _run_git(
             [
                 *("-c", "commit.gpgsign=false", "merge", "--no-ff", "--no-edit", "--no-verify"),

@@ -412,7 +412,10 @@ def test_anthropic_reviewer_gets_fenced_prompt_read_only_tools_and_no_secrets(
     log = spylog.read_text()
     # the tools' own git calls (search lists files, diff diffs) and the Action's went through the spy
     assert "ls-files -z --cached" in log and "diff --no-color --no-ext-diff --no-textconv" in log
-    assert "--- git worktree add" in log and "--- git diff --numstat" in log
+    no_hooks = "--- git -c core.hooksPath=/dev/null "
+    assert f"{no_hooks}worktree add" in log and f"{no_hooks}diff --numstat" in log
+    # every git process squad started went through squad.gitcli: hooks off, secrets scrubbed
+    assert all(line.startswith(no_hooks) for line in log.splitlines() if line.startswith("--- git "))
     assert TOKEN not in log and API_KEY not in log
     assert TOKEN not in out.stdout + out.stderr and API_KEY not in out.stdout + out.stderr
 

@@ -11,6 +11,7 @@ from conftest import git
 import squad.decisions._git as ledger_git
 from squad.decisions import Entry, Ledger, compare
 from squad.errors import UsageError
+from squad.gitcli import NO_HOOKS
 
 RUN = "20261122-063107-ab12"
 
@@ -110,7 +111,8 @@ def test_base_tree_is_read_with_one_ls_tree_and_one_cat_file(repo: Path, monkeyp
     monkeypatch.setattr(ledger_git.subprocess, "run", spy)
     at_head = ledger.entries_at("HEAD")
     assert len(at_head.entries) == 20 and at_head.problems == []
-    assert [c[1] for c in calls] == ["rev-parse", "ls-tree", "cat-file"]
+    assert [c[1 + len(NO_HOOKS)] for c in calls] == ["rev-parse", "ls-tree", "cat-file"]
+    assert all(tuple(c[1 : 1 + len(NO_HOOKS)]) == NO_HOOKS for c in calls)  # through squad.gitcli
     assert {e.raw for e in at_head.entries} == {e.raw for e in ledger.parse().entries}
 
 

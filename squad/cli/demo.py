@@ -9,9 +9,7 @@ are merged into `squad/<run>`.
 
 from __future__ import annotations
 
-import os
 import shutil
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -40,21 +38,25 @@ def examples_dir() -> Path:
 
 def make_demo_repo(target: Path) -> Path:
     """Copy the example project into `target`, make it a git repo with one commit, and `squad init` it."""
-    from squad.errors import UsageError
+    from squad.errors import SquadError, UsageError
+    from squad.gitcli import identity, run_git
     from squad.scaffold import scaffold
 
     source = examples_dir() / EXAMPLE
     if target.exists() and any(target.iterdir()):
         raise UsageError(f"{target} exists and is not empty", hint="give --keep a new or empty directory")
     shutil.copytree(source, target, dirs_exist_ok=True, ignore=shutil.ignore_patterns("__pycache__", "runs"))
-    git = ["git", "-c", "user.name=squad demo", "-c", "user.email=demo@squad.invalid", "-c", "commit.gpgsign=false"]
-    env = {**os.environ, "GIT_AUTHOR_NAME": "squad demo", "GIT_COMMITTER_NAME": "squad demo",
-           "GIT_AUTHOR_EMAIL": "demo@squad.invalid", "GIT_COMMITTER_EMAIL": "demo@squad.invalid"}  # fmt: skip
+
+    def git(*args: str) -> None:
+        proc = run_git(target, "-c", "commit.gpgsign=false", *args, env=identity("squad demo", "demo@squad.invalid"))
+        if proc.returncode != 0:
+            raise SquadError(f"git {' '.join(args)} failed in the demo repo {target}: {proc.stderr.strip()}")
+
     for args in (["init", "-q", "-b", "main"], ["add", "-A"], ["commit", "-q", "-m", "bookshelf: initial import"]):
-        subprocess.run([*git, *args], cwd=target, check=True, capture_output=True, env=env)
+        git(*args)
     scaffold(target)  # fills in the default team around the example's own charters; keeps theirs
-    subprocess.run([*git, "add", "-A"], cwd=target, check=True, capture_output=True, env=env)
-    subprocess.run([*git, "commit", "-q", "-m", "squad init"], cwd=target, check=True, capture_output=True, env=env)
+    git("add", "-A")
+    git("commit", "-q", "-m", "squad init")
     return target
 
 

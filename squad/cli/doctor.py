@@ -109,9 +109,9 @@ def _parse_git_version(text: str) -> tuple[int, int, int] | None:
 
 def _check_git_dir(root: Path) -> Check:
     """Locks and worktrees live in the git common dir, so squad must be able to create files there."""
-    out = subprocess.run(
-        ["git", "rev-parse", "--git-common-dir"], cwd=root, capture_output=True, text=True, check=False
-    )
+    from squad.gitcli import run_git
+
+    out = run_git(root, "rev-parse", "--git-common-dir")
     if out.returncode != 0:
         return Check("git dir", "error", f"git rev-parse --git-common-dir failed: {out.stderr.strip()}")
     common = (root / out.stdout.strip()).resolve()

@@ -11,14 +11,9 @@ from squad.errors import LedgerError, UsageError
 
 
 def _git(root: Path, *args: str, input: bytes | None = None) -> subprocess.CompletedProcess[bytes]:
-    try:
-        from squad.tools.env import scrubbed_env  # secrets never reach a subprocess, git included
+    from squad.gitcli import run_git
 
-        return subprocess.run(
-            ["git", *args], cwd=root, input=input, capture_output=True, check=False, env=scrubbed_env()
-        )
-    except FileNotFoundError:
-        raise LedgerError("git is not installed or not on PATH", hint="install git >= 2.20") from None
+    return run_git(root, *args, text=False, input=input)
 
 
 def common_dir(root: Path) -> Path:

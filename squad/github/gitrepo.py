@@ -9,24 +9,19 @@ from __future__ import annotations
 
 import base64
 import re
-import subprocess
 import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from squad.errors import SquadError, UsageError, WorkspaceError
-from squad.tools.env import scrubbed_env
+from squad.gitcli import run_git
 
 
 def git(root: Path, *args: str, check: bool = True, extra_env: Mapping[str, str] | None = None) -> str:
-    """Run git in `root` with a scrubbed environment; return stdout (surrogate-escaped text)."""
-    env = scrubbed_env()
-    env["GIT_LITERAL_PATHSPECS"] = "1"  # paths from a PR are never globs
-    env["GIT_TERMINAL_PROMPT"] = "0"
-    if extra_env:
-        env.update(extra_env)
-    out = subprocess.run(["git", *args], cwd=root, capture_output=True, env=env, check=False)
+    """Run git in `root` (squad.gitcli: no secrets, no hooks); return stdout (surrogate-escaped text)."""
+    env = {"GIT_LITERAL_PATHSPECS": "1", **(extra_env or {})}  # paths from a PR are never globs
+    out = run_git(root, *args, text=False, env=env)
     if check and out.returncode != 0:
         raise WorkspaceError(f"git {args[0]} failed: {out.stderr.decode(errors='replace').strip()}")
     return out.stdout.decode("utf-8", errors="surrogateescape")
@@ -34,14 +29,7 @@ def git(root: Path, *args: str, check: bool = True, extra_env: Mapping[str, str]
 
 def resolve_commit(root: Path, sha: str, what: str) -> str:
     """The full sha of commit `sha`, or a UsageError saying how to make it available."""
-    out = subprocess.run(
-        ["git", "rev-parse", "--verify", "--quiet", f"{sha}^{{commit}}"],
-        cwd=root,
-        capture_output=True,
-        text=True,
-        env=scrubbed_env(),
-        check=False,
-    )
+    out = run_git(root, "rev-parse", "--verify", "--quiet", f"{sha}^{{commit}}")
     if out.returncode != 0:
         raise UsageError(
             f"the {what} commit {sha} is not in the checked-out repository {root}",
@@ -52,9 +40,7 @@ def resolve_commit(root: Path, sha: str, what: str) -> str:
 
 def show(root: Path, sha: str, path: str) -> str | None:
     """Text of `path` at commit `sha`, or None when it does not exist there."""
-    out = subprocess.run(
-        ["git", "cat-file", "blob", f"{sha}:{path}"], cwd=root, capture_output=True, env=scrubbed_env(), check=False
-    )
+    out = run_git(root, "cat-file", "blob", f"{sha}:{path}", text=False)
     return out.stdout.decode("utf-8", errors="replace") if out.returncode == 0 else None
 
 
@@ -162,13 +148,7 @@ def push(root: Path, remote: str, sha: str, branch: str, token: str | None) -> N
             "GIT_CONFIG_KEY_0": "http.extraheader",
             "GIT_CONFIG_VALUE_0": f"AUTHORIZATION: basic {basic}",
         }
-    out = subprocess.run(
-        ["git", "push", "--porcelain", remote, f"{sha}:refs/heads/{branch}"],
-        cwd=root,
-        capture_output=True,
-        env={**scrubbed_env(), "GIT_TERMINAL_PROMPT": "0", **extra},
-        check=False,
-    )
+    out = run_git(root, "push", "--porcelain", remote, f"{sha}:refs/heads/{branch}", text=False, env=extra)
     if out.returncode != 0:
         err = out.stderr.decode(errors="replace").strip()
         if token:

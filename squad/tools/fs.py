@@ -16,10 +16,9 @@ from typing import BinaryIO
 import regex
 from pydantic import Field
 
+from squad.gitcli import run_git
 from squad.tools.base import Args, BaseTool, ToolContext, ToolError, ToolResult
-from squad.tools.env import scrubbed_env
 from squad.tools.jail import JailError, open_read, open_write, resolve
-from squad.workspace import NO_HOOKS
 
 MAX_LIST_FILES = 1000
 #: read_file shows at most this many lines / characters per call; the rest is read with start_line.
@@ -43,17 +42,18 @@ GLOB_TIMEOUT_S = 1.0
 
 
 def git(root: Path, *args: str, env: dict[str, str] | None = None, stdin: bytes = b"") -> bytes:
-    """Run git in `root` with a scrubbed environment; stdout bytes, or ToolError with git's message.
+    """Run git in `root` (squad.gitcli: no secrets, no hooks; `env` adds variables); stdout bytes, or
+    ToolError with git's message.
 
     Pathspecs are literal: a file named `:(exclude)x` or `[ab].py` means that file, not a pattern.
     """
     try:
-        out = subprocess.run(
-            ["git", *NO_HOOKS, "--literal-pathspecs", "-c", "core.quotepath=off", *args],
-            cwd=root,
-            capture_output=True,
+        out = run_git(
+            root,
+            *("--literal-pathspecs", "-c", "core.quotepath=off", *args),
+            text=False,
             input=stdin,
-            env=env or scrubbed_env(),
+            env=env,
             timeout=GIT_TIMEOUT_S,
         )
     except subprocess.TimeoutExpired:
@@ -443,8 +443,7 @@ class Diff(BaseTool):
             tmp_index = Path(tmp) / "index"
             if index.exists():
                 shutil.copyfile(index, tmp_index)
-            env = scrubbed_env()
-            env["GIT_INDEX_FILE"] = str(tmp_index)
+            env = {"GIT_INDEX_FILE": str(tmp_index)}
             untracked = git(root, "ls-files", "-z", "--others", "--exclude-standard", *pathspec, env=env)
             if untracked.strip(b"\0"):
                 # Names via stdin: no argv length limit, however many new files there are.

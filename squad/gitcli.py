@@ -1,0 +1,88 @@
+"""The one way squad runs git: the git CLI, no secrets in its environment, no hooks.
+
+Every module's git helper (workspace, coordinator, context, ledger, tools, GitHub) goes through
+`run_git`, so the rules live in one place: agents write files that git would otherwise execute (hooks
+under a repo-relative core.hooksPath), and no git process may see an API key or token.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Mapping
+from pathlib import Path
+from typing import overload
+
+from squad.errors import SquadError
+
+#: Disables every hook (post-commit, post-merge, post-checkout, reference-transaction...).
+NO_HOOKS = ("-c", "core.hooksPath=/dev/null")
+#: Variables that would redirect git away from the repository we mean.
+_GIT_ENV_DROP = ("GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_PREFIX", "GIT_OBJECT_DIRECTORY", "GIT_COMMON_DIR")
+
+
+def git_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The environment for squad's git commands: scrubbed of secrets, no location overrides, no prompts."""
+    from squad.tools.env import scrubbed_env
+
+    env = {k: v for k, v in scrubbed_env().items() if k not in _GIT_ENV_DROP}
+    env["GIT_TERMINAL_PROMPT"] = "0"
+    env["LC_ALL"] = "C"  # stable, parseable messages
+    if extra:
+        env.update(extra)
+    return env
+
+
+def identity(name: str, email: str) -> dict[str, str]:
+    """Author and committer env for `run_git(env=...)`: env beats `-c user.*` and any GIT_AUTHOR_* of the caller."""
+    return {
+        "GIT_AUTHOR_NAME": name,
+        "GIT_AUTHOR_EMAIL": email,
+        "GIT_COMMITTER_NAME": name,
+        "GIT_COMMITTER_EMAIL": email,
+    }
+
+
+@overload
+def run_git(
+    cwd: Path,
+    *args: str,
+    text: bool = True,
+    input: str | None = None,
+    env: Mapping[str, str] | None = None,
+    timeout: float | None = None,
+) -> subprocess.CompletedProcess[str]: ...
+@overload
+def run_git(
+    cwd: Path,
+    *args: str,
+    text: bool = False,
+    input: bytes | None = None,
+    env: Mapping[str, str] | None = None,
+    timeout: float | None = None,
+) -> subprocess.CompletedProcess[bytes]: ...
+def run_git(
+    cwd: Path,
+    *args: str,
+    text: bool = True,
+    input: str | bytes | None = None,
+    env: Mapping[str, str] | None = None,
+    timeout: float | None = None,
+) -> subprocess.CompletedProcess[str] | subprocess.CompletedProcess[bytes]:
+    """Run `git <args>` in `cwd` with `git_env(env)` and hooks off; never raises on a non-zero exit.
+
+    Raises:
+        SquadError: git is not installed. subprocess.TimeoutExpired: past `timeout` seconds.
+    """
+    try:
+        return subprocess.run(
+            ["git", *NO_HOOKS, *args],
+            cwd=cwd,
+            capture_output=True,
+            text=text,
+            input=input,
+            env=git_env(env),
+            timeout=timeout,
+            check=False,
+        )
+    except FileNotFoundError:
+        raise SquadError("git is not installed or not on PATH", hint="install git >= 2.20") from None

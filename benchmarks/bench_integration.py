@@ -21,7 +21,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import git  # noqa: E402
 
-from squad.workspace import Workspace, run_branch  # noqa: E402
+from squad.domain.ids import run_branch  # noqa: E402
+from squad.infra.workspace import Workspace  # noqa: E402
 
 TASKS = 8
 ROUNDS = 5

@@ -14,7 +14,7 @@ import textwrap
 import time
 from pathlib import Path
 
-from squad.decisions import Ledger, render_entry
+from squad.infra.ledger import Ledger, render_entry
 
 WRITERS = 8
 TOTAL_APPENDS = 400
@@ -26,7 +26,7 @@ _CHILD = textwrap.dedent(
     """
     import sys
     from pathlib import Path
-    from squad.decisions import Ledger
+    from squad.infra.ledger import Ledger
 
     ledger = Ledger(Path(sys.argv[1]), lock_timeout=300)
     file, count, name = Path(sys.argv[2]), int(sys.argv[3]), sys.argv[4]

@@ -133,7 +133,7 @@ def bench_settings(root: Path, cap: int) -> Settings:
 
 def run_once(root: Path, script: Path, cap: int) -> tuple[float, float, float, list[dict[str, Any]]]:
     """One coordinator run: (wall s, our CPU s, children's CPU s, journal events)."""
-    from squad.coordinator import Coordinator
+    from squad.orchestration.coordinator import Coordinator
 
     coord = Coordinator(root, bench_settings(root, cap), load_team(root), model_override=f"scripted:{script}")
     ru0 = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -225,11 +225,11 @@ def _charters() -> list[Charter]:
 
 async def _specialists(server: MessagesServer, cache: bool, worktree: Path) -> Usage:
     """8 specialists, 5 turns each, all started at once as the coordinator does; the usage the server billed."""
-    from squad.agent import AgentLimits, run_agent
-    from squad.context import ContextPack, agent_system
+    from squad.agents.context import ContextPack, agent_system
+    from squad.agents.loop import AgentLimits, run_agent
+    from squad.agents.tools import ToolContext, allowed_tools, default_toolbox
     from squad.models import AnthropicModel
     from squad.models.base import SystemBlock
-    from squad.tools import ToolContext, allowed_tools, default_toolbox
 
     settings = Settings()
     pack = ContextPack.build(ROOT, settings, "HEAD")  # this repository: a real AGENTS.md, map and ledger

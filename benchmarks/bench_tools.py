@@ -19,8 +19,8 @@ from pathlib import Path
 
 from _common import GIT_IDENTITY
 
+from squad.agents.tools import ToolContext, default_toolbox
 from squad.config import ALL_TOOLS, Settings
-from squad.tools import ToolContext, default_toolbox
 
 N_FILES = 300
 

@@ -25,7 +25,7 @@ from pathlib import Path
 import filelock
 from _common import git
 
-from squad.workspace import Lease, Workspace
+from squad.infra.workspace import Lease, Workspace
 
 N_DIRS, PER_DIR = 50, 100
 ROUNDS = 4

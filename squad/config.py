@@ -16,7 +16,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from squad.errors import ConfigError, NotARepoError
+from squad.errors import ConfigError
 
 SQUAD_DIR = ".squad"
 SETTINGS_FILE = "squad.toml"
@@ -217,24 +217,6 @@ class Team(BaseModel):
 
 # ---------------------------------------------------------------------------------------------------------
 # Locating things
-
-
-def find_repo_root(start: Path | None = None) -> Path:
-    """The top of the git work tree containing `start` (default: cwd).
-
-    Raises:
-        NotARepoError: outside a git repository.
-    """
-    cwd = Path(start or Path.cwd())
-    from squad.gitcli import run_git
-
-    out = run_git(cwd, "rev-parse", "--show-toplevel")
-    if out.returncode != 0:
-        raise NotARepoError(
-            f"not inside a git repository: {cwd}",
-            hint="run this inside a git repo, or create one with `git init`",
-        )
-    return Path(out.stdout.strip())
 
 
 def settings_path(root: Path) -> Path:

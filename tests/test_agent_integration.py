@@ -11,13 +11,14 @@ from typing import Any
 
 from conftest import git
 
-from squad.agent import AgentLimits, run_agent
+from squad.agents.loop import AgentLimits, run_agent
+from squad.agents.tools import ToolContext, default_toolbox
 from squad.config import Settings
-from squad.decisions import Ledger
+from squad.domain.ids import new_run_id
+from squad.infra.ledger import Ledger
+from squad.infra.workspace import Workspace
 from squad.models.base import SystemBlock
 from squad.models.scripted import ScriptedModel
-from squad.tools import ToolContext, default_toolbox
-from squad.workspace import Workspace, new_run_id
 
 SCRIPT: dict[str, Any] = {
     "version": 1,

@@ -1,6 +1,6 @@
-"""The agent loop against test doubles of the Model protocol and the squad.tools Toolbox interface.
+"""The agent loop against test doubles of the Model protocol and the squad.agents.tools Toolbox interface.
 
-The doubles stand in for modules built in parallel (squad.tools, the scripted model); an integration test
+The doubles stand in for modules built in parallel (squad.agents.tools, the scripted model); an integration test
 with the real ones comes with the integration. They are small on purpose: the loop is what is under test.
 """
 
@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from squad.agent import MAX_EVENT_ARGS_CHARS, AgentLimits, AgentResult, run_agent
+from squad.agents.loop import MAX_EVENT_ARGS_CHARS, AgentLimits, AgentResult, run_agent
 from squad.errors import BudgetExceededError, ModelError
 from squad.models.base import (
     Message,
@@ -31,7 +31,7 @@ from squad.models.base import (
 
 @dataclass
 class Ctx:
-    """Same fields the loop reads from squad.tools.ToolContext."""
+    """Same fields the loop reads from squad.agents.tools.ToolContext."""
 
     worktree: Path = Path(".")
     run_id: str = "20261122-063107-a1b2"
@@ -42,7 +42,7 @@ class Ctx:
 
 @dataclass
 class Result:
-    """Same shape as squad.tools.ToolResult."""
+    """Same shape as squad.agents.tools.ToolResult."""
 
     content: str
     is_error: bool = False
@@ -51,7 +51,7 @@ class Result:
 
 
 class FakeToolbox:
-    """The squad.tools.Toolbox interface: sorted specs, and `call` that never raises."""
+    """The squad.agents.tools.Toolbox interface: sorted specs, and `call` that never raises."""
 
     def __init__(self) -> None:
         self.calls: list[tuple[str, dict[str, Any]]] = []

@@ -13,7 +13,7 @@ from click.testing import CliRunner, Result
 from conftest import git
 
 from squad.cli.decisions import decisions
-from squad.decisions import Ledger, is_ulid
+from squad.infra.ledger import Ledger, is_ulid
 
 RUN = "20261122-063107-ab12"
 

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 from conftest import git
 
+from squad.agents.context import ContextPack, agent_system, estimate_tokens, repo_map, tracked_files, truncate_to_tokens
 from squad.config import Charter, Settings
-from squad.context import ContextPack, agent_system, estimate_tokens, repo_map, tracked_files, truncate_to_tokens
 from squad.errors import WorkspaceError
 
 
@@ -63,7 +63,7 @@ def test_build_reads_agents_md_and_files_at_the_commit(repo: Path) -> None:
     git(repo, "commit", "-qm", "c2")
     (repo / "AGENTS.md").write_text("uncommitted edit\n")  # the pack reads the commit, not the work tree
     (repo / "untracked.py").write_text("")
-    from squad.decisions import Ledger
+    from squad.infra.ledger import Ledger
 
     ledger = Ledger(repo)
     ledger.append(ledger.personal_file("alice"), title="Use tabs everywhere", decision="Tabs, not spaces.")

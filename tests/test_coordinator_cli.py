@@ -11,7 +11,7 @@ from rich.console import Console
 
 from squad.cli.journal import cost, log, runs
 from squad.cli.run import _LiveView
-from squad.journal import Journal
+from squad.infra.journal import Journal
 
 RUN = "20261122-063107-a1b2"
 

@@ -304,7 +304,7 @@ def test_library_run_respects_the_cap_and_starts_dependents_early(repo: Path, tm
     import yaml
 
     from squad.config import load_settings, load_team
-    from squad.coordinator import Coordinator
+    from squad.orchestration.coordinator import Coordinator
 
     _setup(repo, ["lead", "backend", "reviewer"], "[concurrency]\nmax_agents = 2\n")
     script = tmp_path / "parallel.yaml"

@@ -8,12 +8,12 @@ from typing import Any
 
 import pytest
 
+from squad.agents.context import ContextPack
+from squad.agents.tools import default_toolbox
 from squad.config import Charter, Settings, Team
-from squad.context import ContextPack
-from squad.coordinator import Coordinator, find_cycle, slugify, validate_plan
 from squad.errors import RunError
 from squad.models.base import ModelRequest, ModelResponse, TextBlock, ToolResultBlock, ToolUseBlock, Usage
-from squad.tools import default_toolbox
+from squad.orchestration.coordinator import Coordinator, find_cycle, slugify, validate_plan
 
 
 def _team() -> Team:

@@ -16,8 +16,8 @@ import yaml
 from test_coordinator_e2e import PARALLEL_SCRIPT, _setup
 
 from squad.config import load_settings, load_team
-from squad.coordinator import Coordinator
-from squad.workspace import Workspace
+from squad.infra.workspace import Workspace
+from squad.orchestration.coordinator import Coordinator
 
 
 @pytest.mark.timeout(60)

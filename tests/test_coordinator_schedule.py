@@ -9,7 +9,7 @@ import pytest
 from conftest import git
 
 from squad.config import Charter, Team
-from squad.coordinator import PlanTask, merge_into_worktree, pick_reviser, schedule
+from squad.orchestration.coordinator import PlanTask, merge_into_worktree, pick_reviser, schedule
 
 
 def _t(tid: str, *deps: str) -> PlanTask:

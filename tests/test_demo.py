@@ -9,7 +9,7 @@ from pathlib import Path
 
 from conftest import git
 
-from squad.decisions import parse_text
+from squad.infra.ledger import parse_text
 
 
 def test_demo_runs_the_whole_pipeline_offline(tmp_path: Path) -> None:

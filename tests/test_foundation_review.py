@@ -14,9 +14,9 @@ from conftest import git
 from squad.cli.decisions import decisions
 from squad.cli.doctor import doctor
 from squad.config import load_settings, load_team, parse_charter, parse_settings
-from squad.decisions import Ledger, parse_text
 from squad.errors import ConfigError, SquadError, UsageError
-from squad.scaffold import scaffold
+from squad.infra.ledger import Ledger, parse_text
+from squad.infra.scaffold import scaffold
 
 CHARTER = "---\nname: tester\nrole: Tests\n---\nBody.\n"
 

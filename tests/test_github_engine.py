@@ -414,7 +414,7 @@ def test_anthropic_reviewer_gets_fenced_prompt_read_only_tools_and_no_secrets(
     assert "ls-files -z --cached" in log and "diff --no-color --no-ext-diff --no-textconv" in log
     no_hooks = "--- git -c core.hooksPath=/dev/null "
     assert f"{no_hooks}worktree add" in log and f"{no_hooks}diff --numstat" in log
-    # every git process squad started went through squad.gitcli: hooks off, secrets scrubbed
+    # every git process squad started went through squad.infra.git: hooks off, secrets scrubbed
     assert all(line.startswith(no_hooks) for line in log.splitlines() if line.startswith("--- git "))
     assert TOKEN not in log and API_KEY not in log
     assert TOKEN not in out.stdout + out.stderr and API_KEY not in out.stdout + out.stderr
@@ -521,7 +521,7 @@ def _comment_event(body: str, *, pr: bool) -> dict[str, Any]:
 
 
 def _run_decisions(root: Path, sha: str) -> list[tuple[str, str]]:
-    from squad.decisions import parse_text
+    from squad.infra.ledger import parse_text
 
     files = [p for p in git(root, "ls-tree", "-r", "--name-only", sha, "decisions").split() if p.endswith(".md")]
     out: list[tuple[str, str]] = []

@@ -18,12 +18,13 @@ from typing import Any
 import pytest
 from conftest import git
 
-from squad.agent import AgentLimits, AgentResult, run_agent
+from squad.agents.loop import AgentLimits, AgentResult, run_agent
+from squad.agents.tools import ToolContext, default_toolbox
 from squad.config import Settings
+from squad.domain.ids import new_run_id
+from squad.infra.workspace import Lease, Workspace
 from squad.models.base import SystemBlock
 from squad.models.scripted import ScriptedModel
-from squad.tools import ToolContext, default_toolbox
-from squad.workspace import Lease, Workspace, new_run_id
 
 HOOK_NAMES = ("post-commit", "post-merge", "post-checkout", "post-rewrite", "reference-transaction")
 
@@ -197,7 +198,7 @@ CHILD = r"""
 import asyncio, json, sys
 from pathlib import Path
 from squad.config import Settings
-from squad.tools import ToolContext, default_toolbox
+from squad.agents.tools import ToolContext, default_toolbox
 
 reader = [sys.executable, "-c", "import os\ntry:\n print(open(f'/proc/{os.getppid()}/environ','rb').read().decode())\n"
           "except OSError as e:\n print('DENIED', e.strerror)"]
@@ -225,7 +226,9 @@ def test_an_allowed_command_cannot_read_squads_environment_from_proc(tmp_path: P
     if os.geteuid() == 0:
         site = next(p for p in sys.path if p.endswith("site-packages"))
         python, user, env["PYTHONPATH"] = "/usr/bin/python3", 65534, f"{root}:{site}"
-        probe = subprocess.run([python, "-c", "import squad.tools"], user=user, env=env, cwd="/", capture_output=True)
+        probe = subprocess.run(
+            [python, "-c", "import squad.agents.tools"], user=user, env=env, cwd="/", capture_output=True
+        )
         if probe.returncode != 0:
             pytest.skip(f"cannot run squad as an unprivileged user here: {probe.stderr[-200:]!r}")
     out = subprocess.run(
@@ -237,7 +240,7 @@ def test_an_allowed_command_cannot_read_squads_environment_from_proc(tmp_path: P
 
 
 def test_a_task_id_never_names_a_transcript_outside_the_run_folder(repo: Path) -> None:
-    from squad.journal import Journal
+    from squad.infra.journal import Journal
 
     journal = Journal(repo, new_run_id()).create()
     journal.emit({"type": "agent.tool_call", "agent": "a", "task": "../../../escaped"})
@@ -299,7 +302,7 @@ def test_a_catastrophic_search_pattern_is_stopped_with_a_clear_error(
     killed, so an unbounded search would pin a core and keep `squad run` from ever exiting."""
     import time
 
-    from squad.tools import search as search_mod
+    from squad.agents.tools import search as search_mod
 
     monkeypatch.setattr(search_mod, "SEARCH_TIMEOUT_S", 1.0)
     (repo / "data.txt").write_text("a" * 80 + "b\n")
@@ -323,7 +326,7 @@ def test_a_catastrophic_glob_is_answered_promptly(repo: Path, monkeypatch: pytes
     Now it is answered at once; and a glob that still runs out of time is a clear tool error."""
     import time
 
-    from squad.tools import fs
+    from squad.agents.tools import fs
 
     (repo / ("a" * 40 + ".py")).write_text("x = 1\n")
     git(repo, "add", "-A")

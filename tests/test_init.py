@@ -18,7 +18,7 @@ from pydantic import BaseModel
 from squad.cli.init import init
 from squad.config import Settings, load_team, parse_charter, parse_settings
 from squad.errors import NotARepoError, UsageError
-from squad.scaffold import FILES, scaffold, template_bytes
+from squad.infra.scaffold import FILES, scaffold, template_bytes
 
 EXPECTED = [*FILES, ".gitignore"]
 

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from squad.journal import Journal, JournalWarning, cost_rollup, derive_state, latest_run, list_runs, read_jsonl
+from squad.infra.journal import Journal, cost_rollup, derive_state, latest_run, list_runs
+from squad.infra.jsonl import JournalWarning, read_jsonl
 from squad.models.base import Message, ModelRequest, ModelResponse, TextBlock, Usage
 
 
@@ -52,7 +53,7 @@ def test_torn_last_line_is_skipped_with_a_warning(tmp_path: Path) -> None:
 _WRITER = """
 import sys
 from pathlib import Path
-from squad.journal import Journal
+from squad.infra.journal import Journal
 j = Journal(Path(sys.argv[1]), "20261122-000000-kill")
 i = 0
 while True:

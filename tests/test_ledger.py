@@ -11,8 +11,8 @@ import pytest
 from conftest import git
 from filelock import FileLock
 
-from squad.decisions import Ledger, is_ulid, parse_text, person_slug, render_entry
 from squad.errors import LedgerError, UsageError
+from squad.infra.ledger import Ledger, is_ulid, parse_text, person_slug, render_entry
 
 RUN = "20261122-063107-ab12"
 ID_A = "01JD0000000000000000000001"

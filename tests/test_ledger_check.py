@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 from conftest import git
 
-import squad.decisions._git as ledger_git
-from squad.decisions import Entry, Ledger, compare
+import squad.infra.ledger._git as ledger_git
 from squad.errors import UsageError
-from squad.gitcli import NO_HOOKS
+from squad.infra.git import NO_HOOKS
+from squad.infra.ledger import Entry, Ledger, compare
 
 RUN = "20261122-063107-ab12"
 
@@ -112,7 +112,7 @@ def test_base_tree_is_read_with_one_ls_tree_and_one_cat_file(repo: Path, monkeyp
     at_head = ledger.entries_at("HEAD")
     assert len(at_head.entries) == 20 and at_head.problems == []
     assert [c[1 + len(NO_HOOKS)] for c in calls] == ["rev-parse", "ls-tree", "cat-file"]
-    assert all(tuple(c[1 : 1 + len(NO_HOOKS)]) == NO_HOOKS for c in calls)  # through squad.gitcli
+    assert all(tuple(c[1 : 1 + len(NO_HOOKS)]) == NO_HOOKS for c in calls)  # through squad.infra.git
     assert {e.raw for e in at_head.entries} == {e.raw for e in ledger.parse().entries}
 
 
@@ -122,7 +122,7 @@ def test_unknown_base_ref_is_a_usage_error(repo: Path) -> None:
 
 
 def test_compare_by_id() -> None:
-    from squad.decisions import parse_text, render_entry
+    from squad.infra.ledger import parse_text, render_entry
 
     def entry(entry_id: str, decision: str) -> Entry:
         text = render_entry(id=entry_id, title="t", date="2026-11-22T00:00:00Z", decision=decision)

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from filelock import FileLock, Timeout
 
-from squad.decisions import Ledger
+from squad.infra.ledger import Ledger
 
 RUN = "20261122-063107-ab12"
 WRITERS = 8
@@ -22,7 +22,7 @@ WRITER = textwrap.dedent(
     """
     import sys
     from pathlib import Path
-    from squad.decisions import Ledger
+    from squad.infra.ledger import Ledger
 
     root, file, writer, count, run = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3], int(sys.argv[4]), sys.argv[5]
     ledger = Ledger(root, lock_timeout=60)
@@ -38,7 +38,7 @@ KILLED_WRITER = textwrap.dedent(
     """
     import os, sys, time
     from pathlib import Path
-    from squad.decisions import Ledger
+    from squad.infra.ledger import Ledger
 
     def stuck_replace(src, dst):
         print("writing", src, flush=True)

@@ -19,7 +19,7 @@ from test_coordinator_e2e import FIXTURES, _events, _setup, _squad
 
 from squad.config import Settings
 from squad.errors import ConfigError
-from squad.journal import JournalWarning
+from squad.infra.jsonl import JournalWarning
 from squad.models import ModelRequest, ModelResponse, ModelRuntime, ScriptedModel, TextBlock, Usage, create_model
 from squad.models.base import Message
 from squad.models.registry import replay_dir

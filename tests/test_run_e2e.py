@@ -545,6 +545,6 @@ def test_no_git_subprocess_sees_a_secret(repo: Path, tmp_path: Path) -> None:
     assert envs.count("----") > 10  # squad ran git many times (worktrees, commits, merges, ledger, tools)
     assert "sk-ant-secret-value" not in envs and "tok-not-for-children" not in envs
     assert "ANTHROPIC_API_KEY" not in envs and "DEPLOY_TOKEN" not in envs
-    # every git process of the run went through squad.gitcli (hooks off), not a helper of its own
+    # every git process of the run went through squad.infra.git (hooks off), not a helper of its own
     calls = [line for line in envs.splitlines() if line.startswith("---- ")]
     assert calls and all(line.startswith("---- -c core.hooksPath=/dev/null ") for line in calls), calls

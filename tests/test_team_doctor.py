@@ -14,7 +14,7 @@ from click.testing import CliRunner
 from squad.cli.doctor import _parse_git_version, doctor
 from squad.cli.team import team
 from squad.errors import ConfigError
-from squad.scaffold import scaffold, template_bytes
+from squad.infra.scaffold import scaffold, template_bytes
 
 BAD_TOML = "[models]\ndefault = 'claude-sonnet-4-5'\n\n[budgets]\nagnet_turns = 3\n"
 BAD_TOOL = "---\nname: ops\nrole: Operations\ntools: [read, wrte]\n---\nRuns things.\n"

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from tools_support import call, make_ctx
 
-from squad import decisions
-from squad.tools import default_toolbox
+from squad.agents.tools import default_toolbox
+from squad.infra import ledger as decisions
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ import pytest
 from conftest import git
 from tools_support import call, make_ctx
 
-from squad.tools.fs import READ_MAX_CHARS, READ_MAX_LINES, glob_regex
+from squad.agents.tools.fs import READ_MAX_CHARS, READ_MAX_LINES, glob_regex
 
 
 @pytest.fixture

@@ -10,8 +10,8 @@ import pytest
 from conftest import git
 from tools_support import SENTINEL_TEXT, call, make_ctx
 
-from squad.tools import JailError, resolve
-from squad.tools.jail import open_write
+from squad.agents.tools import JailError, resolve
+from squad.agents.tools.jail import open_write
 
 
 @pytest.fixture

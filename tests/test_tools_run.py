@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 from tools_support import call, make_ctx
 
+from squad.agents.tools import default_toolbox, scrubbed_env
+from squad.agents.tools.shell import run_command
 from squad.config import CommandSettings, Settings
-from squad.tools import default_toolbox, scrubbed_env
-from squad.tools.shell import run_command
 
 PY = shlex.quote(sys.executable)
 

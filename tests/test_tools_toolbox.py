@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 from tools_support import call, make_ctx
 
+from squad.agents.tools import Args, BaseTool, Tool, Toolbox, ToolContext, ToolResult, allowed_tools, default_toolbox
 from squad.config import Charter
-from squad.tools import Args, BaseTool, Tool, Toolbox, ToolContext, ToolResult, allowed_tools, default_toolbox
 
 EXPECTED = [
     "diff",
@@ -32,7 +32,7 @@ EXPECTED = [
 ]
 
 SPECS_JSON = (
-    "import json; from dataclasses import asdict; from squad.tools import default_toolbox; "
+    "import json; from dataclasses import asdict; from squad.agents.tools import default_toolbox; "
     "print(json.dumps([asdict(s) for s in default_toolbox().specs()]))"
 )
 

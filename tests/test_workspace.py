@@ -11,8 +11,9 @@ import filelock
 import pytest
 from conftest import git
 
+from squad.domain.ids import RUN_ID_RE, new_run_id
 from squad.errors import UsageError, WorkspaceError
-from squad.workspace import RUN_ID_RE, Workspace, new_run_id
+from squad.infra.workspace import Workspace
 
 RUN = "20261122-063107-a1b2"
 

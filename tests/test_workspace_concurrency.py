@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 from conftest import git
 
-from squad.workspace import Workspace
+from squad.infra.workspace import Workspace
 
 N_FILES = 5000
 N_TASKS = 8
@@ -90,7 +90,7 @@ WORKER = textwrap.dedent(
     """
     import sys
     from pathlib import Path
-    from squad.workspace import Workspace
+    from squad.infra.workspace import Workspace
 
     root, run, task = Path(sys.argv[1]), sys.argv[2], sys.argv[3]
     ws = Workspace(root)

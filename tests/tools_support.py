@@ -8,8 +8,8 @@ from typing import Any
 
 from conftest import git
 
+from squad.agents.tools import Toolbox, ToolContext, ToolResult, default_toolbox
 from squad.config import ALL_TOOLS, Settings
-from squad.tools import Toolbox, ToolContext, ToolResult, default_toolbox
 
 EVERY_TOOL = frozenset({*ALL_TOOLS, "submit_verdict"})
 SENTINEL_TEXT = "SENTINEL-7f3a-do-not-leak"

@@ -9,8 +9,8 @@ from typing import Any
 
 import click
 
-from squad.decisions import Entry, Ledger, ParseResult, person_slug, superseded_by
 from squad.errors import SquadError, UsageError
+from squad.infra.ledger import Entry, Ledger, ParseResult, person_slug, superseded_by
 
 
 class _Group(click.Group):
@@ -25,7 +25,7 @@ class _Group(click.Group):
 
 
 def _ledger() -> Ledger:
-    from squad.config import find_repo_root  # pydantic-heavy; only when a command runs
+    from squad.infra.git import find_repo_root
 
     return Ledger(find_repo_root())
 

@@ -39,8 +39,8 @@ def examples_dir() -> Path:
 def make_demo_repo(target: Path) -> Path:
     """Copy the example project into `target`, make it a git repo with one commit, and `squad init` it."""
     from squad.errors import SquadError, UsageError
-    from squad.gitcli import identity, run_git
-    from squad.scaffold import scaffold
+    from squad.infra.git import identity, run_git
+    from squad.infra.scaffold import scaffold
 
     source = examples_dir() / EXAMPLE
     if target.exists() and any(target.iterdir()):
@@ -98,7 +98,7 @@ def demo(keep: Path | None, as_json: bool) -> None:
         )
         if not as_json:
             if keep:
-                from squad.journal import latest_run
+                from squad.infra.journal import latest_run
 
                 branch = f"squad/{latest_run(root)}"
                 click.echo(

@@ -61,8 +61,9 @@ def doctor(as_json: bool) -> None:
 
 def run_checks(cwd: Path) -> list[Check]:
     """Run every check from `cwd`; checks that need a repo are skipped outside one (reported as an error)."""
-    from squad.config import Settings, find_repo_root
+    from squad.config import Settings
     from squad.errors import NotARepoError
+    from squad.infra.git import find_repo_root
 
     checks = [_check_git_version()]
     try:
@@ -109,7 +110,7 @@ def _parse_git_version(text: str) -> tuple[int, int, int] | None:
 
 def _check_git_dir(root: Path) -> Check:
     """Locks and worktrees live in the git common dir, so squad must be able to create files there."""
-    from squad.gitcli import run_git
+    from squad.infra.git import run_git
 
     out = run_git(root, "rev-parse", "--git-common-dir")
     if out.returncode != 0:

@@ -31,7 +31,7 @@ def gc(
       squad gc --run 20261122-063107-a1b2 --run-branches
     """
     from squad.errors import UsageError
-    from squad.workspace import Workspace
+    from squad.infra.workspace import Workspace
 
     if bool(runs) == all_runs:
         raise UsageError("say which runs to clean up: --run RUN (repeatable) or --all", hint="see `squad gc --help`")

@@ -30,8 +30,8 @@ def init(force: tuple[str, ...], as_json: bool) -> None:
     Safe to run again: a file equal to the default is "unchanged", a missing one is "created", and a
     file you edited is "kept" — never overwritten unless you name it with --force.
     """
-    from squad.config import find_repo_root
-    from squad.scaffold import scaffold
+    from squad.infra.git import find_repo_root
+    from squad.infra.scaffold import scaffold
 
     root = find_repo_root()
     outcomes = scaffold(root, force=force)

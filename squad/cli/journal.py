@@ -12,14 +12,14 @@ import click
 
 
 def _root() -> Path:
-    from squad.config import find_repo_root
+    from squad.infra.git import find_repo_root
 
     return find_repo_root()
 
 
 def _pick_run(root: Path, run: str | None) -> str:
     from squad.errors import UsageError
-    from squad.journal import Journal, latest_run
+    from squad.infra.journal import Journal, latest_run
 
     if run is None:
         run = latest_run(root)
@@ -32,7 +32,8 @@ def _pick_run(root: Path, run: str | None) -> str:
 
 
 def _events(root: Path, run: str) -> list[dict]:  # type: ignore[type-arg]
-    from squad.journal import Journal, JournalWarning
+    from squad.infra.journal import Journal
+    from squad.infra.jsonl import JournalWarning
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", JournalWarning)
@@ -49,7 +50,7 @@ def runs(as_json: bool) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from squad.journal import list_runs
+    from squad.infra.journal import list_runs
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -93,7 +94,7 @@ def runs(as_json: bool) -> None:
 @click.option("--all", "show_all", is_flag=True, help="Include every agent event (turns, tool calls).")
 def log(run: str | None, as_json: bool, show_all: bool) -> None:
     """Show what happened in RUN (default: the newest run) as a timeline."""
-    from squad.journal import describe
+    from squad.infra.journal import describe
 
     root = _root()
     run = _pick_run(root, run)
@@ -118,7 +119,7 @@ def cost(run: str | None, as_json: bool) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from squad.journal import cost_rollup
+    from squad.infra.journal import cost_rollup
 
     root = _root()
     run = _pick_run(root, run)

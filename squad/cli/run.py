@@ -1,4 +1,4 @@
-"""`squad run` and `squad plan`: thin wrappers over squad.coordinator.
+"""`squad run` and `squad plan`: thin wrappers over squad.orchestration.coordinator.
 
 Output modes of `squad run`: on a terminal a live view of the team fed by journal events, then the
 report; otherwise one plain line per event, then the report; with `--json` exactly one JSON document
@@ -22,13 +22,14 @@ import click
 
 if TYPE_CHECKING:
     from squad.config import Settings, Team
-    from squad.coordinator import RunReport
+    from squad.orchestration.coordinator import RunReport
 
 T = TypeVar("T")
 
 
 def _load(max_cost: float | None) -> tuple[Path, Settings, Team]:
-    from squad.config import find_repo_root, load_settings, load_team
+    from squad.config import load_settings, load_team
+    from squad.infra.git import find_repo_root
 
     root = find_repo_root()
     settings = load_settings(root)
@@ -214,7 +215,8 @@ def _replayed_task(root: Path, model: str, task: str, agent: str | None) -> tupl
     """The task and `--agent` of a replay: the recorded run's unless given. The recorded responses answer
     the recorded task whatever is asked, so a different task gets a warning."""
     from squad.errors import UsageError
-    from squad.journal import EVENTS, read_jsonl
+    from squad.infra.journal import EVENTS
+    from squad.infra.jsonl import read_jsonl
     from squad.models.registry import replay_dir
 
     folder = replay_dir(model.removeprefix("replay:"), root)
@@ -252,8 +254,8 @@ def execute_run(
     """
     from rich.console import Console
 
-    from squad.coordinator import Coordinator
-    from squad.journal import describe
+    from squad.infra.journal import describe
+    from squad.orchestration.coordinator import Coordinator
 
     tty = sys.stdout.isatty() and not as_json
     view: _LiveView | None = None
@@ -305,7 +307,7 @@ def plan(task: str, as_json: bool, model: str | None) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from squad.coordinator import Coordinator
+    from squad.orchestration.coordinator import Coordinator
 
     root, settings, team = _load(None)
     result = asyncio.run(Coordinator(root, settings, team, model_override=model).plan(task))

@@ -20,7 +20,8 @@ def team(as_json: bool) -> None:
     default for reviewers, else [models] default in .squad/squad.toml. A malformed squad.toml or
     charter is reported as file:line (exit 2).
     """
-    from squad.config import find_repo_root, load_settings, load_team
+    from squad.config import load_settings, load_team
+    from squad.infra.git import find_repo_root
 
     root = find_repo_root()
     settings = load_settings(root)

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from squad.config import Settings, Team, load_settings, load_team
+from squad.domain.ids import new_run_id
 from squad.errors import ConfigError, SquadError, UsageError
 from squad.github import gitrepo
 from squad.github.client import GitHubClient
@@ -35,7 +36,6 @@ from squad.github.review import (
     verdict,
 )
 from squad.github.sanitize import fence, sanitize_code, sanitize_text
-from squad.workspace import new_run_id
 
 REVIEW_ACTIONS = frozenset({"opened", "synchronize", "reopened", "ready_for_review"})
 MODES = ("auto", "review", "run")
@@ -262,7 +262,7 @@ def review_pull_request(env: ActionEnv, client: GitHubClient, make_reviewer: Rev
         try:
             ledger = check_ledger(root, base_sha, head_sha, diff.files + tuple(s.path for s in diff.skipped))
         except ImportError as exc:
-            ledger_error = f"squad.decisions is not available in this install ({exc})"
+            ledger_error = f"squad.infra.ledger is not available in this install ({exc})"
         except SquadError as exc:
             ledger_error = str(exc)
         review_input = ReviewInput(

@@ -1,6 +1,6 @@
 """The real `Reviewer`: every reviewer charter of the base branch as an agent, in parallel, read-only.
 
-Each reviewer runs `squad.agent.run_agent` in one throwaway detached worktree at the PR head with
+Each reviewer runs `squad.agents.loop.run_agent` in one throwaway detached worktree at the PR head with
 the read-only tools plus `submit_verdict`. Findings are merged by code (dedupe by file/line/message,
 highest severity wins) — no extra model pass to summarise. The shared prompt prefix (tools, review
 rules, PR data, diff) is byte-identical for every reviewer, so they share one prompt-cache entry.
@@ -12,12 +12,12 @@ import asyncio
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from squad.agents.tools import Toolbox, ToolContext, ToolResult
 from squad.config import Charter, Settings, Team
 from squad.github import gitrepo
 from squad.github.review import Finding, Reviewer, ReviewInput, ReviewOutcome
 from squad.github.sanitize import sanitize_code
 from squad.models.base import SystemBlock, Usage
-from squad.tools import Toolbox, ToolContext, ToolResult
 
 if TYPE_CHECKING:
     from squad.models import ModelRuntime
@@ -46,9 +46,8 @@ def agent_reviewer(settings: Settings, team: Team, model_factory: ModelFactory |
     """A Reviewer that runs every reviewer charter of `team` in parallel (at most concurrency.max_agents)."""
 
     async def review(inp: ReviewInput) -> ReviewOutcome:
-        from squad.agent import AgentLimits, run_agent
-        from squad.models import ModelRuntime, create_model
-        from squad.tools import (
+        from squad.agents.loop import AgentLimits, run_agent
+        from squad.agents.tools import (
             Diff,
             ListFiles,
             ReadDecisions,
@@ -57,6 +56,7 @@ def agent_reviewer(settings: Settings, team: Team, model_factory: ModelFactory |
             SubmitVerdict,
             allowed_tools,
         )
+        from squad.models import ModelRuntime, create_model
 
         reviewers = sorted(team.reviewers, key=lambda c: c.name)
         runtime = ModelRuntime.from_settings(settings)

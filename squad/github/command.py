@@ -82,8 +82,8 @@ def is_trusted(client: GitHubClient, user: dict[str, Any], settings: Settings) -
 
 def handle_comment(env: ActionEnv, client: GitHubClient, make_runner: RunnerFactory) -> Report:
     """Handle an issue_comment event: gate, run, push, reply."""
+    from squad.domain.ids import new_run_id
     from squad.github.action import Report, _overrides, load_base_config
-    from squad.workspace import new_run_id
 
     event = env.event
     comment = event.get("comment") or {}
@@ -191,13 +191,15 @@ def _md(text: str | None) -> str:
 
 
 def default_runner_factory(settings: Settings, team: Team | None) -> Runner:
-    """The real runner: `squad run` through squad.coordinator.Coordinator, starting at the request's sha."""
+    """The real runner: `squad run` through the orchestration's Coordinator, starting at the request's sha."""
 
     async def run(request: RunRequest) -> RunResult:
         try:
-            from squad.coordinator import Coordinator
+            from squad.orchestration.coordinator import Coordinator
         except ImportError as exc:
-            raise RunError(f"run mode needs squad.coordinator, which this install lacks ({exc})") from None
+            raise RunError(
+                f"run mode needs squad.orchestration.coordinator, which this install lacks ({exc})"
+            ) from None
         if team is None:
             raise RunError("the default branch has no .squad/agents/", hint="run `squad init` and merge the result")
         # The coordinator starts from HEAD: put the Actions checkout (ours to use) at the start commit.

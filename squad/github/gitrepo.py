@@ -15,11 +15,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from squad.errors import SquadError, UsageError, WorkspaceError
-from squad.gitcli import run_git
+from squad.infra.git import run_git
 
 
 def git(root: Path, *args: str, check: bool = True, extra_env: Mapping[str, str] | None = None) -> str:
-    """Run git in `root` (squad.gitcli: no secrets, no hooks); return stdout (surrogate-escaped text)."""
+    """Run git in `root` (squad.infra.git: no secrets, no hooks); return stdout (surrogate-escaped text)."""
     env = {"GIT_LITERAL_PATHSPECS": "1", **(extra_env or {})}  # paths from a PR are never globs
     out = run_git(root, *args, text=False, env=env)
     if check and out.returncode != 0:

@@ -94,7 +94,7 @@ def merge_findings(findings: Iterable[Finding]) -> list[Finding]:
 
 @dataclass
 class LedgerReport:
-    added: list[Any] = field(default_factory=list)  # squad.decisions.Entry
+    added: list[Any] = field(default_factory=list)  # squad.infra.ledger.Entry
     modified: list[Any] = field(default_factory=list)
     deleted: list[Any] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)  # parse problems in files the PR touches
@@ -106,7 +106,7 @@ class LedgerReport:
 
 def ledger_entries(root: Path, sha: str) -> tuple[list[Any], list[Any]]:
     """All decision entries (and parse problems) in `decisions/**.md` at commit `sha`."""
-    from squad.decisions import parse_text
+    from squad.infra.ledger import parse_text
 
     entries: list[Any] = []
     problems: list[Any] = []
@@ -122,7 +122,7 @@ def ledger_entries(root: Path, sha: str) -> tuple[list[Any], list[Any]]:
 
 def check_ledger(root: Path, base: str, head: str, changed: Sequence[str]) -> LedgerReport:
     """Decisions the PR adds, and landed entries it modifies or deletes (the ledger is append-only)."""
-    from squad.decisions import compare
+    from squad.infra.ledger import compare
 
     base_entries, _ = ledger_entries(root, base)
     head_entries, head_problems = ledger_entries(root, head)

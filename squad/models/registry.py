@@ -155,8 +155,9 @@ def replay_dir(ref: str, root: Path | None = None) -> Path:
     Raises:
         ConfigError: `ref` is empty, or names no run folder with recorded responses.
     """
-    from squad.config import find_repo_root, runs_dir
+    from squad.config import runs_dir
     from squad.errors import NotARepoError
+    from squad.infra.git import find_repo_root
 
     hint = "`squad runs` lists recorded runs; `replay:<run id>` or `replay:<path to .squad/runs/<run>>`"
     if not ref.strip():

@@ -37,7 +37,7 @@ from typing import Any
 import yaml
 
 from squad.errors import ConfigError, ModelError
-from squad.journal import JournalWarning
+from squad.infra.jsonl import JournalWarning
 from squad.models.base import (
     ContentBlock,
     ModelRequest,

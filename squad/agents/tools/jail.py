@@ -12,7 +12,7 @@ import stat
 from dataclasses import dataclass
 from pathlib import Path
 
-from squad.tools.base import ToolError
+from squad.agents.tools.base import ToolError
 
 MAX_PATH_BYTES = 4096
 MAX_COMPONENT_BYTES = 255

@@ -31,18 +31,18 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from squad.agents.context import ContextPack, agent_system, resolve_commit
 from squad.config import Charter, Settings, Team
-from squad.context import ContextPack, agent_system, resolve_commit
 from squad.errors import RunError, SquadError, UsageError
-from squad.gitcli import identity, run_git
-from squad.journal import Journal, TaskState, cost_rollup
+from squad.infra.git import identity, run_git
+from squad.infra.journal import Journal, TaskState, cost_rollup
 from squad.models.base import Message, ModelRequest, SystemBlock, TextBlock, ToolResultBlock
 
 if TYPE_CHECKING:
-    from squad.agent import AgentResult
+    from squad.agents.loop import AgentResult
+    from squad.infra.workspace import Lease, Workspace
     from squad.models import ModelRuntime
     from squad.models.base import Model
-    from squad.workspace import Lease, Workspace
 
 #: Plan task ids. Shorter than the workspace's 40-character limit so revision leases (`<id>-r<n>`) fit.
 TASK_ID_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,35}$")
@@ -367,8 +367,8 @@ async def run_test_command(command: str, cwd: Path, settings: Settings) -> TestR
     """Run the configured test command in `cwd` the way the `run` tool runs commands: scrubbed of secrets,
     no stdin, its own process group (killed on timeout and on cancellation, so Ctrl-C never waits for it),
     bounded output."""
-    from squad.tools.base import ToolError
-    from squad.tools.shell import parse_command, run_command
+    from squad.agents.tools.base import ToolError
+    from squad.agents.tools.shell import parse_command, run_command
 
     try:
         outcome = await run_command(
@@ -484,8 +484,8 @@ class Coordinator:
         Raises:
             RunError: the plan is still invalid after one retry (the message lists the errors).
         """
-        from squad.agent import FORWARDED_MODEL_EVENTS
-        from squad.tools import default_toolbox
+        from squad.agents.loop import FORWARDED_MODEL_EVENTS
+        from squad.agents.tools import default_toolbox
 
         agent, model_name = self._lead()
         model = self._model(model_name)
@@ -558,8 +558,9 @@ class Coordinator:
             UsageError: unknown or reviewer `agent`, no reviewer in the team, unknown `resume` run.
             RunError: the plan is invalid after one retry.
         """
+        from squad.domain.ids import new_run_id
+        from squad.infra.workspace import Workspace
         from squad.models import ModelRuntime
-        from squad.workspace import Workspace, new_run_id
 
         if not self.team.reviewers:
             raise UsageError(
@@ -622,7 +623,7 @@ class _Execution:
         base: str,
         previous: Any,
     ) -> None:
-        from squad.tools import default_toolbox
+        from squad.agents.tools import default_toolbox
 
         self.c = coord
         self.settings = coord.settings
@@ -831,7 +832,7 @@ class _Execution:
             ts.round += 1
 
     def _limits(self) -> Any:
-        from squad.agent import AgentLimits
+        from squad.agents.loop import AgentLimits
 
         b = self.settings.budgets
         return AgentLimits(
@@ -850,8 +851,8 @@ class _Execution:
     async def _work(
         self, author: Charter, pt: PlanTask, lease: Lease, task_base: str, findings: list[dict[str, Any]]
     ) -> AgentResult:
-        from squad.agent import run_agent
-        from squad.tools import ToolContext, allowed_tools
+        from squad.agents.loop import run_agent
+        from squad.agents.tools import ToolContext, allowed_tools
 
         assert self.pack is not None
         allowed = frozenset(allowed_tools(author)) - {"submit_verdict"}
@@ -898,8 +899,8 @@ class _Execution:
         self, pt: PlanTask, lease: Lease, lease_id: str, task_base: str, author: Charter
     ) -> dict[str, Any]:
         """The review gate for one round: tests, then the reviewer's verdict (reject when none)."""
-        from squad.agent import run_agent
-        from squad.tools import ToolContext, allowed_tools
+        from squad.agents.loop import run_agent
+        from squad.agents.tools import ToolContext, allowed_tools
 
         assert self.pack is not None
         reviewer = self.reviewer
@@ -985,7 +986,7 @@ class _Execution:
 
     async def _integrate(self) -> tuple[str, dict[str, Any] | None, list[str]]:
         """Merge approved branches in plan order, commit the run's decisions, run the tests."""
-        from squad.workspace import run_branch
+        from squad.domain.ids import run_branch
 
         assert self.plan is not None
         target = run_branch(self.run_id)
@@ -1016,7 +1017,7 @@ class _Execution:
 
     def _commit_ledger(self, lease: Lease) -> None:
         """Copy the run ledger to `decisions/.../<date>-<run>.md` on the run branch and commit it as squad."""
-        from squad.decisions import Ledger
+        from squad.infra.ledger import Ledger
 
         source = self.journal.ledger_path
         if not source.exists() or not source.read_text(encoding="utf-8").strip():
@@ -1072,7 +1073,7 @@ class _Execution:
     # ------------------------------------------------------------------ report
 
     def _decisions(self) -> list[dict[str, Any]]:
-        from squad.decisions import parse_text
+        from squad.infra.ledger import parse_text
 
         path = self.journal.ledger_path
         if not path.exists():

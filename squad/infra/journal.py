@@ -13,15 +13,15 @@ import json
 import os
 import threading
 import time
-import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from squad.config import runs_dir
+from squad.domain.ids import TASK_RE  # a task id never names a file outside transcripts/
+from squad.infra.jsonl import append_line, end_torn_line, read_jsonl
 from squad.models.base import ModelRequest, ModelResponse
-from squad.workspace import TASK_RE  # a task id never names a file outside transcripts/
 
 EVENTS = "events.jsonl"
 RESPONSES = "responses.jsonl"
@@ -30,54 +30,6 @@ LEDGER = "ledger.md"
 TRANSCRIPTS = "transcripts"
 
 Listener = Callable[[dict[str, Any]], None]
-
-
-class JournalWarning(UserWarning):
-    """A journal line could not be read (typically the last line, torn by a killed process)."""
-
-
-def _append_line(path: Path, record: dict[str, Any]) -> None:
-    data = (json.dumps(record, ensure_ascii=False, default=str, separators=(",", ":")) + "\n").encode("utf-8")
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-    try:
-        os.write(fd, data)  # one write per line: O_APPEND keeps concurrent lines whole
-    finally:
-        os.close(fd)
-
-
-def _end_torn_line(path: Path) -> None:
-    """Terminate a last line left without its newline by a killed writer (else the next event joins it)."""
-    try:
-        with path.open("rb") as fh:
-            fh.seek(-1, os.SEEK_END)
-            torn = fh.read(1) != b"\n"
-    except OSError:  # missing or empty file: nothing to repair
-        return
-    if torn:
-        with path.open("ab") as fh:
-            fh.write(b"\n")
-
-
-def read_jsonl(path: Path) -> list[dict[str, Any]]:
-    """Read a JSON-lines file, skipping (with a JournalWarning) lines that do not parse.
-
-    A process killed mid-write leaves a torn last line; that must never stop `squad log` or a resume.
-    """
-    if not path.exists():
-        return []
-    records: list[dict[str, Any]] = []
-    with path.open("rb") as fh:
-        for number, raw in enumerate(fh, start=1):
-            if not raw.strip():
-                continue
-            try:
-                record = json.loads(raw)
-            except (json.JSONDecodeError, UnicodeDecodeError):
-                warnings.warn(f"{path}:{number}: skipped an unreadable journal line (torn write?)", JournalWarning, 2)
-                continue
-            if isinstance(record, dict):
-                records.append(record)
-    return records
 
 
 @dataclass
@@ -185,7 +137,7 @@ class Journal:
         """Make the run folder (idempotent) and end any torn last line, so new lines start clean."""
         self.transcripts_dir.mkdir(parents=True, exist_ok=True)
         for path in (self.events_path, self.responses_path):
-            _end_torn_line(path)
+            end_torn_line(path)
         return self
 
     @property
@@ -199,7 +151,7 @@ class Journal:
         so one task's whole story (every round, author and reviewer) reads in one file.
         """
         record = {"ts": round(time.time(), 6), **event}
-        _append_line(self.events_path, record)
+        append_line(self.events_path, record)
         task = record.get("task")
         if str(record.get("type", "")).startswith("agent.") and isinstance(task, str) and TASK_RE.fullmatch(task):
             self.transcript(task, record)
@@ -209,7 +161,7 @@ class Journal:
 
     def transcript(self, task: str, record: dict[str, Any]) -> None:
         """Append one record to `transcripts/<task>.jsonl` (its own `ts` wins over a new one)."""
-        _append_line(self.transcripts_dir / f"{task}.jsonl", {"ts": round(time.time(), 6), **record})
+        append_line(self.transcripts_dir / f"{task}.jsonl", {"ts": round(time.time(), 6), **record})
 
     def record_response(self, request: ModelRequest, response: ModelResponse) -> None:
         """ModelRuntime.recorder: keep the response for replay, its usage for `squad cost`.
@@ -222,7 +174,7 @@ class Journal:
             if index is None:  # a resumed run continues counting where the recorded calls stopped
                 index = sum(1 for r in read_jsonl(self.responses_path) if (r.get("agent"), r.get("task")) == key)
             self._indices[key] = index + 1
-        _append_line(
+        append_line(
             self.responses_path,
             {"agent": request.agent, "task": request.task, "index": index, "response": response.to_dict()},
         )

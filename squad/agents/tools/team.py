@@ -10,7 +10,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from squad.tools.base import Args, BaseTool, ToolContext, ToolError, ToolResult
+from squad.agents.tools.base import Args, BaseTool, ToolContext, ToolError, ToolResult
 
 READ_DECISIONS_MAX = 100
 DECISION_FIELD_CHARS = 1500
@@ -35,7 +35,7 @@ class ReadDecisions(BaseTool):
     blocking = True
 
     def run(self, args: ReadDecisionsArgs, ctx: ToolContext) -> ToolResult:
-        from squad.decisions import Ledger, parse_text
+        from squad.infra.ledger import Ledger, parse_text
 
         ledger = Ledger(ctx.worktree)
         parsed = ledger.parse()
@@ -117,7 +117,7 @@ class RecordDecision(BaseTool):
     def run(self, args: RecordDecisionArgs, ctx: ToolContext) -> ToolResult:
         if ctx.ledger_file is None:
             raise ToolError("this session has no decisions ledger to record into; mention the decision in finish")
-        from squad.decisions import Ledger
+        from squad.infra.ledger import Ledger
 
         entry = Ledger(ctx.worktree).append(
             ctx.ledger_file,

@@ -24,7 +24,7 @@ from squad.errors import BudgetExceededError, ModelError, SquadError
 from squad.models.base import Message, Model, ModelRequest, SystemBlock, TextBlock, ToolResultBlock, Usage
 
 if TYPE_CHECKING:
-    from squad.tools import Toolbox, ToolContext
+    from squad.agents.tools import Toolbox, ToolContext
 
 StopReason = Literal["finished", "end_turn", "max_turns", "budget", "timeout", "model_error", "cancelled"]
 

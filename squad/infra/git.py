@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import overload
 
-from squad.errors import SquadError
+from squad.errors import NotARepoError, SquadError
 
 #: Disables every hook (post-commit, post-merge, post-checkout, reference-transaction...).
 NO_HOOKS = ("-c", "core.hooksPath=/dev/null")
@@ -22,7 +22,7 @@ _GIT_ENV_DROP = ("GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_PREFIX", "GI
 
 def git_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
     """The environment for squad's git commands: scrubbed of secrets, no location overrides, no prompts."""
-    from squad.tools.env import scrubbed_env
+    from squad.infra.env import scrubbed_env
 
     env = {k: v for k, v in scrubbed_env().items() if k not in _GIT_ENV_DROP}
     env["GIT_TERMINAL_PROMPT"] = "0"
@@ -86,3 +86,19 @@ def run_git(
         )
     except FileNotFoundError:
         raise SquadError("git is not installed or not on PATH", hint="install git >= 2.20") from None
+
+
+def find_repo_root(start: Path | None = None) -> Path:
+    """The top of the git work tree containing `start` (default: cwd).
+
+    Raises:
+        NotARepoError: outside a git repository.
+    """
+    cwd = Path(start or Path.cwd())
+    out = run_git(cwd, "rev-parse", "--show-toplevel")
+    if out.returncode != 0:
+        raise NotARepoError(
+            f"not inside a git repository: {cwd}",
+            hint="run this inside a git repo, or create one with `git init`",
+        )
+    return Path(out.stdout.strip())

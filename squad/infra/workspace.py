@@ -16,31 +16,27 @@ from __future__ import annotations
 import contextlib
 import json
 import re
-import secrets
 import shutil
-import string
 import subprocess
 import threading
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 
 import filelock
 
-from squad.errors import NotARepoError, UsageError, WorkspaceError
-from squad.gitcli import identity, run_git
-
-#: Run ids are `YYYYMMDD-HHMMSS-xxxx`; any lowercase dash-separated id is accepted, but never `--`, which
-#: separates run and task in task branch names (so `squad/<run>--*` can only match tasks of that run).
-RUN_RE = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
-TASK_RE = re.compile(r"[a-z0-9][a-z0-9-]{0,39}")
-#: The exact shape `new_run_id` makes. gc without explicit runs only considers runs of this shape, so a
-#: user's own `squad/notes` or `squad/wip--x` branch is never mistaken for an abandoned run.
-RUN_ID_RE = re.compile(r"\d{8}-\d{6}-[a-z0-9]{4}")
-_TASK_BRANCH_RE = re.compile(rf"squad/(?P<run>{RUN_RE.pattern})--(?P<task>{TASK_RE.pattern})")
-_RUN_BRANCH_RE = re.compile(rf"squad/(?P<run>{RUN_RE.pattern})")
+from squad.domain.ids import (
+    RUN_BRANCH_RE,
+    RUN_ID_RE,
+    TASK_BRANCH_RE,
+    check_run,
+    check_task,
+    run_branch,
+    task_branch,
+)
+from squad.errors import NotARepoError, WorkspaceError
+from squad.infra.git import identity, run_git
 
 #: Worktree folder of a run's integration worktree (where merges into `squad/<run>` happen). Not a valid
 #: task id, so it can never collide with a task.
@@ -103,33 +99,6 @@ class GcReport:
             "skipped": self.skipped,
             "dry_run": self.dry_run,
         }
-
-
-def new_run_id(now: datetime | None = None) -> str:
-    """A fresh run id `YYYYMMDD-HHMMSS-xxxx` (UTC time, 4 random lowercase letters/digits)."""
-    stamp = (now or datetime.now(UTC)).astimezone(UTC).strftime("%Y%m%d-%H%M%S")
-    alphabet = string.ascii_lowercase + string.digits
-    return f"{stamp}-{''.join(secrets.choice(alphabet) for _ in range(4))}"
-
-
-def task_branch(run: str, task: str) -> str:
-    """Branch name of a task: `squad/<run>--<task>`."""
-    return f"squad/{run}--{task}"
-
-
-def run_branch(run: str) -> str:
-    """Branch name of a run: `squad/<run>`."""
-    return f"squad/{run}"
-
-
-def _check_run(run: str) -> None:
-    if not RUN_RE.fullmatch(run) or len(run) > 64:
-        raise UsageError(f"invalid run id {run!r}", hint="run ids look like 20261122-063107-a1b2 (no '--')")
-
-
-def _check_task(task: str) -> None:
-    if not TASK_RE.fullmatch(task):
-        raise UsageError(f"invalid task id {task!r}", hint="task ids match [a-z0-9][a-z0-9-]{0,39}")
 
 
 def _run_git(
@@ -250,13 +219,13 @@ class Workspace:
         Idempotent: when the worktree already exists on its branch it is reused as is (resume), and when
         only the branch exists (released without deleting it) a worktree is added back on that branch.
         """
-        _check_run(run)
-        _check_task(task)
+        check_run(run)
+        check_task(task)
         return self._lease(run, task, task_branch(run, task), base)
 
     def integration(self, run: str, base: str = "HEAD") -> Lease:
         """The run's integration worktree, on branch `squad/<run>` (created from `base` when missing)."""
-        _check_run(run)
+        check_run(run)
         return self._lease(run, INTEGRATION, run_branch(run), base)
 
     def _lease(self, run: str, task: str, branch: str, base: str) -> Lease:
@@ -401,7 +370,7 @@ class Workspace:
         The target is created from `base` when missing. On conflict the merge is aborted, the target is left
         exactly as it was, and the conflicted paths are returned. Never touches the user's work tree.
         """
-        match = _RUN_BRANCH_RE.fullmatch(target_branch)
+        match = RUN_BRANCH_RE.fullmatch(target_branch)
         if not match:
             raise WorkspaceError(f"refusing to merge into {target_branch!r}: squad merges only into squad/<run>")
         run = match["run"]
@@ -495,14 +464,14 @@ class Workspace:
             checked_out = self._worktrees()
             known: set[str] = set()
             for b in branches:
-                if (m := _TASK_BRANCH_RE.fullmatch(b) or _RUN_BRANCH_RE.fullmatch(b)) and RUN_ID_RE.fullmatch(m["run"]):
+                if (m := TASK_BRANCH_RE.fullmatch(b) or RUN_BRANCH_RE.fullmatch(b)) and RUN_ID_RE.fullmatch(m["run"]):
                     known.add(m["run"])
             if self.worktrees_dir.is_dir():
                 known.update(p.name for p in self.worktrees_dir.iterdir() if p.is_dir() and RUN_ID_RE.fullmatch(p.name))
             if runs is not None:
                 wanted = list(dict.fromkeys(runs))
                 for run in wanted:
-                    _check_run(run)
+                    check_run(run)
             else:
                 wanted = []
                 for run in sorted(known):
@@ -524,7 +493,7 @@ class Workspace:
                         self._remove_worktree(path)
                 if keep_branches:
                     continue
-                doomed = [b for b in branches if (m := _TASK_BRANCH_RE.fullmatch(b)) and m["run"] == run]
+                doomed = [b for b in branches if (m := TASK_BRANCH_RE.fullmatch(b)) and m["run"] == run]
                 if run_branches and run_branch(run) in branches:
                     doomed.append(run_branch(run))
                 for b in doomed:

@@ -11,7 +11,7 @@ from squad.errors import LedgerError, UsageError
 
 
 def _git(root: Path, *args: str, input: bytes | None = None) -> subprocess.CompletedProcess[bytes]:
-    from squad.gitcli import run_git
+    from squad.infra.git import run_git
 
     return run_git(root, *args, text=False, input=input)
 

@@ -16,9 +16,9 @@ from typing import BinaryIO
 import regex
 from pydantic import Field
 
-from squad.gitcli import run_git
-from squad.tools.base import Args, BaseTool, ToolContext, ToolError, ToolResult
-from squad.tools.jail import JailError, open_read, open_write, resolve
+from squad.agents.tools.base import Args, BaseTool, ToolContext, ToolError, ToolResult
+from squad.agents.tools.jail import JailError, open_read, open_write, resolve
+from squad.infra.git import run_git
 
 MAX_LIST_FILES = 1000
 #: read_file shows at most this many lines / characters per call; the rest is read with start_line.
@@ -42,7 +42,7 @@ GLOB_TIMEOUT_S = 1.0
 
 
 def git(root: Path, *args: str, env: dict[str, str] | None = None, stdin: bytes = b"") -> bytes:
-    """Run git in `root` (squad.gitcli: no secrets, no hooks; `env` adds variables); stdout bytes, or
+    """Run git in `root` (squad.infra.git: no secrets, no hooks; `env` adds variables); stdout bytes, or
     ToolError with git's message.
 
     Pathspecs are literal: a file named `:(exclude)x` or `[ab].py` means that file, not a pattern.

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Literal
 
 from squad.errors import UsageError
-from squad.gitcli import run_git
+from squad.infra.git import run_git
 
 Status = Literal["created", "unchanged", "kept", "restored", "updated"]
 

@@ -13,9 +13,9 @@ import time
 import regex
 from pydantic import Field
 
-from squad.tools.base import Args, BaseTool, ToolContext, ToolError, ToolResult
-from squad.tools.fs import decode, is_binary, match_glob, worktree_files
-from squad.tools.jail import JailError, open_read, resolve
+from squad.agents.tools.base import Args, BaseTool, ToolContext, ToolError, ToolResult
+from squad.agents.tools.fs import decode, is_binary, match_glob, worktree_files
+from squad.agents.tools.jail import JailError, open_read, resolve
 
 MAX_MATCHES = 200
 MAX_MATCH_LINE_CHARS = 300

@@ -1,14 +1,13 @@
 """The tools agents use: jailed file access, search, allow-listed commands, the ledger, finish/verdict.
 
-Public interface (see BRIEF "squad.tools"): `ToolContext`, `ToolResult`, `Tool`, `Toolbox`,
+Public interface (see BRIEF "squad.agents.tools"): `ToolContext`, `ToolResult`, `Tool`, `Toolbox`,
 `default_toolbox()`, `allowed_tools(charter)`, plus `scrubbed_env()` for any subprocess an agent
 can influence and the jail (`resolve`, `JailError`) for code that takes model-supplied paths.
 """
 
 from __future__ import annotations
 
-from squad.config import Charter
-from squad.tools.base import (
+from squad.agents.tools.base import (
     MAX_RESULT_CHARS,
     Args,
     BaseTool,
@@ -19,12 +18,13 @@ from squad.tools.base import (
     ToolResult,
     clean_schema,
 )
-from squad.tools.env import scrubbed_env
-from squad.tools.fs import Diff, EditFile, ListFiles, ReadFile, WriteFile
-from squad.tools.jail import JailedPath, JailError, resolve
-from squad.tools.search import Search
-from squad.tools.shell import Run
-from squad.tools.team import Finish, ReadDecisions, RecordDecision, SubmitPlan, SubmitVerdict
+from squad.agents.tools.fs import Diff, EditFile, ListFiles, ReadFile, WriteFile
+from squad.agents.tools.jail import JailedPath, JailError, resolve
+from squad.agents.tools.search import Search
+from squad.agents.tools.shell import Run
+from squad.agents.tools.team import Finish, ReadDecisions, RecordDecision, SubmitPlan, SubmitVerdict
+from squad.config import Charter
+from squad.infra.env import scrubbed_env
 
 #: Only reviewers may end their session with a verdict.
 REVIEWER_TOOLS = frozenset({"submit_verdict"})

@@ -17,7 +17,7 @@ from pathlib import Path, PurePosixPath
 
 from squad.config import Charter, Settings
 from squad.errors import WorkspaceError
-from squad.gitcli import run_git
+from squad.infra.git import run_git
 from squad.models.base import SystemBlock
 from squad.models.tokens import CHARS_PER_TOKEN
 from squad.models.tokens import estimate_text_tokens as estimate_tokens
@@ -149,7 +149,7 @@ class ContextPack:
         files = tracked_files(root, sha)
         digest = ""
         if settings.context.decisions_tokens:
-            from squad.decisions import Ledger  # lazy: the ledger pulls in more than this module needs
+            from squad.infra.ledger import Ledger  # lazy: the ledger pulls in more than this module needs
 
             digest = Ledger(root).digest(settings.context.decisions_tokens)
         return cls(

@@ -19,8 +19,8 @@ from typing import Any
 
 from pydantic import Field
 
-from squad.tools.base import Args, BaseTool, ToolContext, ToolError, ToolResult
-from squad.tools.env import scrubbed_env
+from squad.agents.tools.base import Args, BaseTool, ToolContext, ToolError, ToolResult
+from squad.infra.env import scrubbed_env
 
 READ_CHUNK = 64 * 1024
 #: Output shown to the model (the Toolbox cap is 30,000 characters; this leaves room for the header).

@@ -15,7 +15,8 @@ from pathlib import Path
 
 from filelock import FileLock, Timeout
 
-from squad.decisions._format import (
+from squad.errors import LedgerError, UsageError
+from squad.infra.ledger._format import (
     HEADER_PREFIX,
     Entry,
     ParseResult,
@@ -26,8 +27,7 @@ from squad.decisions._format import (
     parse_text,
     render_entry,
 )
-from squad.decisions._git import common_dir, read_tree, slugify
-from squad.errors import LedgerError, UsageError
+from squad.infra.ledger._git import common_dir, read_tree, slugify
 
 LEDGER_DIR = "decisions"
 _RUN_ID_RE = re.compile(r"(\d{4})(\d{2})(\d{2})-\d{6}-[a-z0-9]{4}")

@@ -5,9 +5,9 @@ derived from later entries' `supersedes`, never written. See `_format` for the e
 `Ledger` for appending under a lock, parsing, checking and the prompt digest.
 """
 
-from squad.decisions._format import Entry, ParseResult, Problem, is_ulid, parse_text, render_entry
-from squad.decisions._git import person_slug
-from squad.decisions._ledger import LEDGER_DIR, Comparison, Ledger, compare, superseded_by
+from squad.infra.ledger._format import Entry, ParseResult, Problem, is_ulid, parse_text, render_entry
+from squad.infra.ledger._git import person_slug
+from squad.infra.ledger._ledger import LEDGER_DIR, Comparison, Ledger, compare, superseded_by
 
 __all__ = [
     "LEDGER_DIR",

@@ -11,6 +11,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass
 from typing import Any, Literal, Protocol, runtime_checkable
 
+from squad.domain.usage import Usage
+
 StopReason = Literal["end_turn", "tool_use", "max_tokens", "stop_sequence", "refusal", "pause_turn"]
 
 
@@ -113,32 +115,6 @@ class ModelRequest:
 
 
 @dataclass(slots=True)
-class Usage:
-    """Tokens of one call; cache writes and cache reads are kept apart from plain input."""
-
-    input_tokens: int = 0
-    output_tokens: int = 0
-    cache_creation_input_tokens: int = 0
-    cache_read_input_tokens: int = 0
-
-    def __add__(self, other: Usage) -> Usage:
-        return Usage(
-            self.input_tokens + other.input_tokens,
-            self.output_tokens + other.output_tokens,
-            self.cache_creation_input_tokens + other.cache_creation_input_tokens,
-            self.cache_read_input_tokens + other.cache_read_input_tokens,
-        )
-
-    @property
-    def total_input(self) -> int:
-        """All input tokens, cached or not."""
-        return self.input_tokens + self.cache_creation_input_tokens + self.cache_read_input_tokens
-
-    def to_dict(self) -> dict[str, int]:
-        return asdict(self)
-
-
-@dataclass(slots=True)
 class ModelResponse:
     """One completed call: content, why it stopped, usage and timing."""
 
@@ -176,7 +152,7 @@ class ModelResponse:
         return ModelResponse(
             content=tuple(block_from_dict(b) for b in data["content"]),
             stop_reason=data["stop_reason"],
-            usage=Usage(**data.get("usage", {})),
+            usage=Usage.from_dict(data.get("usage")),
             model=data.get("model", ""),
             latency_s=data.get("latency_s", 0.0),
             ttft_s=data.get("ttft_s"),

@@ -30,7 +30,7 @@ import asyncio
 import inspect
 import json
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -181,12 +181,11 @@ class ScriptedModel:
         if prefix is not None:
             digest, tokens = prefix
             tokens = min(tokens, usage.input_tokens)
-            usage.input_tokens -= tokens
             if digest in self._cached:
-                usage.cache_read_input_tokens = tokens
+                usage = replace(usage, input_tokens=usage.input_tokens - tokens, cache_read_input_tokens=tokens)
             else:
                 self._cached.add(digest)
-                usage.cache_creation_input_tokens = tokens
+                usage = replace(usage, input_tokens=usage.input_tokens - tokens, cache_creation_input_tokens=tokens)
         if turn.get("usage"):
             usage = Usage(**{**usage.to_dict(), **turn["usage"]})
         tool_calls = any(isinstance(b, ToolUseBlock) for b in content)

@@ -16,7 +16,7 @@ import pytest
 from tools_support import call, make_ctx
 
 from squad.agents.tools import default_toolbox, scrubbed_env
-from squad.agents.tools.shell import run_command
+from squad.infra.process import run_command
 from squad.config import CommandSettings, Settings
 
 PY = shlex.quote(sys.executable)

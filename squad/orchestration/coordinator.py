@@ -367,8 +367,8 @@ async def run_test_command(command: str, cwd: Path, settings: Settings) -> TestR
     """Run the configured test command in `cwd` the way the `run` tool runs commands: scrubbed of secrets,
     no stdin, its own process group (killed on timeout and on cancellation, so Ctrl-C never waits for it),
     bounded output."""
-    from squad.agents.tools.base import ToolError
-    from squad.agents.tools.shell import parse_command, run_command
+    from squad.agents.tools.shell import parse_command
+    from squad.infra.process import run_command
 
     try:
         outcome = await run_command(
@@ -377,7 +377,7 @@ async def run_test_command(command: str, cwd: Path, settings: Settings) -> TestR
             timeout_s=settings.commands.timeout_s,
             max_output_bytes=settings.commands.max_output_bytes,
         )
-    except ToolError as exc:
+    except SquadError as exc:
         return TestResult(command, None, f"could not run {command!r}: {exc.message}")
     text = outcome.output.text(MAX_TEST_OUTPUT_CHARS)
     if outcome.timed_out:

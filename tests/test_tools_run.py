@@ -16,8 +16,8 @@ import pytest
 from tools_support import call, make_ctx
 
 from squad.agents.tools import default_toolbox, scrubbed_env
-from squad.infra.process import run_command
 from squad.config import CommandSettings, Settings
+from squad.infra.process import run_command
 
 PY = shlex.quote(sys.executable)
 

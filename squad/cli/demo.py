@@ -33,7 +33,7 @@ def demo_data() -> Traversable:
 
         raise SquadError(
             "the demo's files are missing from the installed package (squad/data/demo)",
-            hint="reinstall squad",
+            hint="reinstall squad: pip install --force-reinstall squad-agents",
         )
     return data
 

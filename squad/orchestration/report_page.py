@@ -116,6 +116,8 @@ class _Builder:
         self.by_lease: dict[tuple[str, str], list[_Session]] = defaultdict(list)
         self.work: dict[tuple[str, int], _Session] = {}
         self.reviews: dict[tuple[str, int], _Session] = {}
+        self.review_of_lease: dict[tuple[str, str], _Session] = {}
+        self.depends: dict[str, list[str]] = {}
         self.plan_tasks: list[dict[str, Any]] = []
         self.rounds: dict[str, dict[int, dict[str, Any]]] = defaultdict(dict)
         self.lease_task: dict[str, str] = {}
@@ -135,6 +137,12 @@ class _Builder:
         self.t_last_approved: float | None = None
         self.t_last_merge: float | None = None
         self.last_call: dict[str, Any] = {"span": {}, "text": ""}  # paired in _on_agent_model_call
+        #: event type -> its `_on_<type>` method (dots as underscores), looked up once
+        self.handlers = {
+            re.sub(r"^agent_", "agent.", name.removeprefix("_on_")): getattr(self, name)
+            for name in dir(self)
+            if name.startswith("_on_")
+        }
 
     def t(self, event: dict[str, Any]) -> float:
         ts = _num(event.get("ts"), 6)
@@ -152,7 +160,7 @@ class _Builder:
             self.marks.append({"lane": "", "kind": kind, "t": t, "task": task, "text": _text(describe(ev), 300)})
         if task and task in self.rounds and not kind.startswith("agent.") and kind != "model_call":
             self.transcripts[task].append({"kind": "step", "t": t, "text": _text(describe(ev), 600)})
-        handler = getattr(self, "_on_" + kind.replace(".", "_"), None)
+        handler = self.handlers.get(kind)
         if handler is not None:
             handler(ev, t, task)
         if kind.startswith("agent.") and task and TASK_RE.fullmatch(task):
@@ -167,6 +175,8 @@ class _Builder:
         for item in ev.get("tasks") or []:
             if isinstance(item, dict) and isinstance(item.get("id"), str):
                 self.plan_tasks.append(item)
+                deps = item.get("depends_on")
+                self.depends[item["id"]] = [d for d in deps if isinstance(d, str)] if isinstance(deps, list) else []
                 self.rounds[item["id"]] = {}
         planning = [s for s in self.sessions if s.kind == "plan" and s.t1 is None]
         for s in planning:
@@ -187,8 +197,7 @@ class _Builder:
 
     def _ready(self, task: str) -> float | None:
         """When a first round could start: after the plan and its dependencies' approval (slot waits included)."""
-        deps = next((p.get("depends_on") or [] for p in self.plan_tasks if p["id"] == task), [])
-        times = [self.t_plan, *(self.approved_at.get(d) for d in deps)]
+        times = [self.t_plan, *(self.approved_at.get(d) for d in self.depends.get(task, []))]
         known = [x for x in times if x is not None]
         return max(known) if known else None
 
@@ -219,6 +228,7 @@ class _Builder:
         s = self._session("review", str(ev.get("reviewer") or "?"), lease, task, rnd, t)
         s.label = f"review {task} round {rnd}"
         self.reviews[(task, rnd)] = s
+        self.review_of_lease[(task, lease)] = s
         self.rounds[task].setdefault(rnd, {"round": rnd})["review"] = {"reviewer": s.agent, "t0": t}
 
     def _on_tests(self, ev: dict[str, Any], t: float, task: str | None) -> None:
@@ -241,7 +251,7 @@ class _Builder:
             span = {"kind": "tests", "state": state, "t0": start if start is not None else t, "t1": t}
             self.run_spans.append({**span, "label": f"integration tests: {state}"})
             return
-        review = next((s for (k, _), s in reversed(self.reviews.items()) if k == task and s.lease == where), None)
+        review = self.review_of_lease.get((task, where))
         if review is not None:
             label = f"tests {state}: {record['command']}"
             review.spans.append({"kind": "tests", "state": state, "t0": review.t0, "t1": t, "label": label})

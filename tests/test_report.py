@@ -84,6 +84,16 @@ def test_page_model_of_the_demo_run(demo: Run) -> None:
         assert kinds["tool"] == demo.count("agent.tool_call")[agent], agent
         for s in lane["spans"]:
             assert 0 <= s["t0"] <= s["t1"] <= page["run"]["duration_s"] and 0 <= s["track"] < lane["tracks"]
+    # tracks: as many as the agent had sessions (setup included) at once, no more
+    for agent, lane in lanes.items():
+        edges = sorted(
+            (t, step)
+            for s in lane["spans"]
+            if s["kind"] in ("plan", "setup", "work", "review")
+            for t, step in ((s["t0"], 1), (s["t1"], -1))
+        )
+        at_once = max(sum(step for _, step in edges[: i + 1]) for i in range(len(edges)))
+        assert lane["tracks"] == at_once, agent
     # every call of the agent loop has its time to first token; only the planner's call has none (no loop)
     model_spans = [s for lane in lanes.values() for s in lane["spans"] if s["kind"] == "model"]
     assert [s["lease"] for s in model_spans if s["ttft"] is None] == ["plan"]

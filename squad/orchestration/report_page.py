@@ -135,6 +135,7 @@ class _Builder:
         self.t_context: float | None = None
         self.t_plan: float | None = None
         self.t_last_approved: float | None = None
+        self.t_last_task_end: float | None = None
         self.t_last_merge: float | None = None
         self.last_call: dict[str, Any] = {"span": {}, "text": ""}  # paired in _on_agent_model_call
         #: event type -> its `_on_<type>` method (dots as underscores), looked up once
@@ -196,8 +197,13 @@ class _Builder:
         self.rounds[task][rnd] = {"round": rnd, "author": s.agent, "lease": lease, "t0": t, "branch": ev.get("branch")}
 
     def _ready(self, task: str) -> float | None:
-        """When a first round could start: after the plan and its dependencies' approval (slot waits included)."""
-        times = [self.t_plan, *(self.approved_at.get(d) for d in self.depends.get(task, []))]
+        """When a first round got its slot: after the plan, its dependencies' approval and the last task to end.
+
+        The scheduler starts a task when a slot frees up, so the last task that ended before this one started
+        bounds the wait for a slot; the estimate never makes setup look longer than it was.
+        """
+        deps = (self.approved_at.get(d) for d in self.depends.get(task, []))
+        times = [self.t_plan, self.t_last_task_end, *deps]
         known = [x for x in times if x is not None]
         return max(known) if known else None
 
@@ -284,7 +290,7 @@ class _Builder:
 
     def _on_task_approved(self, ev: dict[str, Any], t: float, task: str | None) -> None:
         self.approved_at[task or ""] = t
-        self.t_last_approved = t
+        self.t_last_approved = self.t_last_task_end = t
 
     def _on_lockout(self, ev: dict[str, Any], t: float, task: str | None) -> None:
         agent = str(ev.get("agent") or "?")
@@ -292,6 +298,8 @@ class _Builder:
 
     def _on_task_status(self, ev: dict[str, Any], t: float, task: str | None) -> None:
         status = str(ev.get("status") or "")
+        if status in ("failed", "conflict", "needs_human", "blocked"):
+            self.t_last_task_end = t
         work = [s for (k, _), s in self.work.items() if k == task]
         lane = work[-1].agent if work else ""
         if work and work[-1].t1 is None and status in ("failed", "conflict", "needs_human"):

@@ -18,13 +18,13 @@ import math
 import re
 import warnings
 from collections import Counter, defaultdict, deque
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from squad.domain.ids import TASK_RE
 from squad.infra.journal import EVENTS, LEDGER, REPORT, RESPONSES, cost_rollup, derive_state, describe
 from squad.infra.jsonl import JournalWarning, read_jsonl
+from squad.orchestration.report_layout import Session, pack_lanes
 
 #: Version of the page model (the renderer checks it).
 PAGE_VERSION = 1
@@ -78,28 +78,6 @@ def _tokens(usage: Any) -> list[int]:
     return out
 
 
-@dataclass
-class _Session:
-    """One stretch of an agent's work on one lease: planning, a work round, or a review."""
-
-    kind: str  # plan | work | review | loose
-    agent: str
-    lease: str
-    task: str | None
-    round: int | None
-    t0: float
-    t1: float | None = None
-    setup_t0: float | None = None
-    state: str = "open"
-    label: str = ""
-    track: int = 0
-    spans: list[dict[str, Any]] = field(default_factory=list)
-
-    @property
-    def start(self) -> float:
-        return self.setup_t0 if self.setup_t0 is not None else self.t0
-
-
 class _Builder:
     """One pass over the events, then the layout. Everything the page knows about events lives here."""
 
@@ -112,11 +90,11 @@ class _Builder:
         for r in responses:
             if isinstance(r.get("index"), int) and isinstance(r.get("response"), dict):
                 self.responses[(str(r.get("agent")), str(r.get("task")))][r["index"]] = r["response"]
-        self.sessions: list[_Session] = []
-        self.by_lease: dict[tuple[str, str], list[_Session]] = defaultdict(list)
-        self.work: dict[tuple[str, int], _Session] = {}
-        self.reviews: dict[tuple[str, int], _Session] = {}
-        self.review_of_lease: dict[tuple[str, str], _Session] = {}
+        self.sessions: list[Session] = []
+        self.by_lease: dict[tuple[str, str], list[Session]] = defaultdict(list)
+        self.work: dict[tuple[str, int], Session] = {}
+        self.reviews: dict[tuple[str, int], Session] = {}
+        self.review_of_lease: dict[tuple[str, str], Session] = {}
         self.depends: dict[str, list[str]] = {}
         self.plan_tasks: list[dict[str, Any]] = []
         self.rounds: dict[str, dict[int, dict[str, Any]]] = defaultdict(dict)
@@ -403,8 +381,8 @@ class _Builder:
 
     # ------------------------------------------------------------------ sessions and layout
 
-    def _session(self, kind: str, agent: str, lease: str, task: str | None, rnd: int | None, t0: float) -> _Session:
-        s = _Session(kind=kind, agent=agent, lease=lease, task=task, round=rnd, t0=t0)
+    def _session(self, kind: str, agent: str, lease: str, task: str | None, rnd: int | None, t0: float) -> Session:
+        s = Session(kind=kind, agent=agent, lease=lease, task=task, round=rnd, t0=t0)
         self.sessions.append(s)
         self.by_lease[(agent, lease)].append(s)
         return s
@@ -419,7 +397,7 @@ class _Builder:
 
     def layout(self) -> list[dict[str, Any]]:
         """Close what never closed, pack each agent's sessions into tracks, and return the lanes."""
-        lanes: dict[str, list[_Session]] = {}
+        lanes: dict[str, list[Session]] = {}
         for s in self.sessions:
             if s.t1 is None:
                 later = [b for b in self.boundaries if b >= s.t0]
@@ -427,27 +405,7 @@ class _Builder:
                 if s.kind != "loose":
                     s.state = "open"
             lanes.setdefault(s.agent, []).append(s)
-        out = []
-        for agent, sessions in lanes.items():
-            ends: list[float] = []
-            for s in sorted(sessions, key=lambda s: (s.start, s.t0)):
-                free = next((i for i, end in enumerate(ends) if end <= s.start), None)
-                if free is None:
-                    ends.append(0.0)
-                    free = len(ends) - 1
-                ends[free] = max(s.t1 or s.t0, *(x["t1"] for x in s.spans)) if s.spans else (s.t1 or s.t0)
-                s.track = free
-            spans: list[dict[str, Any]] = []
-            for s in sessions:
-                base = {"track": s.track, "task": s.task, "lease": s.lease, "round": s.round}
-                if s.setup_t0 is not None:
-                    spans.append({**base, "kind": "setup", "t0": s.setup_t0, "t1": s.t0, "label": "setup"})
-                if s.kind != "loose":
-                    spans.append({**base, "kind": s.kind, "state": s.state, "t0": s.t0, "t1": s.t1, "label": s.label})
-                spans.extend({**base, **x} for x in s.spans)
-            spans.sort(key=lambda x: (x["t0"], x["t1"]))
-            out.append({"id": agent, "kind": "agent", "tracks": len(ends), "spans": spans})
-        return out
+        return pack_lanes(lanes)
 
 
 def _read(path: Path, caught: list[str]) -> list[dict[str, Any]]:

@@ -335,6 +335,7 @@ def main() -> None:
                 "spans": spans,
                 "hours": page["run"]["duration_s"] / 3600,
                 "build_ms": build_s * 1000,
+                "build_us_per_event": build_s * 1e6 / events,
                 "render_ms": render_s * 1000,
                 "html_mb": len(html.encode()) / 1e6,
                 "browser": _browser(path, largest),
@@ -348,6 +349,7 @@ def main() -> None:
         ("run length, hours", "{:.2f}", "hours"),
         ("timeline bars", "{:,}", "spans"),
         ("page_data, ms", "{:.0f}", "build_ms"),
+        ("page_data per event, µs", "{:.0f}", "build_us_per_event"),
         ("render_html, ms", "{:.0f}", "render_ms"),
         ("report.html, MB", "{:.2f}", "html_mb"),
     ]

@@ -7,8 +7,8 @@ compatible server (and the tests' loopback server) works.
 This class makes exactly ONE attempt per `complete` (SDK `max_retries=0`) and turns every failure
 into either a `TransientModelError` (worth retrying: 408/409/429/5xx/529, an `error` event inside
 the stream, a dropped connection, a read timeout after the headers) or a `ModelError` that says what
-to do. Retries, backoff, the fallback chain and the circuit breaker live in one place: the wrapper
-built by `create_model` (registry.py).
+to do. Retries, backoff, the fallback chain and the circuit breaker are policies stacked around it by
+`create_model` (squad.models.policies).
 
 Prompt caching: tools come first in the request, then the system blocks; the last SystemBlock with
 `cache=True` gets `cache_control: {"type": "ephemeral"}`, so tools + the shared system blocks form one
@@ -18,7 +18,6 @@ cached prefix that every specialist of a run sends byte for byte.
 from __future__ import annotations
 
 import asyncio
-import inspect
 import os
 import time
 from collections.abc import Callable, Mapping
@@ -35,9 +34,10 @@ from squad.models.base import (
     TextBlock,
     ToolUseBlock,
     Usage,
+    emit,
 )
+from squad.models.errors import TransientModelError
 from squad.models.governor import parse_retry_after
-from squad.models.retry import TransientModelError
 
 if TYPE_CHECKING:
     from anthropic import AsyncAnthropic
@@ -120,7 +120,7 @@ class AnthropicModel:
                     if ttft is None:
                         ttft = time.perf_counter() - start
                     if on_event is not None and event.delta.type == "text_delta":
-                        await _emit(
+                        await emit(
                             on_event,
                             {
                                 "type": "text_delta",
@@ -186,7 +186,7 @@ class AnthropicModel:
             self._client = anthropic.AsyncAnthropic(
                 api_key=api_key,
                 base_url=self._base_url or os.environ.get("ANTHROPIC_BASE_URL") or None,
-                max_retries=0,  # we retry in one place (registry.py), with our caps
+                max_retries=0,  # we retry in one place (the Retrying policy), with our caps
                 # read = longest silence allowed inside a stream; connecting never needs that long
                 timeout=httpx2.Timeout(timeout, connect=min(10.0, timeout)),
             )
@@ -263,9 +263,3 @@ def _our_block(block: Any) -> ContentBlock:
     if block.type == "text":
         return TextBlock(text=block.text)
     return ToolUseBlock(id=block.id, name=block.name, input=dict(block.input or {}))
-
-
-async def _emit(on_event: StreamCallback, event: dict[str, Any]) -> None:
-    result = on_event(event)
-    if inspect.isawaitable(result):
-        await result

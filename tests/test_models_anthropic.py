@@ -204,6 +204,12 @@ def test_shared_prefix_is_byte_identical_across_specialists(messages_server: Mes
         (Reply(drop=True), "no response from the Messages API"),
         (Reply(stall_s=5), "read timed out after the response started"),
         (Reply(text="cut short", truncate=True), "ended before the message was complete"),
+        (Reply(raw_body="", content_type="text/event-stream"), "ended before the message started"),
+        (
+            Reply(raw_body='{"type": "message", "content": []}', content_type="application/json"),
+            "answered 200 with application/json instead of an event stream",
+        ),
+        (Reply(raw_body="<html>Sign in</html>"), "answered 200 with text/html; charset=utf-8 instead of an event"),
     ],
     ids=[
         "429-retry-after",
@@ -214,6 +220,9 @@ def test_shared_prefix_is_byte_identical_across_specialists(messages_server: Mes
         "dropped-connection",
         "stall-after-headers",
         "stream-ends-early",
+        "empty-event-stream",
+        "200-json-not-a-stream",
+        "200-html-not-a-stream",
     ],
 )
 def test_transient_failures_are_retried(messages_server: MessagesServer, failure: Reply, reported: str) -> None:
@@ -237,6 +246,20 @@ def test_transient_failures_are_retried(messages_server: MessagesServer, failure
     else:
         assert 0 < slept(runtime)[0] <= 0.01  # base_delay_s with jitter
     assert runtime.spend.run.turns == 1  # one call, however many attempts
+
+
+def test_a_proxy_page_instead_of_a_stream_fails_cleanly_with_what_it_sent(messages_server: MessagesServer) -> None:
+    """ANTHROPIC_BASE_URL answering 200 with an HTML page: retried, then a ModelError quoting the page
+    (its first 200 characters), never the SDK's bare AssertionError."""
+    page = "<html><head><title>Corporate proxy: sign in</title></head><body>" + "Please sign in. " * 40
+    messages_server.script("backend", *[Reply(raw_body=page)] * 3)
+    model, runtime = managed()
+    with pytest.raises(ModelError, match=r"3 attempt\(s\) failed, last: .*instead of an event stream") as info:
+        run(model.complete(request()))
+    assert len(messages_server.requests) == 3 and len(slept(runtime)) == 2
+    quoted = " ".join(page.split())[:200]
+    assert repr(quoted) in info.value.message and " ".join(page.split())[:201] not in info.value.message
+    assert "fallback" in (info.value.hint or "")
 
 
 def test_retry_after_ms_is_honoured(messages_server: MessagesServer) -> None:

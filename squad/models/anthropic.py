@@ -114,7 +114,12 @@ class AnthropicModel:
             async with client.messages.stream(**params, extra_headers=headers) as stream:
                 if self.on_headers is not None:
                     self.on_headers(stream.response.headers)
+                if not _is_event_stream(stream.response.headers):
+                    raise await self._not_a_stream(stream.response, str(client.base_url))
+                started = False
                 async for event in stream:
+                    if event.type == "message_start":
+                        started = True
                     if event.type != "content_block_delta":
                         continue
                     if ttft is None:
@@ -129,6 +134,8 @@ class AnthropicModel:
                                 "task": request.task,
                             },
                         )
+                if not started:  # the SDK would assert on get_final_message(): no message ever began
+                    raise TransientModelError(f"the stream from {self.name} ended before the message started")
                 final = await stream.get_final_message()
                 request_id = stream.request_id
             if final.stop_reason is None:  # the body ended cleanly but before message_delta/message_stop
@@ -192,6 +199,21 @@ class AnthropicModel:
             )
             self._client_loop = loop
         return self._client
+
+    async def _not_a_stream(self, response: Any, base_url: str) -> TransientModelError:
+        """A 200 that is not an event stream (a proxy's JSON, a login page): transient, saying what was sent."""
+        kind = response.headers.get("content-type") or "no content type"
+        body = bytearray()
+        async for chunk in response.aiter_bytes():  # a few KB say enough; a huge page is not read to the end
+            body += chunk
+            if len(body) >= 4096:
+                break
+        text = " ".join(body.decode("utf-8", "replace").split())[:200]
+        return TransientModelError(
+            f"{self.name}: the server at {base_url} answered 200 with {kind} instead of an event stream: {text!r}",
+            hint="ANTHROPIC_BASE_URL must point at a Messages API (or a proxy that streams it); "
+            "check it with: curl -s $ANTHROPIC_BASE_URL/v1/messages",
+        )
 
     def _status_error(self, exc: Any, request: ModelRequest) -> ModelError:
         """Map an SDK APIStatusError to a retryable or a final error with a message that says what to do."""
@@ -263,3 +285,7 @@ def _our_block(block: Any) -> ContentBlock:
     if block.type == "text":
         return TextBlock(text=block.text)
     return ToolUseBlock(id=block.id, name=block.name, input=dict(block.input or {}))
+
+
+def _is_event_stream(headers: Mapping[str, str]) -> bool:
+    return headers.get("content-type", "").split(";")[0].strip().lower() == "text/event-stream"

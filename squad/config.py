@@ -126,14 +126,14 @@ class Price(_Section):
 
 
 FailOn = Literal["blocking", "append_only", "error"]
-_FAIL_ON_ALL: tuple[FailOn, ...] = ("blocking", "append_only", "error")
+FAIL_ON: tuple[FailOn, ...] = ("blocking", "append_only", "error")
 
 
 class GitHubSettings(_Section):
     """The GitHub Action."""
 
     trusted_bots: list[str] = Field(default_factory=list)
-    fail_on: list[FailOn] = Field(default_factory=lambda: list(_FAIL_ON_ALL))
+    fail_on: list[FailOn] = Field(default_factory=lambda: list(FAIL_ON))
     max_diff_bytes: int = Field(400_000, ge=1000)
 
 

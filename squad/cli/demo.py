@@ -80,6 +80,7 @@ def demo(keep: Path | None, as_json: bool) -> None:
     """
     from squad.cli.run import execute_run
     from squad.config import load_settings, load_team
+    from squad.orchestration import RunConfig
 
     script = examples_dir() / "demo" / "script.yaml"
     temp = None if keep else Path(tempfile.mkdtemp(prefix="squad-demo-"))
@@ -87,13 +88,11 @@ def demo(keep: Path | None, as_json: bool) -> None:
     if not as_json:
         click.echo(f"demo repo: {root}\ntask: {DEMO_TASK}\n", err=True)
     try:
+        config = RunConfig.build(root, load_settings(root), load_team(root), model=f"scripted:{script}")
         code = execute_run(
-            root,
-            load_settings(root),
-            load_team(root),
+            config,
             DEMO_TASK,
             as_json=as_json,
-            model=f"scripted:{script}",
             show_next=keep is not None,  # a temp demo repo is removed: no "next: git merge" into it
         )
         if not as_json:

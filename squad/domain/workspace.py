@@ -107,7 +107,7 @@ class SetupReport:
         step = self.failed
         if step is None:
             return "" if not self.skipped else f"setup stopped before: {', '.join(self.skipped)}"
-        text = f"workspace setup command {step.command!r} failed ({step.status()}, {step.duration_s:.1f}s)"
+        text = f"workspace setup command `{step.command}` failed ({step.status()}, {step.duration_s:.1f}s)"
         if step.output_tail:
             text += f"; the end of its output:\n{step.output_tail}"
         return text

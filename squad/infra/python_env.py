@@ -445,7 +445,7 @@ def _site_dirs_for(argv: list[str], cwd: Path, env: Mapping[str, str]) -> list[P
             if _PYTHON_NAME.match(located.name):
                 exes.append(located)
             else:
-                shebang = _shebang_interpreter(located)
+                shebang = shebang_interpreter(located)
                 if shebang is not None:
                     exes.append(shebang)
     dirs: list[Path] = []
@@ -454,7 +454,7 @@ def _site_dirs_for(argv: list[str], cwd: Path, env: Mapping[str, str]) -> list[P
     return dirs
 
 
-def _shebang_interpreter(script: Path) -> Path | None:
+def shebang_interpreter(script: Path) -> Path | None:
     try:
         with script.open("rb") as fh:
             head = fh.read(256)

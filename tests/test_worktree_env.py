@@ -73,9 +73,16 @@ def test_copy_and_link_bring_untracked_things_into_the_worktree(project: Path) -
     assert (common / "info" / "exclude").read_text().count("/node_modules\n") == 1
 
     # The agent's commit holds none of it.
+    ws = Workspace(project)
     (wt / "app.py").write_text("x = 1\n")
-    sha = Workspace(project).commit(Workspace(project).lease(RUN, "t"), agent="backend", message="app")
+    sha = ws.commit(ws.lease(RUN, "t"), agent="backend", message="app")
     assert git(project, "show", "--name-only", "--format=", str(sha)).split() == ["app.py"]
+
+    # Releasing the worktree removes the links, never what they point at.
+    ws.release(ws.lease(RUN, "t"), delete_branch=True)
+    assert not wt.exists()
+    assert (project / "node_modules" / "left-pad" / "index.js").is_file()
+    assert (project / ".venv" / "bin" / "tool").is_file()
 
 
 def test_a_missing_source_names_the_key_and_the_path(project: Path) -> None:

@@ -109,13 +109,14 @@ def _place(key: str, rel: str, worktree: Path, main: Path, placed: list[Path]) -
         raise ConfigError(f"[workspace] {key}: {rel!r} leads outside the main checkout through a symlink")
     if not _inside(Path(os.path.realpath(target.parent)), worktree):
         raise ConfigError(f"[workspace] {key}: {rel!r} leads outside the worktree through a symlink")
-    tracked = run_git(worktree, "ls-files", "-z", "--", rel).stdout
-    if tracked:
-        raise ConfigError(
-            f"[workspace] {key}: {rel!r} is tracked by git, so every worktree has it already",
-            hint=f"remove {rel!r} from [workspace] {key} in .squad/squad.toml",
-        )
     if os.path.lexists(target):
+        # Only something checked out (tracked) or placed by an earlier prepare can be there already, so git
+        # is asked only then: a fresh lease costs one git call in all (check-ignore), not one per path.
+        if run_git(worktree, "ls-files", "-z", "--", rel).stdout:
+            raise ConfigError(
+                f"[workspace] {key}: {rel!r} is tracked by git, so every worktree has it already",
+                hint=f"remove {rel!r} from [workspace] {key} in .squad/squad.toml",
+            )
         if key == "link" and not (target.is_symlink() and os.readlink(target) == str(source)):
             raise WorkspaceError(f"[workspace] link: {target} exists and is not the link squad makes")
         return PrepareStep("kept", rel, "already in place")

@@ -17,7 +17,9 @@ from pathlib import Path
 
 import pytest
 from conftest import git
+from tools_support import call, make_ctx
 
+from squad.config import CommandSettings, Settings
 from squad.infra.command_env import squad_worktree, worktree_env
 from squad.infra.process import Outcome, run_command
 from squad.infra.python_env import (
@@ -166,6 +168,10 @@ def test_isolated_pytest_still_imports_the_worktree_code(repo: Path, venv: Path)
     plain = run(["python", "-I", "-c", "import demo.mod; print(demo.mod.VALUE)"], worktree)
     assert plain.output.text(4000).strip() == "1"
     assert any("ignores PYTHONPATH" in note for note in plain.notes)
+    # ...and the agent reads the same note under the output of its `run` call.
+    ctx = make_ctx(worktree, settings=Settings(commands=CommandSettings(allowed=["python -I -c"])))
+    result = call(ctx, "run", {"command": ["python", "-I", "-c", "import demo.mod; print(demo.mod.VALUE)"]})
+    assert "\n1\n" in result.content and "[squad note: `python -I` runs Python isolated" in result.content
 
 
 def test_plain_pth_file_and_existing_pythonpath_are_redirected(

@@ -91,9 +91,9 @@ class Run(BaseTool):
         out = await run_command(argv, cwd=ctx.worktree, timeout_s=timeout, max_output_bytes=commands.max_output_bytes)
         shown = shlex.join(argv[2:3]) if argv[:2] == ["sh", "-c"] else shlex.join(argv)
         body = out.output.text(DISPLAY_CHARS)
-        if out.notes:
-            body += "".join(f"\n[squad note: {note}]" for note in out.notes)
         truncated = out.output.truncated or len(body) < out.output.total
+        if out.notes:  # caveats about the command's environment (see squad.infra.command_env)
+            body += "".join(f"\n[squad note: {note}]" for note in out.notes)
         if out.timed_out:
             status = f"timed out after {timeout:g}s; the command and its child processes were killed"
         elif out.exit_code is not None and out.exit_code < 0:

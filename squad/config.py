@@ -101,19 +101,11 @@ class CommandSettings(_Section):
 
 
 def check_workspace_path(path: str) -> str:
-    """A `[workspace] copy/link` entry as a clean POSIX path relative to the repo root, or ValueError saying why.
-
-    Refused: empty, absolute, `~`, backslashes, `..` or `.` components, and anything in or at `.git` (squad's
-    own worktrees live there). Shared by settings validation and `squad.infra.worktree_env`, which checks again
-    before it touches the file system.
-    """
-    if not isinstance(path, str) or not path.strip():
-        raise ValueError("empty path; give a path relative to the repository root, e.g. '.env'")
-    if "\x00" in path or "\\" in path:
-        raise ValueError(f"{path!r}: use '/' as the separator (and no NUL bytes)")
-    if path.startswith(("/", "~")):
-        raise ValueError(f"{path!r} is absolute; give a path relative to the repository root")
-    parts = [p for p in path.split("/") if p]
+    """A `[workspace] copy/link` entry as a clean relative POSIX path, or ValueError saying why (also used by
+    `squad.infra.worktree_env`): no empty, absolute or `~` paths, backslashes, `.`/`..` parts, nor `.git`."""
+    parts = [p for p in path.split("/") if p] if isinstance(path, str) else []
+    if not parts or "\x00" in path or "\\" in path or path.startswith(("/", "~")):
+        raise ValueError(f"{path!r}: give a path relative to the repository root, with '/' separators, e.g. '.env'")
     if any(p in (".", "..") for p in parts):
         raise ValueError(f"{path!r} has a '.' or '..' component; give a plain path inside the repository")
     if any(p.lower() == ".git" for p in parts):
@@ -125,8 +117,7 @@ class WorkspaceSettings(_Section):
     """How each task's worktree is made ready before its agent starts (see `squad.infra.worktree_env`)."""
 
     setup: list[str] = Field(default_factory=list)
-    # `copy` would shadow BaseModel.copy; the TOML key is still `copy`.
-    copy_: list[str] = Field(default_factory=list, alias="copy")
+    copy_: list[str] = Field(default_factory=list, alias="copy")  # `copy` would shadow BaseModel.copy
     link: list[str] = Field(default_factory=list)
     submodules: bool = True
     setup_timeout_s: float = Field(600.0, gt=0)
@@ -135,11 +126,8 @@ class WorkspaceSettings(_Section):
     @classmethod
     def _paths(cls, paths: list[str]) -> list[str]:
         clean = [check_workspace_path(p) for p in paths]
-        seen: set[str] = set()
-        for p in clean:
-            if p in seen:
-                raise ValueError(f"{p!r} is listed twice")
-            seen.add(p)
+        if twice := [p for i, p in enumerate(clean) if p in clean[:i]]:
+            raise ValueError(f"{twice[0]!r} is listed twice")
         return clean
 
     @field_validator("setup")
@@ -149,11 +137,10 @@ class WorkspaceSettings(_Section):
 
         for command in commands:
             try:
-                argv = shlex.split(command)
+                if not shlex.split(command):
+                    raise ValueError("empty command")
             except ValueError as exc:
                 raise ValueError(f"cannot parse {command!r}: {exc}") from None
-            if not argv:
-                raise ValueError("empty command")
         return commands
 
 
@@ -182,13 +169,15 @@ class Price(_Section):
     cache_read: float = Field(ge=0)
 
 
+FailOn = Literal["blocking", "append_only", "error"]
+FAIL_ON: tuple[FailOn, ...] = ("blocking", "append_only", "error")
+
+
 class GitHubSettings(_Section):
     """The GitHub Action."""
 
     trusted_bots: list[str] = Field(default_factory=list)
-    fail_on: list[Literal["blocking", "append_only", "error"]] = Field(
-        default_factory=lambda: ["blocking", "append_only", "error"]
-    )
+    fail_on: list[FailOn] = Field(default_factory=lambda: list(FAIL_ON))
     max_diff_bytes: int = Field(400_000, ge=1000)
 
 

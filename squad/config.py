@@ -100,6 +100,50 @@ class CommandSettings(_Section):
     max_output_bytes: int = Field(200_000, ge=1024)
 
 
+def check_workspace_path(path: str) -> str:
+    """A `[workspace] copy/link` entry as a clean relative POSIX path, or ValueError saying why (also used by
+    `squad.infra.worktree_env`): no empty, absolute or `~` paths, backslashes, `.`/`..` parts, nor `.git`."""
+    parts = [p for p in path.split("/") if p] if isinstance(path, str) else []
+    if not parts or "\x00" in path or "\\" in path or path.startswith(("/", "~")):
+        raise ValueError(f"{path!r}: give a path relative to the repository root, with '/' separators, e.g. '.env'")
+    if any(p in (".", "..") for p in parts):
+        raise ValueError(f"{path!r} has a '.' or '..' component; give a plain path inside the repository")
+    if any(p.lower() == ".git" for p in parts):
+        raise ValueError(f"{path!r} is inside .git; squad manages that folder itself")
+    return "/".join(parts)
+
+
+class WorkspaceSettings(_Section):
+    """How each task's worktree is made ready before its agent starts (see `squad.infra.worktree_env`)."""
+
+    setup: list[str] = Field(default_factory=list)
+    copy_: list[str] = Field(default_factory=list, alias="copy")  # `copy` would shadow BaseModel.copy
+    link: list[str] = Field(default_factory=list)
+    submodules: bool = True
+    setup_timeout_s: float = Field(600.0, gt=0)
+
+    @field_validator("copy_", "link")
+    @classmethod
+    def _paths(cls, paths: list[str]) -> list[str]:
+        clean = [check_workspace_path(p) for p in paths]
+        if twice := [p for i, p in enumerate(clean) if p in clean[:i]]:
+            raise ValueError(f"{twice[0]!r} is listed twice")
+        return clean
+
+    @field_validator("setup")
+    @classmethod
+    def _commands(cls, commands: list[str]) -> list[str]:
+        import shlex
+
+        for command in commands:
+            try:
+                if not shlex.split(command):
+                    raise ValueError("empty command")
+            except ValueError as exc:
+                raise ValueError(f"cannot parse {command!r}: {exc}") from None
+        return commands
+
+
 class ReviewSettings(_Section):
     """The review gate."""
 
@@ -151,6 +195,7 @@ class Settings(_Section):
     context: ContextSettings = Field(default_factory=ContextSettings)
     pricing: dict[str, Price] = Field(default_factory=dict)
     github: GitHubSettings = Field(default_factory=GitHubSettings)
+    workspace: WorkspaceSettings = Field(default_factory=WorkspaceSettings)
 
 
 class Charter(BaseModel):
@@ -422,12 +467,12 @@ def _fields_at(model: type[BaseModel], loc: tuple[str | int, ...]) -> list[str]:
     for key in loc:
         if not (isinstance(current, type) and issubclass(current, BaseModel)):
             return []
-        field = current.model_fields.get(str(key))
+        field = next((f for n, f in current.model_fields.items() if (f.alias or n) == str(key)), None)
         if field is None:
             return []
         current = field.annotation
     if isinstance(current, type) and issubclass(current, BaseModel):
-        return [n for n in current.model_fields if n not in ("body", "path")]
+        return [f.alias or n for n, f in current.model_fields.items() if n not in ("body", "path")]
     return []
 
 

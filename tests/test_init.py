@@ -167,6 +167,61 @@ def test_outside_a_repo_is_exit_2(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
 
 
 # ---------------------------------------------------------------------------------------------------------
+# [workspace] suggestions for what this checkout holds and worktrees will not
+
+
+def _node_and_python_checkout(repo: Path) -> None:
+    (repo / ".venv").mkdir()
+    (repo / ".venv" / "pyvenv.cfg").write_text("home = /usr/bin\n")
+    (repo / "node_modules" / "x").mkdir(parents=True)
+    (repo / ".env").write_text("SECRET=1\n")
+    (repo / "package.json").write_text("{}\n")
+    (repo / "package-lock.json").write_text("{}\n")
+    (repo / "venv").mkdir()  # a folder named venv that is no virtualenv: not suggested
+
+
+def test_init_suggests_workspace_settings_as_comments(repo: Path) -> None:
+    _node_and_python_checkout(repo)
+    assert _invoke()[0] == 0
+    text = (repo / ".squad/squad.toml").read_text()
+    lines = text.splitlines()
+    for key, value in [
+        ("setup", '["npm ci"]'),
+        ("copy", '[".env"]'),
+        ("link", '[".venv", "node_modules"]'),
+    ]:
+        i = lines.index(f"{key} = []")
+        assert lines[i + 1].startswith(f"# {key} = {value}  # squad init: "), lines[i + 1]
+    # Comments only: the settings are still exactly the defaults...
+    assert parse_settings(text, Path("squad.toml")) == Settings()
+    # ...and taking a suggestion is swapping one line for the other.
+    i = lines.index("link = []")
+    lines[i : i + 2] = [lines[i + 1][2:].split("  #")[0]]
+    taken = parse_settings("\n".join(lines), Path("squad.toml"))
+    assert taken.workspace.link == [".venv", "node_modules"]
+
+    # Idempotent: a second init leaves it alone, also once what it found is gone.
+    before = _snapshot(repo)
+    (repo / ".env").unlink()
+    before.pop(".env")
+    code, out = _invoke()
+    assert code == 0 and "unchanged  .squad/squad.toml" in out.splitlines()
+    assert _snapshot(repo) == before
+    # A real edit is kept, as for every file.
+    (repo / ".squad/squad.toml").write_text(text.replace("submodules = true", "submodules = false"))
+    statuses = {d["path"]: d["status"] for d in json.loads(_invoke("--json")[1])}
+    assert statuses[".squad/squad.toml"] == "kept"
+
+
+def test_init_suggests_nothing_for_tracked_or_absent_things(repo: Path) -> None:
+    (repo / ".env").write_text("PUBLIC=1\n")
+    git(repo, "add", ".env")
+    git(repo, "commit", "-q", "-m", "tracked .env")
+    assert _invoke()[0] == 0
+    assert (repo / ".squad/squad.toml").read_bytes() == template_bytes("squad.toml")
+
+
+# ---------------------------------------------------------------------------------------------------------
 # The settings template documents every setting and parses to exactly the defaults.
 
 
@@ -197,14 +252,19 @@ def test_settings_template_sets_and_documents_every_field() -> None:
         if is_table:
             # A table keyed by user-chosen names (pricing): documented as a commented example.
             assert f"# [{name}." in text, f"[{name}] has no example"
-            for key in model.model_fields:
+            for key in _keys(model):
                 assert any(ln.startswith(f"# {key} = ") for ln in lines), f"{name}.{key} not documented"
             continue
         assert f"[{name}]" in lines, f"section [{name}] missing"
-        assert set(data[name]) == set(model.model_fields), f"[{name}] keys differ from the model"
-        for key in model.model_fields:
+        assert set(data[name]) == set(_keys(model)), f"[{name}] keys differ from the model"
+        for key in _keys(model):
             i = next(i for i, ln in enumerate(lines) if ln.startswith(f"{key} = ") and _section_of(lines, i) == name)
             assert lines[i - 1].startswith("# "), f"{name}.{key} has no comment above it"
+
+
+def _keys(model: type[BaseModel]) -> list[str]:
+    """The TOML keys of a section: field aliases where set (`copy` is `copy_` in Python)."""
+    return [f.alias or n for n, f in model.model_fields.items()]
 
 
 def _section_of(lines: list[str], index: int) -> str:

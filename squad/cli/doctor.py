@@ -9,37 +9,30 @@ from __future__ import annotations
 import json
 import os
 import re
-import shlex
-import shutil
 import subprocess
 import tempfile
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING
 
 import click
+
+from squad.cli.doctor_env import Check, Level, check_commits, environment_checks
 
 if TYPE_CHECKING:
     from squad.config import Charter, Settings
 
-Level = Literal["ok", "warn", "error"]
+__all__ = ["Check", "Level", "doctor", "run_checks"]
 MIN_GIT = (2, 20)
-
-
-@dataclass(frozen=True)
-class Check:
-    """The result of one check; `fix` is empty when there is nothing to do."""
-
-    name: str
-    status: Level
-    message: str
-    fix: str = ""
 
 
 @click.command()
 @click.option("--json", "as_json", is_flag=True, help="Print the checks as JSON.")
 def doctor(as_json: bool) -> None:
-    """Check settings, charters, models, git and the API key; print ok / warn / error for each.
+    """Check settings, charters, models, git, the API key and the project environment; ok / warn / error each.
+
+    The environment checks start the test command's program in a dry mode (for `python -m pytest`: can the
+    interpreter on PATH import pytest), and say what worktrees will lack (untracked files, submodules).
 
     Exits 1 when any check is an error (warnings alone exit 0), so it can gate CI.
     """
@@ -73,6 +66,7 @@ def run_checks(cwd: Path) -> list[Check]:
         checks.append(_check_api_key(["claude"]))
         return checks
     checks.append(_check_git_dir(root))
+    checks.append(check_commits(root))
     settings_check, settings = _check_settings(root)
     checks.append(settings_check)
     charter_checks, charters = _check_charters(root)
@@ -84,7 +78,7 @@ def run_checks(cwd: Path) -> list[Check]:
     checks.append(model_check)
     checks.append(_check_api_key(models))
     if settings is not None:
-        checks.append(_check_test_command(root, settings))
+        checks.extend(environment_checks(root, settings))
     return checks
 
 
@@ -264,23 +258,3 @@ def _check_api_key(models: list[str]) -> Check:
         "ANTHROPIC_API_KEY is not set; claude-* models cannot be called",
         "export ANTHROPIC_API_KEY=... (or use scripted models for offline runs)",
     )
-
-
-def _check_test_command(root: Path, settings: Settings) -> Check:
-    command = settings.commands.test
-    try:
-        words = shlex.split(command)
-    except ValueError as exc:
-        return Check("test command", "error", f"[commands] test = {command!r} cannot be parsed: {exc}")
-    if not words:
-        return Check("test command", "warn", "[commands] test is empty; merged results will not be tested")
-    exe = words[0]
-    found = shutil.which(exe) if "/" not in exe else (str(root / exe) if os.access(root / exe, os.X_OK) else None)
-    if found is None:
-        return Check(
-            "test command",
-            "warn",
-            f"{exe!r} from [commands] test = {command!r} is not on PATH",
-            "install it, activate the project's environment, or change [commands] test",
-        )
-    return Check("test command", "ok", f"{command!r} ({exe} -> {found})")

@@ -1,7 +1,8 @@
 """Running a command squad or an agent starts: no stdin, bounded output, its own process group, no secrets.
 
-One runner for the `run` tool, the test command, and setup commands: the child gets `scrubbed_env()`,
-its own session (so a timeout or a cancelled run kills the whole group, grandchildren included), and
+One runner for the `run` tool, the test command, and setup commands: the child gets `scrubbed_env()`
+(plus, in a squad worktree, what `squad.infra.command_env` adds so it exercises the worktree's code), its own
+session (so a timeout or a cancelled run kills the whole group, grandchildren included), and
 output is read as it comes and bounded (head and tail kept), so a chatty child never blocks on a full
 pipe and memory stays bounded.
 """
@@ -11,11 +12,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import shlex
 import signal
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 from squad.errors import SquadError
+from squad.infra.command_env import command_env
 from squad.infra.env import scrubbed_env
 
 READ_CHUNK = 64 * 1024
@@ -54,12 +58,33 @@ class Captured:
 
 @dataclass
 class Outcome:
-    """How a command ended."""
+    """How a command ended; `notes` are caveats about its environment worth showing with its output."""
 
     exit_code: int | None
     timed_out: bool
     output: Captured
     duration_s: float
+    notes: tuple[str, ...] = ()
+
+
+def split_command(command: str | list[str]) -> list[str]:
+    """argv from a list or a shell-like string (shlex rules, no shell): the one parsing every command gets.
+
+    Raises:
+        CommandError: empty, unbalanced quotes, or a NUL byte.
+    """
+    if isinstance(command, str):
+        try:
+            argv = shlex.split(command)
+        except ValueError as exc:
+            raise CommandError(f"cannot parse command {command!r}: {exc}", hint="check quotes") from None
+    else:
+        argv = list(command)
+    if not argv or not argv[0]:
+        raise CommandError("command is empty")
+    if any("\x00" in arg for arg in argv):
+        raise CommandError("command contains a NUL byte")
+    return argv
 
 
 async def run_command(
@@ -69,8 +94,11 @@ async def run_command(
 
     Output beyond `max_output_bytes` is read and dropped (keeping the first and last halves), so the
     child never blocks on a full pipe and memory stays bounded. On timeout or cancellation the whole
-    process group gets SIGKILL.
+    process group gets SIGKILL. In a squad worktree the environment also gets `command_env`'s variables.
     """
+    env = scrubbed_env()
+    extra = await asyncio.to_thread(command_env, Path(cwd), argv, env)
+    env.update(extra.env)
     started = time.monotonic()
     half = max_output_bytes // 2
     captured = Captured(bytearray(), bytearray())
@@ -85,7 +113,7 @@ async def run_command(
             stdin=asyncio.subprocess.DEVNULL,
             stdout=write_fd,
             stderr=write_fd,
-            env=scrubbed_env(),
+            env=env,
             start_new_session=True,
         )
     except FileNotFoundError:
@@ -135,7 +163,7 @@ async def run_command(
         with contextlib.suppress(asyncio.CancelledError):
             await reader
         transport.close()
-    return Outcome(None if timed_out else proc.returncode, timed_out, captured, time.monotonic() - started)
+    return Outcome(None if timed_out else proc.returncode, timed_out, captured, time.monotonic() - started, extra.notes)
 
 
 def _kill_group(pgid: int) -> None:

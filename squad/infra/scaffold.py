@@ -4,10 +4,15 @@ Templates are real files under `squad/templates/` (package data, read with impor
 can be read, diffed and linted like any other file. Scaffolding is idempotent and never destroys work:
 a file equal to its template is left alone ("unchanged"), a missing one is written ("created"), and a
 file the user changed is kept ("kept") unless its path is named in `force` ("restored").
+
+squad.toml gets commented `[workspace]` suggestions for what this checkout holds and worktrees will not
+(`squad.infra.layout`): a `# link = [".venv"]  # squad init: ...` line under `link = []`. They are comments,
+so the settings stay the defaults; a file that differs from the template only by such lines is "unchanged".
 """
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 from collections.abc import Iterable
@@ -18,6 +23,7 @@ from typing import Literal
 
 from squad.errors import UsageError
 from squad.infra.git import run_git
+from squad.infra.layout import detect, suggestions
 
 Status = Literal["created", "unchanged", "kept", "restored", "updated"]
 
@@ -38,6 +44,9 @@ GITIGNORE = ".gitignore"
 #: What must be ignored: the run folders (journals, transcripts, recorded responses).
 RUNS_PATTERN = ".squad/runs/"
 _GITIGNORE_BLOCK = "# squad: run folders (journals, transcripts, recorded model responses)\n" + RUNS_PATTERN + "\n"
+SETTINGS = ".squad/squad.toml"
+#: Marks a suggestion line squad init wrote; such lines are ignored when comparing squad.toml to its template.
+SUGGESTION_MARK = "  # squad init: "
 
 
 @dataclass(frozen=True)
@@ -76,7 +85,12 @@ def scaffold(root: Path, *, force: Iterable[str] = ()) -> list[Outcome]:
         )
     for rel in [*FILES, GITIGNORE]:
         _check_in_the_way(root, rel)
-    outcomes = [_place(root, rel, template_bytes(name), rel in forced) for rel, name in FILES.items()]
+    outcomes = []
+    for rel, name in FILES.items():
+        content = template_bytes(name)
+        if rel == SETTINGS:
+            content = with_suggestions(content, suggestions(detect(root)))
+        outcomes.append(_place(root, rel, content, rel in forced))
     outcomes.append(_ignore_runs(root))
     return outcomes
 
@@ -107,7 +121,9 @@ def _place(root: Path, rel: str, content: bytes, force: bool) -> Outcome:
     if not target.exists():
         _write_atomic(target, content)
         return Outcome(rel, "created")
-    if target.read_bytes() == content:
+    current = target.read_bytes()
+    same = rel == SETTINGS and without_suggestions(current) == without_suggestions(content)
+    if current == content or (same and not force):
         return Outcome(rel, "unchanged")
     if force:
         _write_atomic(target, content)
@@ -115,6 +131,28 @@ def _place(root: Path, rel: str, content: bytes, force: bool) -> Outcome:
     if rel == AGENTS_MD:
         return Outcome(rel, "kept", "the repo's own norms; never replaced")
     return Outcome(rel, "kept", f"differs from the default; restore it with --force {rel}")
+
+
+def with_suggestions(template: bytes, found: dict[str, tuple[list[str], str]]) -> bytes:
+    """The squad.toml template with a commented suggestion under each `[workspace]` key `found` has one for."""
+    out: list[str] = []
+    section = ""
+    for line in template.decode().splitlines(keepends=True):
+        out.append(line)
+        if line.startswith("["):
+            section = line.strip()
+        key = line.split("=", 1)[0].strip()
+        if section == "[workspace]" and key in found and not line.startswith("#"):
+            values, why = found[key]
+            value = "[" + ", ".join(json.dumps(v) for v in values) + "]"
+            out.append(f"# {key} = {value}{SUGGESTION_MARK}{why}; replaces the line above\n")
+    return "".join(out).encode()
+
+
+def without_suggestions(content: bytes) -> bytes:
+    """`content` without the suggestion lines `with_suggestions` adds."""
+    lines = content.decode("utf-8", "replace").splitlines(keepends=True)
+    return "".join(ln for ln in lines if not (ln.startswith("# ") and SUGGESTION_MARK in ln)).encode()
 
 
 def _write_atomic(target: Path, content: bytes) -> None:

@@ -15,7 +15,7 @@ from typing import Any
 from pydantic import Field
 
 from squad.agents.tools.base import Args, BaseTool, ToolContext, ToolError, ToolResult
-from squad.infra.process import run_command
+from squad.infra.process import CommandError, run_command, split_command
 
 #: Output shown to the model (the Toolbox cap is 30,000 characters; this leaves room for the header).
 DISPLAY_CHARS = 24_000
@@ -33,18 +33,10 @@ class RunArgs(Args):
 
 def parse_command(command: list[str] | str) -> list[str]:
     """argv from a list or a shell-like string; ToolError if it is empty or cannot be split."""
-    if isinstance(command, str):
-        try:
-            argv = shlex.split(command)
-        except ValueError as exc:
-            raise ToolError(f"cannot parse command {command!r}: {exc}", hint="check quotes") from None
-    else:
-        argv = list(command)
-    if not argv or not argv[0]:
-        raise ToolError("command is empty")
-    if any("\x00" in arg for arg in argv):
-        raise ToolError("command contains a NUL byte")
-    return argv
+    try:
+        return split_command(command)
+    except CommandError as exc:
+        raise ToolError(exc.message, hint=exc.hint) from None
 
 
 def _entries(rules: list[str]) -> list[list[str]]:
@@ -100,6 +92,8 @@ class Run(BaseTool):
         shown = shlex.join(argv[2:3]) if argv[:2] == ["sh", "-c"] else shlex.join(argv)
         body = out.output.text(DISPLAY_CHARS)
         truncated = out.output.truncated or len(body) < out.output.total
+        if out.notes:  # caveats about the command's environment (see squad.infra.command_env)
+            body += "".join(f"\n[squad note: {note}]" for note in out.notes)
         if out.timed_out:
             status = f"timed out after {timeout:g}s; the command and its child processes were killed"
         elif out.exit_code is not None and out.exit_code < 0:

@@ -18,7 +18,13 @@ class JournalWarning(UserWarning):
 
 
 def append_line(path: Path, record: dict[str, Any]) -> None:
-    data = (json.dumps(record, ensure_ascii=False, default=str, separators=(",", ":")) + "\n").encode("utf-8")
+    """Append `record` as one JSON line. Never fails on text: a lone surrogate (which UTF-8 cannot hold)
+    makes the line ASCII-escaped (`\\udc80`), which JSON readers take back as the same string."""
+    try:
+        line = json.dumps(record, ensure_ascii=False, default=str, separators=(",", ":")) + "\n"
+        data = line.encode("utf-8")
+    except UnicodeEncodeError:
+        data = (json.dumps(record, default=str, separators=(",", ":")) + "\n").encode("ascii")
     fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
     try:
         os.write(fd, data)  # one write per line: O_APPEND keeps concurrent lines whole

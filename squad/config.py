@@ -100,6 +100,13 @@ class CommandSettings(_Section):
     max_output_bytes: int = Field(200_000, ge=1024)
 
 
+class ToolSettings(_Section):
+    """Limits of the agents' file tools; 0 means unlimited."""
+
+    max_write_bytes: int = Field(8_000_000, ge=0)
+    max_task_write_bytes: int = Field(256_000_000, ge=0)
+
+
 class ReviewSettings(_Section):
     """The review gate."""
 
@@ -145,6 +152,7 @@ class Settings(_Section):
     retry: RetrySettings = Field(default_factory=RetrySettings)
     circuit_breaker: CircuitBreakerSettings = Field(default_factory=CircuitBreakerSettings)
     commands: CommandSettings = Field(default_factory=CommandSettings)
+    tools: ToolSettings = Field(default_factory=ToolSettings)
     review: ReviewSettings = Field(default_factory=ReviewSettings)
     context: ContextSettings = Field(default_factory=ContextSettings)
     pricing: dict[str, Price] = Field(default_factory=dict)

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import difflib
 import re
+import shlex
 import tomllib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationError, field_validator
 
 from squad.errors import ConfigError
 
@@ -90,14 +91,68 @@ class CircuitBreakerSettings(_Section):
     cooldown_s: float = Field(30.0, ge=0)
 
 
+class CommandRule(_Section):
+    """One allowed command as a table: `{ run = "ruff check", allow = ["--fix"] }`.
+
+    `run` is the argv prefix (split like a shell splits words); `allow` names options squad otherwise
+    refuses because they write files, load configuration or plugins, or run other programs. A plain
+    string rule is the same as `{ run = "..." }`.
+    """
+
+    run: str = Field(min_length=1)
+    allow: list[str] = Field(default_factory=list)
+
+    @field_validator("run")
+    @classmethod
+    def _splittable(cls, run: str) -> str:
+        _split_rule(run)
+        return run
+
+    @field_validator("allow")
+    @classmethod
+    def _options(cls, allow: list[str]) -> list[str]:
+        for option in allow:
+            if not option.startswith("-") or option in ("-", "--") or "=" in option:
+                raise ValueError(f"{option!r} is not an option name; write it as '-x' or '--name' (no value)")
+        return allow
+
+
+def _split_rule(rule: str) -> list[str]:
+    try:
+        argv = shlex.split(rule)
+    except ValueError as exc:
+        raise ValueError(f"cannot split {rule!r} into words: {exc}") from None
+    if not argv:
+        raise ValueError("an allowed command cannot be empty")
+    return argv
+
+
+#: A rule is a string or a table; the discriminator keeps a bad table's errors about the table alone.
+AllowedCommand = Annotated[
+    Annotated[str, Tag("str")] | Annotated[CommandRule, Tag("table")],
+    Discriminator(lambda v: "str" if isinstance(v, str) else "table"),
+]
+
+
 class CommandSettings(_Section):
     """Commands agents may run, and the project's test command."""
 
     test: str = "python -m pytest -q"
-    allowed: list[str] = Field(default_factory=lambda: ["python -m pytest", "pytest", "ruff check", "git status"])
+    allowed: list[AllowedCommand] = Field(
+        default_factory=lambda: ["python -m pytest", "pytest", "ruff check", "git status"]
+    )
     shell: list[str] = Field(default_factory=list)
     timeout_s: float = Field(300.0, gt=0)
     max_output_bytes: int = Field(200_000, ge=1024)
+    max_file_bytes: int = Field(1_000_000_000, ge=0)
+
+    @field_validator("allowed")
+    @classmethod
+    def _rules(cls, allowed: list[str | CommandRule]) -> list[str | CommandRule]:
+        for rule in allowed:
+            if isinstance(rule, str):
+                _split_rule(rule)
+        return allowed
 
 
 class ToolSettings(_Section):

@@ -11,8 +11,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import resource
 import signal
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from squad.errors import SquadError
@@ -63,13 +65,20 @@ class Outcome:
 
 
 async def run_command(
-    argv: list[str], *, cwd: os.PathLike[str] | str, timeout_s: float, max_output_bytes: int
+    argv: list[str],
+    *,
+    cwd: os.PathLike[str] | str,
+    timeout_s: float,
+    max_output_bytes: int,
+    max_file_bytes: int = 0,
 ) -> Outcome:
     """Run argv with stdin closed, stdout+stderr merged and bounded, in its own process group.
 
     Output beyond `max_output_bytes` is read and dropped (keeping the first and last halves), so the
     child never blocks on a full pipe and memory stays bounded. On timeout or cancellation the whole
-    process group gets SIGKILL.
+    process group gets SIGKILL. `max_file_bytes` (0: no limit) caps the size of any file the command
+    and its children write (RLIMIT_FSIZE: a write beyond it fails, or the process gets SIGXFSZ), so one
+    runaway command cannot fill the disk with one file.
     """
     started = time.monotonic()
     half = max_output_bytes // 2
@@ -87,6 +96,7 @@ async def run_command(
             stderr=write_fd,
             env=scrubbed_env(),
             start_new_session=True,
+            preexec_fn=_file_size_limit(max_file_bytes),
         )
     except FileNotFoundError:
         os.close(read_fd)
@@ -136,6 +146,20 @@ async def run_command(
             await reader
         transport.close()
     return Outcome(None if timed_out else proc.returncode, timed_out, captured, time.monotonic() - started)
+
+
+def _file_size_limit(max_bytes: int) -> Callable[[], None] | None:
+    """A preexec function setting RLIMIT_FSIZE in the child (only a syscall: safe between fork and exec)."""
+    if max_bytes <= 0:
+        return None
+    hard = resource.getrlimit(resource.RLIMIT_FSIZE)[1]
+    if hard != resource.RLIM_INFINITY:
+        max_bytes = min(max_bytes, hard)  # an unprivileged process cannot raise its hard limit
+
+    def limit() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (max_bytes, max_bytes))
+
+    return limit
 
 
 def _kill_group(pgid: int) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import subprocess
 from collections.abc import Mapping
 from pathlib import Path
-from typing import overload
+from typing import Literal, overload
 
 from squad.errors import NotARepoError, SquadError
 
@@ -46,7 +46,7 @@ def identity(name: str, email: str) -> dict[str, str]:
 def run_git(
     cwd: Path,
     *args: str,
-    text: bool = True,
+    text: Literal[True] = True,
     input: str | None = None,
     env: Mapping[str, str] | None = None,
     timeout: float | None = None,
@@ -55,7 +55,7 @@ def run_git(
 def run_git(
     cwd: Path,
     *args: str,
-    text: bool = False,
+    text: Literal[False],
     input: bytes | None = None,
     env: Mapping[str, str] | None = None,
     timeout: float | None = None,

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationError, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationError, field_validator
 
 from squad.errors import ConfigError
 
@@ -91,68 +91,50 @@ class CircuitBreakerSettings(_Section):
     cooldown_s: float = Field(30.0, ge=0)
 
 
-class CommandRule(_Section):
-    """One allowed command as a table: `{ run = "ruff check", allow = ["--fix"] }`.
-
-    `run` is the argv prefix (split like a shell splits words); `allow` names options squad otherwise
-    refuses because they write files, load configuration or plugins, or run other programs. A plain
-    string rule is the same as `{ run = "..." }`.
-    """
-
-    run: str = Field(min_length=1)
-    allow: list[str] = Field(default_factory=list)
-
-    @field_validator("run")
-    @classmethod
-    def _splittable(cls, run: str) -> str:
-        _split_rule(run)
-        return run
-
-    @field_validator("allow")
-    @classmethod
-    def _options(cls, allow: list[str]) -> list[str]:
-        for option in allow:
-            if not option.startswith("-") or option in ("-", "--") or "=" in option:
-                raise ValueError(f"{option!r} is not an option name; write it as '-x' or '--name' (no value)")
-        return allow
-
-
-def _split_rule(rule: str) -> list[str]:
+def _checked_rule(rule: str) -> str:  # a rule must split into words like a shell splits them
     try:
-        argv = shlex.split(rule)
+        if shlex.split(rule):
+            return rule
     except ValueError as exc:
         raise ValueError(f"cannot split {rule!r} into words: {exc}") from None
-    if not argv:
-        raise ValueError("an allowed command cannot be empty")
-    return argv
+    raise ValueError("an allowed command cannot be empty")
+
+
+def _checked_options(allow: list[str]) -> list[str]:
+    bad = [o for o in allow if not o.startswith("-") or o in ("-", "--") or "=" in o]
+    if bad:
+        raise ValueError(f"{bad[0]!r} is not an option name; write it as '-x' or '--name' (no value)")
+    return allow
+
+
+class CommandRule(_Section):
+    """An allowed command as a table, `{ run = "ruff check", allow = ["--fix"] }` (a string is `{ run = ... }`):
+    the argv prefix, and options squad otherwise refuses (they write files, load config or plugins, run programs)."""
+
+    run: Annotated[str, AfterValidator(_checked_rule)]
+    allow: Annotated[list[str], AfterValidator(_checked_options)] = Field(default_factory=list)
 
 
 #: A rule is a string or a table; the discriminator keeps a bad table's errors about the table alone.
 AllowedCommand = Annotated[
-    Annotated[str, Tag("str")] | Annotated[CommandRule, Tag("table")],
+    Annotated[str, AfterValidator(_checked_rule), Tag("str")] | Annotated[CommandRule, Tag("table")],
     Discriminator(lambda v: "str" if isinstance(v, str) else "table"),
 ]
+
+
+#: The allowlist as shipped: safe because every argument after these prefixes is confined.
+SHIPPED_RULES: tuple[str | CommandRule, ...] = ("python -m pytest", "pytest", "ruff check", "git status")
 
 
 class CommandSettings(_Section):
     """Commands agents may run, and the project's test command."""
 
     test: str = "python -m pytest -q"
-    allowed: list[AllowedCommand] = Field(
-        default_factory=lambda: ["python -m pytest", "pytest", "ruff check", "git status"]
-    )
+    allowed: list[AllowedCommand] = Field(default_factory=lambda: list(SHIPPED_RULES))
     shell: list[str] = Field(default_factory=list)
     timeout_s: float = Field(300.0, gt=0)
     max_output_bytes: int = Field(200_000, ge=1024)
     max_file_bytes: int = Field(1_000_000_000, ge=0)
-
-    @field_validator("allowed")
-    @classmethod
-    def _rules(cls, allowed: list[str | CommandRule]) -> list[str | CommandRule]:
-        for rule in allowed:
-            if isinstance(rule, str):
-                _split_rule(rule)
-        return allowed
 
 
 class ToolSettings(_Section):
@@ -187,13 +169,15 @@ class Price(_Section):
     cache_read: float = Field(ge=0)
 
 
+FailOn = Literal["blocking", "append_only", "error"]
+FAIL_ON: tuple[FailOn, ...] = ("blocking", "append_only", "error")
+
+
 class GitHubSettings(_Section):
     """The GitHub Action."""
 
     trusted_bots: list[str] = Field(default_factory=list)
-    fail_on: list[Literal["blocking", "append_only", "error"]] = Field(
-        default_factory=lambda: ["blocking", "append_only", "error"]
-    )
+    fail_on: list[FailOn] = Field(default_factory=lambda: list(FAIL_ON))
     max_diff_bytes: int = Field(400_000, ge=1000)
 
 

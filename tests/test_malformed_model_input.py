@@ -40,7 +40,9 @@ def _run(repo: Path, model_name: str = "claude-sonnet-5-5", model: Any = None) -
     """One agent (`backend`, task `t1`) through the managed model policy, journaled like a real run."""
     settings = Settings.model_validate(FAST)
     journal = Journal(repo, "20261122-063000-abcd").create()
-    runtime = ModelRuntime.from_settings(settings, recorder=journal.record_response)
+    runtime = ModelRuntime.from_settings(
+        settings, recorder=lambda req, resp: journal.record_response(req.agent, req.task, resp.to_dict())
+    )
     ctx = make_ctx(repo, settings=settings)
     result = asyncio.run(
         run_agent(
@@ -50,7 +52,7 @@ def _run(repo: Path, model_name: str = "claude-sonnet-5-5", model: Any = None) -
             system=(SystemBlock("You are backend.", cache=True),),
             prompt="Do the task.",
             limits=AgentLimits(max_turns=6, timeout_s=30, max_tokens=512),
-            emit=lambda event: journal.emit({**event, "type": "agent." + event["type"]}),
+            emit=journal.emit,
         )
     )
     return result, journal
@@ -82,7 +84,7 @@ def test_tool_input_that_is_not_an_object_is_a_tool_error_the_model_reads(
     assert answer.get("is_error") is True and said in answer["content"] and "JSON object" in answer["content"]
     echoed = [b for m in messages_server.requests[-1].body["messages"] for b in m["content"] if b["type"] == "tool_use"]
     assert echoed[0]["input"] == {}  # what the API accepts back in the history
-    assert any(e["type"] == "agent.tool_call" and e["is_error"] for e in journal.read_events())
+    assert any(e.type == "agent.tool_call" and getattr(e, "is_error", False) for e in journal.read_events())
 
 
 def test_tool_json_the_sdk_cannot_parse_is_retried_then_fails_the_task_cleanly(
@@ -92,7 +94,7 @@ def test_tool_json_the_sdk_cannot_parse_is_retried_then_fails_the_task_cleanly(
     messages_server.script("backend/t1", surrogate, FINISH)
     result, journal = _run(repo)
     assert result.stop_reason == "finished", result.error  # the second attempt was fine
-    assert any(e["type"] == "agent.model_retry" for e in journal.read_events())
+    assert any(e.type == "agent.model_retry" for e in journal.read_events())
 
     messages_server.script("backend/t1", surrogate, surrogate, surrogate)  # a gateway that always mangles it
     failed, journal = _run(repo)
@@ -138,7 +140,7 @@ def test_scripted_and_direct_tool_input_with_lone_surrogates_is_refused(repo: Pa
     result, journal = _run(repo, model=ScriptedModel(script))
     assert result.stop_reason == "finished", result.error
     assert not (repo / "a.py").exists()
-    answer = next(e for e in journal.read_events() if e["type"] == "agent.tool_call")
+    answer = next(e.model_dump() for e in journal.read_events() if e.type == "agent.tool_call")
     assert answer["is_error"] and answer["name"] == "write_file"
 
     ctx = make_ctx(repo, allowed=EVERY_TOOL)

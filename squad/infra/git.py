@@ -102,3 +102,16 @@ def find_repo_root(start: Path | None = None) -> Path:
             hint="run this inside a git repo, or create one with `git init`",
         )
     return Path(out.stdout.strip())
+
+
+def git_common_dir(root: Path) -> Path:
+    """The git common dir of the repository holding `root` (shared by all its worktrees): where squad keeps
+    locks and worktrees, never in a work tree.
+
+    Raises:
+        NotARepoError: `root` is not inside a git repository.
+    """
+    out = run_git(root, "rev-parse", "--path-format=absolute", "--git-common-dir")
+    if out.returncode != 0:
+        raise NotARepoError(f"{root} is not inside a git repository", hint="run `git init` or cd into your repo")
+    return Path(out.stdout.strip()).resolve()

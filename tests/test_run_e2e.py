@@ -379,6 +379,45 @@ def test_budget_stop_before_the_call_that_would_exceed_it(repo: Path) -> None:
     assert "budget run_usd" in report["error"] and "raise budgets.run_usd" in report["error"]  # printed as error:
 
 
+@pytest.mark.timeout(120)
+def test_a_resumed_run_keeps_its_spend_and_stops_where_the_original_would(repo: Path) -> None:
+    """Budgets come back from the journal: the resumed run does not start counting from zero again."""
+    _setup(repo, ["backend", "reviewer"], "[budgets]\nrun_output_tokens = 1500\n")
+    write = Reply(tool_calls=[_tool("write_file", path="a.py", content="A = 1\n")], usage={"output_tokens": 1000})
+    with MessagesServer(api_key=API_KEY) as server:
+        server.script("backend", write, Reply(tool_calls=[_tool("finish", summary="a")], stall_s=60))
+        env = _env(ANTHROPIC_BASE_URL=server.url, ANTHROPIC_API_KEY=API_KEY)
+        proc = subprocess.Popen(
+            [PY, "-m", "squad", "run", "add a", "--agent", "backend"],
+            cwd=repo,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        run = _wait_for_event(repo, proc, lambda e: e["type"] == "agent.turn_start" and e.get("turn") == 2)
+        deadline = time.monotonic() + 30
+        while len(server.requests) < 2 and time.monotonic() < deadline:  # the second call is in flight
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGKILL)
+        proc.communicate(timeout=30)
+        spent = sum(e["usage"]["output_tokens"] for e in _events(repo, run) if e["type"] == "model_call")
+        assert spent == 1000  # the killed call was never answered, so it cost nothing
+
+        # Resumed, the attempt starts over: its first call is allowed (1,000 of 1,500 spent), its second is
+        # refused before it is sent. With budgets starting from zero it would finish and go to review.
+        server.script("backend", write, Reply(tool_calls=[_tool("finish", summary="a")]))
+        server.script("reviewer", Reply(tool_calls=[APPROVE]))
+        sent_before = len(server.requests)
+        out = _squad(repo, "run", "--resume", run, "--json", env=env)
+        resumed_requests = list(server.requests)[sent_before:]
+    assert out.returncode == 1, out.stderr + out.stdout
+    report = json.loads(out.stdout)
+    assert [r.agent for r in resumed_requests] == ["backend"]
+    assert report["status"] == "failed" and "budget run_output_tokens" in report["error"]
+    assert report["usage"]["total"]["output_tokens"] == 2000
+
+
 # ---------------------------------------------------------------------------------------------------------
 # 4. Ctrl-C: a real SIGINT to the `squad run` process
 

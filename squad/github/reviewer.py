@@ -46,7 +46,7 @@ def agent_reviewer(config: RunConfig, model_factory: ModelFactory | None = None)
     async def review(inp: ReviewInput) -> ReviewOutcome:
         from squad.models import ModelRuntime, create_model
 
-        runtime = ModelRuntime.from_settings(settings)
+        runtime = ModelRuntime.from_settings(settings, limits=config.limits)
         models: dict[str, Model] = {}
 
         def model_for(charter: Charter) -> Model:

@@ -35,6 +35,7 @@ from squad.domain.ids import new_run_id, slugify
 from squad.domain.plan import Plan, PlanTask
 from squad.domain.state import RunState
 from squad.domain.task import APPROVED, Phase
+from squad.domain.usage import SpendTotals
 from squad.errors import RunError, SquadError, UsageError
 from squad.infra.journal import Journal
 from squad.infra.workspace import Workspace
@@ -72,14 +73,17 @@ class Coordinator:
         self.model_factory = model_factory
         self.on_event = on_event
 
-    def _runtime(self, recorder: Callable[[ModelRequest, ModelResponse], None] | None) -> ModelRuntime:
+    def _runtime(
+        self, recorder: Callable[[ModelRequest, ModelResponse], None] | None, state: RunState | None = None
+    ) -> ModelRuntime:
+        """The models' runtime with the run's limits, its spend so far (folded from the journal: a resumed run's
+        budgets continue where the run stopped) and the journal as recorder."""
         from squad.models import ModelRuntime
 
-        settings = self.config.settings
-        run_usd = self.config.limits.run_usd or 0.0
-        if run_usd != settings.budgets.run_usd:  # the run's limit, on a copy: Settings are never mutated
-            settings = settings.model_copy(update={"budgets": settings.budgets.model_copy(update={"run_usd": run_usd})})
-        return ModelRuntime.from_settings(settings, recorder=recorder)
+        spent = None
+        if state is not None:
+            spent = SpendTotals(state.spend, dict(state.spend_by_agent), dict(state.spend_by_model))
+        return ModelRuntime.from_settings(self.config.settings, recorder, limits=self.config.limits, spent=spent)
 
     def _model(self, name: str, runtime: ModelRuntime) -> object:
         if self.model_factory is not None:
@@ -173,7 +177,7 @@ class Coordinator:
             pool=pool,
             model_factory=self.model_factory,
         )
-        rc.runtime = self._runtime(rc.record)
+        rc.runtime = self._runtime(rc.record, state)
         try:
             return await _Run(rc, agent).execute()
         except SquadError as exc:

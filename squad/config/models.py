@@ -6,10 +6,11 @@ Every setting has a default, so an empty squad.toml is valid. Loading and file:l
 from __future__ import annotations
 
 import difflib
+import shlex
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Discriminator, Field, Tag, field_validator
 
 from squad.errors import ConfigError
 
@@ -85,14 +86,57 @@ class CircuitBreakerSettings(_Section):
     cooldown_s: float = Field(30.0, ge=0)
 
 
+def _checked_rule(rule: str) -> str:  # a rule must split into words like a shell splits them
+    try:
+        if shlex.split(rule):
+            return rule
+    except ValueError as exc:
+        raise ValueError(f"cannot split {rule!r} into words: {exc}") from None
+    raise ValueError("an allowed command cannot be empty")
+
+
+def _checked_options(allow: list[str]) -> list[str]:
+    bad = [o for o in allow if not o.startswith("-") or o in ("-", "--") or "=" in o]
+    if bad:
+        raise ValueError(f"{bad[0]!r} is not an option name; write it as '-x' or '--name' (no value)")
+    return allow
+
+
+class CommandRule(_Section):
+    """An allowed command as a table, `{ run = "ruff check", allow = ["--fix"] }` (a string is `{ run = ... }`):
+    the argv prefix, and options squad otherwise refuses (they write files, load config or plugins, run programs)."""
+
+    run: Annotated[str, AfterValidator(_checked_rule)]
+    allow: Annotated[list[str], AfterValidator(_checked_options)] = Field(default_factory=list)
+
+
+#: A rule is a string or a table; the discriminator keeps a bad table's errors about the table alone.
+AllowedCommand = Annotated[
+    Annotated[str, AfterValidator(_checked_rule), Tag("str")] | Annotated[CommandRule, Tag("table")],
+    Discriminator(lambda v: "str" if isinstance(v, str) else "table"),
+]
+
+
+#: The allowlist as shipped: safe because every argument after these prefixes is confined.
+SHIPPED_RULES: tuple[str | CommandRule, ...] = ("python -m pytest", "pytest", "ruff check", "git status")
+
+
 class CommandSettings(_Section):
     """Commands agents may run, and the project's test command."""
 
     test: str = "python -m pytest -q"
-    allowed: list[str] = Field(default_factory=lambda: ["python -m pytest", "pytest", "ruff check", "git status"])
+    allowed: list[AllowedCommand] = Field(default_factory=lambda: list(SHIPPED_RULES))
     shell: list[str] = Field(default_factory=list)
     timeout_s: float = Field(300.0, gt=0)
     max_output_bytes: int = Field(200_000, ge=1024)
+    max_file_bytes: int = Field(1_000_000_000, ge=0)
+
+
+class ToolSettings(_Section):
+    """Limits of the agents' file tools; 0 means unlimited."""
+
+    max_write_bytes: int = Field(8_000_000, ge=0)
+    max_task_write_bytes: int = Field(256_000_000, ge=0)
 
 
 def check_workspace_path(path: str) -> str:
@@ -186,6 +230,7 @@ class Settings(_Section):
     retry: RetrySettings = Field(default_factory=RetrySettings)
     circuit_breaker: CircuitBreakerSettings = Field(default_factory=CircuitBreakerSettings)
     commands: CommandSettings = Field(default_factory=CommandSettings)
+    tools: ToolSettings = Field(default_factory=ToolSettings)
     review: ReviewSettings = Field(default_factory=ReviewSettings)
     context: ContextSettings = Field(default_factory=ContextSettings)
     pricing: dict[str, Price] = Field(default_factory=dict)

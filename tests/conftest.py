@@ -3,6 +3,9 @@
 The network guard makes any test that tries to leave the machine fail loudly: sockets may connect
 only to loopback, and subprocesses get an ANTHROPIC_BASE_URL pointing at a closed loopback port and
 a dummy key, so even a CLI run in a child process cannot reach the real API.
+
+A test skipped because a fixture or data file is missing fails instead (tests/strict_skips.py): every
+fixture lives in the repository, so a missing one is a broken checkout, not a reason to pass quietly.
 """
 
 from __future__ import annotations
@@ -15,6 +18,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from strict_skips import pytest_make_collect_report, pytest_runtest_makereport  # noqa: F401  (hooks)
+
+pytest_plugins = ["pytester"]
 
 _real_connect = socket.socket.connect
 _real_connect_ex = socket.socket.connect_ex

@@ -2,9 +2,14 @@
 
 The network guard makes any test that tries to leave the machine fail loudly, in the pytest process and
 in the processes tests start: sockets may connect only to loopback (tests/childguard/ holds the guard and
-a `sitecustomize` that installs it in every Python child), proxy variables send non-Python children
-(git, curl) to a closed loopback port, git may use only local repositories, and ANTHROPIC_BASE_URL points
-at a closed port with a dummy key, so even a CLI run in a child process cannot reach the real API.
+a `sitecustomize` that installs it in every Python child: squad CLI runs, pip, test commands), git may use
+only local repositories, and ANTHROPIC_BASE_URL points at a closed port with a dummy key, so even a CLI
+run in a child process cannot reach the real API.
+
+No HTTP(S)_PROXY variables: httpx builds a TLS context per proxy route, which made every Anthropic client
+~0.2 s slower to create (0.03 -> 0.23-0.38 s measured) in every process, and a proxied call fails with
+"connection refused" instead of the guard's NetworkAccessError naming the host. Tests start no other
+networking program (curl, wget, npm); one that did would need its own guard.
 
 A test skipped because a fixture or data file is missing fails instead (tests/strict_skips.py): every
 fixture lives in the repository, so a missing one is a broken checkout, not a reason to pass quietly.
@@ -37,7 +42,6 @@ def child_guard_env() -> dict[str, str]:
     pythonpath = [str(CHILD_GUARD_DIR), *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]
     return {
         "PYTHONPATH": os.pathsep.join(dict.fromkeys(pythonpath)),
-        **squad_test_netguard.PROXY_ENV,
         "GIT_ALLOW_PROTOCOL": "file",  # git clones/fetches/pushes only local repositories (no ssh, git://, http)
     }
 

@@ -17,7 +17,6 @@ import anthropic  # noqa: F401  (imported up front so the no-hang time bounds be
 import pytest
 from conftest import NetworkAccessError
 from messages_server import MessagesServer, Reply
-from squad_test_netguard import PROXY_ENV
 
 from squad.config import CircuitBreakerSettings, ModelsSettings, RateLimitSettings, RetrySettings, Settings
 from squad.errors import ModelError
@@ -407,8 +406,6 @@ def test_default_endpoint_in_tests_is_a_closed_loopback_port() -> None:
 
 @pytest.mark.parametrize("base_url", ["https://api.anthropic.com", None], ids=["explicit", "sdk-default"])
 def test_guard_refuses_the_real_api_host(monkeypatch: pytest.MonkeyPatch, base_url: str | None) -> None:
-    for name in PROXY_ENV:  # with the suite's proxy variables the SDK would only ever meet the closed proxy port;
-        monkeypatch.delenv(name)  # without them it connects directly, and the socket guard must stop it
     if base_url is None:
         monkeypatch.delenv("ANTHROPIC_BASE_URL")  # the SDK falls back to https://api.anthropic.com
     else:

@@ -101,17 +101,3 @@ def test_git_in_a_child_may_use_only_local_repositories(tmp_path: Path) -> None:
     )
     assert out.returncode != 0
     assert "transport 'https' not allowed" in out.stderr, out.stderr
-
-
-def test_non_python_children_are_sent_to_a_closed_port(tmp_path: Path) -> None:
-    """Programs that read the proxy variables (curl, and git through it) meet a closed loopback port."""
-    out = subprocess.run(
-        ["git", "ls-remote", "https://example.com/repo.git"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=tmp_path,
-        env={**os.environ, "GIT_ALLOW_PROTOCOL": "https"},  # lift the git-only layer to reach the proxy layer
-    )
-    assert out.returncode != 0
-    assert "127.0.0.1 port 9" in out.stderr, out.stderr

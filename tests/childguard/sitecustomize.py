@@ -3,8 +3,8 @@
 `tests/conftest.py` puts this directory first on PYTHONPATH, and Python imports `sitecustomize` at
 startup, so a squad CLI subprocess, pip, or any other Python program started by a test refuses
 non-loopback connections exactly like the pytest process does. Interpreters started with `-I`, `-S` or
-`-E` skip this file; they (and non-Python children) still get the proxy variables pointing at a closed
-port. The interpreter's own sitecustomize (which this one shadows) still runs afterwards.
+`-E`, or with an environment that drops PYTHONPATH, skip this file. The interpreter's own sitecustomize
+(which this one shadows) still runs afterwards.
 """
 
 from __future__ import annotations

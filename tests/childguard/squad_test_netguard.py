@@ -11,17 +11,9 @@ from __future__ import annotations
 import ipaddress
 import socket
 
-#: Where non-Python children (git, curl, pip run by another interpreter) are sent instead: a closed
-#: loopback port, so a connection attempt fails at once and names this address.
+#: A closed loopback port: where the suite points default endpoints (ANTHROPIC_BASE_URL), so a call that
+#: slips through fails at once and names this address.
 CLOSED_PORT_URL = "http://127.0.0.1:9"
-#: Proxy variables for children that do not run Python (git via curl, curl, wget, pip under `-I`);
-#: loopback stays direct so the suite's own servers keep working.
-PROXY_ENV: dict[str, str] = {
-    **{name: CLOSED_PORT_URL for name in ("http_proxy", "https_proxy", "all_proxy")},
-    **{name: CLOSED_PORT_URL for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY")},
-    "no_proxy": "localhost,127.0.0.1,::1",
-    "NO_PROXY": "localhost,127.0.0.1,::1",
-}
 
 _LOCAL_NAMES = {"localhost", "localhost.localdomain", "ip6-localhost"}
 _real_connect = socket.socket.connect

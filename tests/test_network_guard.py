@@ -40,9 +40,9 @@ def test_guard_allows_loopback(listener: tuple[str, int]) -> None:
         pass
 
 
-def _python_child(code: str, **kwargs: object) -> subprocess.CompletedProcess[str]:
+def _python_child(code: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(  # the environment tests give children by default: os.environ
-        [sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True, timeout=60, **kwargs
+        [sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True, timeout=60
     )
 
 

@@ -59,8 +59,8 @@ def _guarded_getaddrinfo(host: object, *args: object, **kwargs: object) -> list:
 
 def install() -> None:
     """Patch the socket module in this process (idempotent)."""
-    socket.socket.connect = _guarded_connect  # type: ignore[method-assign]
-    socket.socket.connect_ex = _guarded_connect_ex  # type: ignore[method-assign]
+    socket.socket.connect = _guarded_connect  # type: ignore[method-assign,assignment]
+    socket.socket.connect_ex = _guarded_connect_ex  # type: ignore[method-assign,assignment]
     socket.getaddrinfo = _guarded_getaddrinfo  # type: ignore[assignment]
 
 

@@ -133,9 +133,9 @@ def bench_settings(root: Path, cap: int) -> Settings:
 
 def run_once(root: Path, script: Path, cap: int) -> tuple[float, float, float, list[dict[str, Any]]]:
     """One coordinator run: (wall s, our CPU s, children's CPU s, journal events)."""
-    from squad.orchestration.coordinator import Coordinator
+    from squad.orchestration import Coordinator, RunConfig
 
-    coord = Coordinator(root, bench_settings(root, cap), load_team(root), model_override=f"scripted:{script}")
+    coord = Coordinator(RunConfig.build(root, bench_settings(root, cap), load_team(root), model=f"scripted:{script}"))
     ru0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu0 = time.process_time()
     t0 = time.perf_counter()

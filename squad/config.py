@@ -125,13 +125,15 @@ class Price(_Section):
     cache_read: float = Field(ge=0)
 
 
+FailOn = Literal["blocking", "append_only", "error"]
+FAIL_ON: tuple[FailOn, ...] = ("blocking", "append_only", "error")
+
+
 class GitHubSettings(_Section):
     """The GitHub Action."""
 
     trusted_bots: list[str] = Field(default_factory=list)
-    fail_on: list[Literal["blocking", "append_only", "error"]] = Field(
-        default_factory=lambda: ["blocking", "append_only", "error"]
-    )
+    fail_on: list[FailOn] = Field(default_factory=lambda: list(FAIL_ON))
     max_diff_bytes: int = Field(400_000, ge=1000)
 
 

@@ -77,7 +77,7 @@ def test_scripted_agent_edits_tests_records_and_commits(repo: Path) -> None:
     lease = workspace.lease(run, "greet")
     ledger_file = repo / ".squad" / "runs" / run / "ledger.md"
     ledger_file.parent.mkdir(parents=True)
-    events: list[dict[str, Any]] = []
+    events: list[Any] = []
     ctx = ToolContext(
         worktree=lease.path,
         run_id=run,
@@ -103,7 +103,7 @@ def test_scripted_agent_edits_tests_records_and_commits(repo: Path) -> None:
     assert result.stop_reason == "finished", result.error
     assert result.summary == "greet() now says Hello, world"
     assert result.turns == 6
-    tool_events = [e for e in events if e["type"] == "tool_call"]
+    tool_events = [e.model_dump() for e in events if e.type == "agent.tool_call"]
     assert [e["name"] for e in tool_events] == [
         "read_file", "edit_file", "write_file", "run", "run", "record_decision", "finish",
     ]  # fmt: skip

@@ -91,7 +91,11 @@ def test_team_run_plans_works_reviews_revises_and_integrates(repo: Path) -> None
     runs = json.loads(_squad(repo, "runs", "--json").stdout)
     assert [(r["run"], r["status"]) for r in runs] == [(run, "done")]
     log = _squad(repo, "log")
-    assert log.returncode == 0 and "lockout reviewer notes" not in log.stdout and "lockout tester notes" in log.stdout
+    assert (
+        log.returncode == 0
+        and "lockout reviewer" not in log.stdout
+        and "lockout tester may not revise notes" in log.stdout
+    )
     assert "verdict reviewer notes REJECT" in log.stdout
     # worktrees of a finished run are released
     assert not list(
@@ -304,7 +308,7 @@ def test_library_run_respects_the_cap_and_starts_dependents_early(repo: Path, tm
     import yaml
 
     from squad.config import load_settings, load_team
-    from squad.orchestration.coordinator import Coordinator
+    from squad.orchestration import Coordinator, RunConfig
 
     _setup(repo, ["lead", "backend", "reviewer"], "[concurrency]\nmax_agents = 2\n")
     script = tmp_path / "parallel.yaml"
@@ -312,7 +316,7 @@ def test_library_run_respects_the_cap_and_starts_dependents_early(repo: Path, tm
     from squad.models import create_model
     from squad.models.base import ModelRequest
 
-    seen: list[dict[str, Any]] = []
+    seen: list[Any] = []
     requests: list[ModelRequest] = []
     settings = load_settings(repo)
 
@@ -327,9 +331,8 @@ def test_library_run_respects_the_cap_and_starts_dependents_early(repo: Path, tm
             requests.append(request)
             return await self.inner.complete(request, on_event)
 
-    coord = Coordinator(
-        repo, settings, load_team(repo), Observed, model_override=f"scripted:{script}", on_event=seen.append
-    )
+    config = RunConfig.build(repo, settings, load_team(repo), model=f"scripted:{script}")
+    coord = Coordinator(config, model_factory=Observed, on_event=seen.append)
     report = asyncio.run(coord.run("five files"))
     assert report.status == "done", report.error
     # every specialist (workers and reviewer) sends a byte-identical prefix: tools, then the shared blocks
@@ -341,7 +344,7 @@ def test_library_run_respects_the_cap_and_starts_dependents_early(repo: Path, tm
         assert r.system[: breakpoint_at + 1] == agents[0].system[: breakpoint_at + 1]
         assert [b.cache for b in r.system].count(True) == 1 and len(r.system) == breakpoint_at + 2  # + charter
     events = _events(repo, report.run)
-    assert [e["type"] for e in seen] == [e["type"] for e in events]  # the live view sees every event
+    assert [e.type for e in seen] == [e["type"] for e in events]  # the live view sees every event
     # replay the start/end of each task: never more than 2 at once, and 2 did run together
     running, peak = set(), 0
     for e in events:

@@ -1,4 +1,4 @@
-"""Plan validation in code, and the one retry with the errors fed back to the planner."""
+"""Plan validation in code (squad.domain.plan), and the one retry with the errors fed back to the planner."""
 
 from __future__ import annotations
 
@@ -11,9 +11,13 @@ import pytest
 from squad.agents.context import ContextPack
 from squad.agents.tools import default_toolbox
 from squad.config import Charter, Settings, Team
+from squad.domain.events import Event
+from squad.domain.ids import slugify
+from squad.domain.plan import find_cycle, validate_plan
 from squad.errors import RunError
 from squad.models.base import ModelRequest, ModelResponse, TextBlock, ToolResultBlock, ToolUseBlock, Usage
-from squad.orchestration.coordinator import Coordinator, find_cycle, slugify, validate_plan
+from squad.orchestration import Coordinator, RunConfig
+from squad.orchestration.planner import make_plan
 
 
 def _team() -> Team:
@@ -100,8 +104,10 @@ class _PlannerModel:
         return ModelResponse(content=content, stop_reason="tool_use", usage=Usage(10, 10), model=self.name)
 
 
-def _coordinator(model: _PlannerModel, settings: Settings | None = None) -> Coordinator:
-    return Coordinator(Path("."), settings or Settings(), _team(), model_factory=lambda name, runtime: model)
+def _plan(model: _PlannerModel, emit: Any) -> Any:
+    return make_plan(
+        task_text="build it", team=_team(), model=model, agent="lead", pack=_PACK, max_tokens=1024, emit=emit
+    )
 
 
 _PACK = ContextPack(commit="0" * 40, agents_md="", repo_map="1 tracked files.\nREADME.md", decisions="")
@@ -109,8 +115,8 @@ _PACK = ContextPack(commit="0" * 40, agents_md="", repo_map="1 tracked files.\nR
 
 def test_invalid_plan_is_sent_back_once_with_errors_then_accepted() -> None:
     model = _PlannerModel([{"tasks": [_task("a", "frontend")]}, {"tasks": [_task("a")]}])
-    events: list[dict[str, Any]] = []
-    plan = asyncio.run(_coordinator(model).make_plan("build it", _PACK, events.append))
+    events: list[Event] = []
+    plan = asyncio.run(_plan(model, events.append))
     assert [t.agent for t in plan.tasks] == ["backend"]
     first, second = model.requests
     assert first.tool_choice == "submit_plan" and first.task == "plan"
@@ -122,24 +128,31 @@ def test_invalid_plan_is_sent_back_once_with_errors_then_accepted() -> None:
     feedback = second.messages[-1].content[0]
     assert isinstance(feedback, ToolResultBlock) and feedback.is_error and feedback.tool_use_id == "toolu_1"
     assert "unknown agent 'frontend'" in feedback.content
-    assert [e["type"] for e in events] == ["plan_invalid"]
+    assert [e.type for e in events] == ["plan_invalid"]
 
 
 def test_still_invalid_after_retry_raises_run_error_with_errors() -> None:
     model = _PlannerModel([None, {"tasks": [_task("a", deps=["b"]), _task("b", deps=["a"])]}])
     with pytest.raises(RunError) as info:
-        asyncio.run(_coordinator(model).make_plan("build it", _PACK, lambda e: None))
+        asyncio.run(_plan(model, lambda e: None))
     assert "dependency cycle: a -> b -> a" in str(info.value)
     assert len(model.requests) == 2  # exactly one retry
     # no tool call the first time: the feedback is a plain user message saying so
     assert "did not call submit_plan" in model.requests[1].messages[-1].content[0].text  # type: ignore[union-attr]
 
 
-def test_coordinator_model_setting_wins_for_planning() -> None:
+def test_coordinator_model_setting_wins_for_planning(repo: Path) -> None:
     seen: list[str] = []
     model = _PlannerModel([{"tasks": [_task("a")]}])
-    settings = Settings()
-    settings.models.coordinator = "claude-opus-x"
-    coord = Coordinator(Path("."), settings, _team(), model_factory=lambda n, r: seen.append(n) or model)
-    asyncio.run(coord.make_plan("x", _PACK, lambda e: None))
+    settings = Settings.model_validate({"models": {"coordinator": "claude-opus-x"}})
+    coord = Coordinator(RunConfig.build(repo, settings, _team()), model_factory=lambda n, r: seen.append(n) or model)
+    asyncio.run(coord.plan("x"))
     assert seen == ["claude-opus-x"]
+
+
+def test_plan_waves_group_tasks_by_dependency_level() -> None:
+    plan, errors = validate_plan(
+        {"tasks": [_task("a"), _task("b", deps=["a"]), _task("c"), _task("d", deps=["b", "c"])]}, _team()
+    )
+    assert plan is not None, errors
+    assert plan.waves() == [["a", "c"], ["b"], ["d"]]

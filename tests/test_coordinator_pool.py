@@ -17,7 +17,7 @@ from test_coordinator_e2e import PARALLEL_SCRIPT, _setup
 
 from squad.config import load_settings, load_team
 from squad.infra.workspace import Workspace
-from squad.orchestration.coordinator import Coordinator
+from squad.orchestration import Coordinator, RunConfig
 
 
 @pytest.mark.timeout(60)
@@ -37,7 +37,7 @@ def test_git_work_runs_on_the_runs_own_pool_of_max_agents_threads(
 
         monkeypatch.setattr(Workspace, name, observed)
 
-    coord = Coordinator(repo, load_settings(repo), load_team(repo), model_override=f"scripted:{script}")
+    coord = Coordinator(RunConfig.build(repo, load_settings(repo), load_team(repo), model=f"scripted:{script}"))
     report = asyncio.run(coord.run("five files"))
     assert report.status == "done", report.error
     used = set().union(*threads.values())

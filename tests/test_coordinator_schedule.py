@@ -1,4 +1,4 @@
-"""The DAG scheduler and the review lockout bookkeeping, on their own."""
+"""The DAG scheduler, the reviser policy and the dependency merge, on their own."""
 
 from __future__ import annotations
 
@@ -9,7 +9,12 @@ import pytest
 from conftest import git
 
 from squad.config import Charter, Team
-from squad.orchestration.coordinator import PlanTask, merge_into_worktree, pick_reviser, schedule
+from squad.domain.plan import PlanTask
+from squad.domain.task import Phase, pick_reviser
+from squad.infra.workspace import Workspace
+from squad.orchestration.scheduler import schedule
+
+A, NH, B = Phase.APPROVED, Phase.NEEDS_HUMAN, Phase.BLOCKED
 
 
 def _t(tid: str, *deps: str) -> PlanTask:
@@ -19,7 +24,7 @@ def _t(tid: str, *deps: str) -> PlanTask:
 class _Recorder:
     """run_one for the scheduler: each task waits for its gate; records starts, ends and peak parallelism."""
 
-    def __init__(self, results: dict[str, str] | None = None) -> None:
+    def __init__(self, results: dict[str, Phase] | None = None) -> None:
         self.gates: dict[str, asyncio.Event] = {}
         self.log: list[str] = []
         self.running = 0
@@ -29,7 +34,7 @@ class _Recorder:
     def gate(self, tid: str) -> asyncio.Event:
         return self.gates.setdefault(tid, asyncio.Event())
 
-    async def __call__(self, task: PlanTask) -> str:
+    async def __call__(self, task: PlanTask) -> Phase:
         self.log.append(f"start {task.id}")
         self.running += 1
         self.peak = max(self.peak, self.running)
@@ -38,7 +43,7 @@ class _Recorder:
         finally:
             self.running -= 1
         self.log.append(f"end {task.id}")
-        return self.results.get(task.id, "approved")
+        return self.results.get(task.id, A)
 
 
 async def _settle() -> None:
@@ -58,7 +63,7 @@ def test_concurrency_cap_is_respected() -> None:
         assert rec.log[-1] == "start t2" and rec.running == 2
         for i in (0, 2, 3, 4):
             rec.gate(f"t{i}").set()
-        assert await runner == {f"t{i}": "approved" for i in range(5)}
+        assert await runner == {f"t{i}": A for i in range(5)}
         assert rec.peak == 2
 
     asyncio.run(main())
@@ -87,11 +92,11 @@ def test_dependent_starts_as_soon_as_its_deps_are_approved_not_in_waves() -> Non
 
 def test_failed_dependency_blocks_dependents_transitively() -> None:
     async def main() -> None:
-        rec = _Recorder({"a": "needs_human"})
+        rec = _Recorder({"a": NH})
         for tid in "abcd":
             rec.gate(tid).set()
         out = await schedule([_t("a"), _t("b", "a"), _t("c", "b"), _t("d")], rec, max_parallel=1)
-        assert out == {"a": "needs_human", "b": "blocked", "c": "blocked", "d": "approved"}
+        assert out == {"a": NH, "b": B, "c": B, "d": A}
         assert "start b" not in rec.log and "start c" not in rec.log
 
     asyncio.run(main())
@@ -101,8 +106,8 @@ def test_known_outcomes_are_not_rerun() -> None:
     async def main() -> None:
         rec = _Recorder()
         rec.gate("b").set()
-        out = await schedule([_t("a"), _t("b", "a")], rec, max_parallel=2, done={"a": "approved"})
-        assert out == {"a": "approved", "b": "approved"} and rec.log == ["start b", "end b"]
+        out = await schedule([_t("a"), _t("b", "a")], rec, max_parallel=2, done={"a": A})
+        assert out == {"a": A, "b": A} and rec.log == ["start b", "end b"]
 
     asyncio.run(main())
 
@@ -123,7 +128,7 @@ def test_cancel_stops_every_running_task() -> None:
 def _team() -> Team:
     return Team(
         agents={
-            "alead": Charter(name="alead", role="lead", tools=["read", "team"]),  # cannot write: picked last
+            "alead": Charter(name="alead", role="lead", tools=["read", "team"]),  # cannot write: never picked
             "backend": Charter(name="backend", role="b", owns=["src/**"], tools=["read", "write", "team"]),
             "tester": Charter(name="tester", role="t", owns=["tests/**"], tools=["read", "write", "team"]),
             "docs": Charter(name="docs", role="d", owns=["docs/*.md"], tools=["read", "write", "team"]),
@@ -132,21 +137,20 @@ def _team() -> Team:
     )
 
 
-def test_reviser_is_never_a_locked_out_author_nor_a_reviewer() -> None:
+def test_reviser_is_never_a_locked_out_author_nor_a_reviewer_nor_read_only() -> None:
     team = _team()
-    task = PlanTask(id="api", agent="backend", goal="g", files=("tests/test_api.py",))
-    assert pick_reviser(team, task, ["backend"]).name == "tester"  # type: ignore[union-attr]  # owns the file
-    assert pick_reviser(team, task, ["backend", "tester"]).name == "docs"  # type: ignore[union-attr]
-    assert pick_reviser(team, task, ["backend", "tester", "docs"]).name == "alead"  # type: ignore[union-attr]
-    assert pick_reviser(team, task, ["backend", "tester", "docs", "alead"]) is None  # -> needs_human
+    files = ("tests/test_api.py",)
+    assert pick_reviser(team, files, ["backend"]).name == "tester"  # type: ignore[union-attr]  # owns the file
+    assert pick_reviser(team, files, ["backend", "tester"]).name == "docs"  # type: ignore[union-attr]
+    # The read-only lead cannot do the work, so it is never handed a revision: a person is needed instead.
+    assert pick_reviser(team, files, ["backend", "tester", "docs"]) is None
 
 
 def test_reviser_without_owner_match_is_by_name() -> None:
-    task = PlanTask(id="x", agent="docs", goal="g", files=("other/file.txt",))
-    assert pick_reviser(_team(), task, ["docs"]).name == "backend"  # type: ignore[union-attr]
+    assert pick_reviser(_team(), ("other/file.txt",), ["docs"]).name == "backend"  # type: ignore[union-attr]
 
 
-def test_merge_into_worktree_merges_dependencies_and_reports_conflicts(repo: Path) -> None:
+def test_merge_commits_merges_dependencies_and_reports_conflicts(repo: Path) -> None:
     def commit_on(branch: str, name: str, text: str) -> str:
         git(repo, "switch", "-q", "-c", branch, "main")
         (repo / name).write_text(text)
@@ -157,9 +161,11 @@ def test_merge_into_worktree_merges_dependencies_and_reports_conflicts(repo: Pat
     a = commit_on("dep-a", "a.txt", "a\n")
     b = commit_on("dep-b", "b.txt", "b\n")
     clash = commit_on("dep-c", "a.txt", "other\n")
-    git(repo, "switch", "-q", "-c", "task", a)
-    assert merge_into_worktree(repo, [a, b]) == []  # a is already in; b is merged
-    assert (repo / "b.txt").read_text() == "b\n" and (repo / "a.txt").read_text() == "a\n"
-    head = git(repo, "rev-parse", "HEAD").strip()
-    assert merge_into_worktree(repo, [clash]) == ["a.txt"]
-    assert git(repo, "rev-parse", "HEAD").strip() == head and not git(repo, "status", "--porcelain")  # aborted
+    git(repo, "switch", "-q", "main")
+    ws = Workspace(repo)
+    lease = ws.lease("20261122-000001-aaaa", "task", a)
+    assert ws.merge_commits(lease, [a, b]) == []  # a is already in; b is merged
+    assert (lease.path / "b.txt").read_text() == "b\n" and (lease.path / "a.txt").read_text() == "a\n"
+    head = ws.head(lease.path)
+    assert ws.merge_commits(lease, [clash]) == ["a.txt"]
+    assert ws.head(lease.path) == head and not git(lease.path, "status", "--porcelain")  # aborted

@@ -18,10 +18,14 @@ from conftest import git
 from github_server import GitHubServer, webhook_payload
 
 from squad.config import Settings, Team
+from squad.domain.review import Finding, merge_findings
 from squad.errors import ModelError
-from squad.github.action import ActionEnv, run_action, write_outputs
+from squad.github.action import run_action
 from squad.github.command import RunRequest, RunResult
-from squad.github.review import MARKER, Finding, ReviewInput, ReviewOutcome, merge_findings
+from squad.github.comment import MARKER
+from squad.github.env import ActionEnv, write_outputs
+from squad.github.review import ReviewInput, ReviewOutcome
+from squad.orchestration import RunConfig
 
 REPO = "Codertocat/Hello-World"
 TOKEN = "ghs_testtoken_0123456789abcdef"
@@ -84,10 +88,10 @@ class FakeReviewer:
     def __init__(self, outcome: ReviewOutcome | Exception | None = None) -> None:
         self.outcome = outcome if outcome is not None else ReviewOutcome(summary="looks fine", reviewers=["critic"])
         self.inputs: list[ReviewInput] = []
-        self.configs: list[tuple[Settings, Team | None]] = []
+        self.configs: list[tuple[RunConfig, Team | None]] = []
 
-    def factory(self, settings: Settings, team: Team | None) -> Any:
-        self.configs.append((settings, team))
+    def factory(self, config: RunConfig, team: Team | None) -> Any:
+        self.configs.append((config, team))
 
         async def review(inp: ReviewInput) -> ReviewOutcome:
             self.inputs.append(inp)
@@ -146,7 +150,10 @@ def test_synchronize_updates_the_same_comment_across_pages(tmp_path: Path, pr_re
         for i in range(5):
             gh.add_comment(2, f"more chatter {i}")
         first = sticky_comments(gh)[-1]
-        outcome = ReviewOutcome(findings=[Finding("critic", "app.py", 2, "minor", "rename")], reviewers=["critic"])
+        outcome = ReviewOutcome(
+            findings=[Finding(reviewer="critic", file="app.py", line=2, severity="minor", message="rename")],
+            reviewers=["critic"],
+        )
         report = run_action(
             make_env(tmp_path, gh, pr_repo["root"], "pull_request", pr_event("synchronize", pr_repo)),
             make_reviewer=FakeReviewer(outcome).factory,
@@ -188,7 +195,11 @@ def test_default_fail_on_fails_on_error(tmp_path: Path, pr_repo: dict[str, Any])
 
 
 def test_blocking_finding_rejects_and_fails(tmp_path: Path, pr_repo: dict[str, Any]) -> None:
-    outcome = ReviewOutcome(findings=[Finding("critic", "app.py", 2, "blocking", "bidi control in code")])
+    outcome = ReviewOutcome(
+        findings=[
+            Finding(reviewer="critic", file="app.py", line=2, severity="blocking", message="bidi control in code")
+        ]
+    )
     with GitHubServer() as gh:
         report = run_action(
             make_env(tmp_path, gh, pr_repo["root"], "pull_request", pr_event("ready_for_review", pr_repo)),
@@ -241,13 +252,18 @@ def test_pr_editing_squad_config_is_judged_by_base_config(tmp_path: Path, pr_rep
     git(root, "commit", "-q", "-m", "weaken the gate")
     pr_repo["head"] = git(root, "rev-parse", "HEAD").strip()
     git(root, "checkout", "-q", "changes")  # the PR head is what is checked out, as in Actions
-    reviewer = FakeReviewer(ReviewOutcome(findings=[Finding("critic", ".squad/squad.toml", 2, "blocking", "no")]))
+    reviewer = FakeReviewer(
+        ReviewOutcome(
+            findings=[Finding(reviewer="critic", file=".squad/squad.toml", line=2, severity="blocking", message="no")]
+        )
+    )
     with GitHubServer() as gh:
         report = run_action(
             make_env(tmp_path, gh, root, "pull_request", pr_event("synchronize", pr_repo)),
             make_reviewer=reviewer.factory,
         )
-    settings, team = reviewer.configs[0]
+    config, team = reviewer.configs[0]
+    settings = config.settings
     assert settings.github.fail_on == ["blocking", "append_only", "error"]
     assert settings.github.max_diff_bytes == Settings().github.max_diff_bytes
     assert team is not None and sorted(team.agents) == ["critic"]
@@ -329,10 +345,10 @@ def test_landed_decision_modified_is_flagged(tmp_path: Path, pr_repo: dict[str, 
 def test_merge_findings_dedupes_by_code() -> None:
     merged = merge_findings(
         [
-            Finding("b", "x.py", 3, "minor", "Missing  test"),
-            Finding("a", "x.py", 3, "major", "missing test"),
-            Finding("a", "a.py", None, "minor", "style"),
-            Finding("c", "z.py", 1, "blocking", "sql injection"),
+            Finding(reviewer="b", file="x.py", line=3, severity="minor", message="Missing  test"),
+            Finding(reviewer="a", file="x.py", line=3, severity="major", message="missing test"),
+            Finding(reviewer="a", file="a.py", line=None, severity="minor", message="style"),
+            Finding(reviewer="c", file="z.py", line=1, severity="blocking", message="sql injection"),
         ]
     )
     assert [(f.severity, f.file, f.reviewer) for f in merged] == [
@@ -352,7 +368,7 @@ class FakeRunner:
     def __init__(self) -> None:
         self.requests: list[RunRequest] = []
 
-    def factory(self, settings: Settings, team: Team | None) -> Any:
+    def factory(self, config: RunConfig, team: Team | None) -> Any:
         async def run(request: RunRequest) -> RunResult:
             self.requests.append(request)
             root = request.root

@@ -613,7 +613,8 @@ def test_failed_run_replies_with_why_and_pushes_nothing(tmp_path: Path, gh_repo:
     assert out.returncode == 1, out.stdout + out.stderr
     run_id = _outputs(tmp_path)["run-id"]
     body = reply["body"]
-    assert body.startswith(f"❌ squad run failed (run `{run_id}`, status failed)")
-    assert "- task `ping` (backend, lead): failed — the test command `python -m pytest -q` failed (exit 5)" in body
-    assert f"Next: `squad run --resume {run_id}`" in body
+    # backend is locked out after the rejection and the read-only lead cannot revise code: a person is needed
+    assert body.startswith(f"❌ squad run failed (run `{run_id}`, status needs\\_human)")
+    assert "- task `ping` (backend): needs_human — the test command `python -m pytest -q` failed (exit 5)" in body
+    assert f"Next: `squad log {run_id}`" in body
     assert git(bare, "for-each-ref", "--format=%(refname)") == before  # nothing pushed

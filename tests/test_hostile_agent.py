@@ -240,12 +240,13 @@ def test_an_allowed_command_cannot_read_squads_environment_from_proc(tmp_path: P
 
 
 def test_a_task_id_never_names_a_transcript_outside_the_run_folder(repo: Path) -> None:
+    from squad.domain.events import TaskStarted, ToolCalled
     from squad.infra.journal import Journal
 
     journal = Journal(repo, new_run_id()).create()
-    journal.emit({"type": "agent.tool_call", "agent": "a", "task": "../../../escaped"})
-    journal.emit({"type": "agent.tool_call", "agent": "a", "task": "api"})
-    journal.emit({"type": "task_started", "task": "api"})  # coordinator events stay in events.jsonl only
+    journal.emit(ToolCalled(agent="a", task="../../../escaped"))
+    journal.emit(ToolCalled(agent="a", task="api"))
+    journal.emit(TaskStarted(task="api", agent="a"))  # coordinator events stay in events.jsonl only
     assert [p.name for p in journal.transcripts_dir.iterdir()] == ["api.jsonl"]
     assert len((journal.transcripts_dir / "api.jsonl").read_text().splitlines()) == 1
     assert not list(repo.rglob("escaped*"))

@@ -115,8 +115,8 @@ def test_a_recorded_run_replays_offline_to_the_same_result(repo: Path, tmp_path:
     assert {r["agent"] for r in notes} == {"tester", "backend", "reviewer"}  # both rounds, both reviews
     calls = [r for r in notes if r["type"] == "agent.tool_call"]
     assert {"name", "args", "result_chars", "is_error", "duration_s"} <= calls[0].keys()
-    model_calls = [r for r in notes if r["type"] == "agent.model_call"]
-    assert model_calls and {"usage", "cost_usd", "latency_s", "ttft_s"} <= model_calls[0].keys()
+    model_calls = [r for r in notes if r["type"] == "model_call"]
+    assert model_calls and {"usage", "cost_usd", "latency_s", "lease"} <= model_calls[0].keys()
     # replayed calls cost nothing and send nothing: the model name says where the responses came from
     assert second["cost_usd"] == 0.0
     assert second["usage"]["total"]["calls"] == first["usage"]["total"]["calls"]

@@ -13,6 +13,7 @@ from conftest import git
 
 from squad.domain.ids import RUN_ID_RE, new_run_id
 from squad.errors import UsageError, WorkspaceError
+from squad.infra.gc import gc
 from squad.infra.workspace import Workspace
 
 RUN = "20261122-063107-a1b2"
@@ -115,7 +116,7 @@ def test_user_branch_head_and_tree_untouched(repo: Path) -> None:
     assert ws.commit(lease, agent="backend", message="edit readme") is not None
     assert ws.merge(f"squad/{RUN}", lease.branch).ok
     ws.release(lease)
-    ws.gc(runs=[RUN], run_branches=True)
+    gc(ws, runs=[RUN], run_branches=True)
 
     assert user_state(repo) == before
     assert (repo / "notes.txt").read_text() == "untracked\n"
@@ -242,7 +243,7 @@ def test_merge_clean_then_conflict(repo: Path) -> None:
     assert git(integration.path, "status", "--porcelain") == "", "merge aborted cleanly"
     assert user_state(repo) == before
 
-    ws.gc(runs=[RUN], run_branches=True)
+    gc(ws, runs=[RUN], run_branches=True)
     assert squad_branches(repo) == []
 
 
@@ -270,7 +271,7 @@ def test_merge_into_one_integration_lease(repo: Path) -> None:
     with pytest.raises(WorkspaceError, match="detached HEAD"):
         ws.merge_into(integration, a)
     assert git(repo, "rev-parse", f"squad/{RUN}").strip() == first.sha
-    ws.gc(runs=[RUN], run_branches=True)
+    gc(ws, runs=[RUN], run_branches=True)
     assert squad_branches(repo) == []
 
 
@@ -302,7 +303,10 @@ def test_gc_removes_only_squad_runs(repo: Path) -> None:
     _finish(repo, finished)
     (repo / ".squad" / "runs" / active).mkdir(parents=True)
     (repo / ".squad" / "runs" / via_event).mkdir(parents=True)
-    events = [{"ts": 1.0, "type": "run_start"}, {"ts": 2.0, "type": "run_end"}]
+    events = [
+        {"ts": 1.0, "type": "run_started", "run": via_event},
+        {"ts": 2.0, "type": "run_finished", "status": "done"},
+    ]
     (repo / ".squad" / "runs" / via_event / "events.jsonl").write_text("".join(json.dumps(e) + "\n" for e in events))
     user = ["squad-notes", "feature/squad", "squad/notes", "squad/wip--x", "squad/20261122-000001-aaaa-x"]
     for name in user:
@@ -312,10 +316,10 @@ def test_gc_removes_only_squad_runs(repo: Path) -> None:
     git(repo, "rev-parse", "--verify", "main")  # sanity: main still exists
 
     branches_before, worktrees_before = squad_branches(repo), worktree_paths(repo)
-    dry = ws.gc(run_branches=True, dry_run=True)
+    dry = gc(ws, run_branches=True, dry_run=True)
     assert sorted(dry.runs) == sorted([finished, abandoned, via_event])
     assert (squad_branches(repo), worktree_paths(repo)) == (branches_before, worktrees_before)
-    report = ws.gc(run_branches=True)
+    report = gc(ws, run_branches=True)
     assert report.branches == dry.branches and report.worktrees == dry.worktrees
     assert any(f"squad/{finished}--mine" in s for s in report.skipped)
     assert any(active in s for s in report.skipped)
@@ -327,7 +331,7 @@ def test_gc_removes_only_squad_runs(repo: Path) -> None:
     assert not (ws.worktrees_dir / finished).exists() and not (ws.worktrees_dir / abandoned).exists()
 
     # Naming the active run removes it; keep_branches keeps its branches.
-    kept = ws.gc(runs=[active], keep_branches=True)
+    kept = gc(ws, runs=[active], keep_branches=True)
     assert kept.branches == [] and len(kept.worktrees) == 2
     assert worktree_paths(repo) == [str(repo.resolve())]
     assert f"squad/{active}--task" in squad_branches(repo)
@@ -337,7 +341,7 @@ def test_gc_prunes_stale_metadata(repo: Path) -> None:
     ws = Workspace(repo)
     lease = ws.lease(RUN, "gone")
     subprocess.run(["rm", "-rf", str(lease.path)], check=True)  # the folder vanished behind git's back
-    ws.gc(runs=[RUN])
+    gc(ws, runs=[RUN])
     assert worktree_paths(repo) == [str(repo.resolve())]
     assert squad_branches(repo) == []
 

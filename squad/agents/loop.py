@@ -5,10 +5,11 @@ the model ends its turn without tool calls; `max_turns` model calls were made; t
 (BudgetExceededError); the whole loop ran longer than `timeout_s`; the model failed (ModelError).
 Cancellation is recorded and re-raised, so a cancelled run stops at once but leaves a trace.
 
-Every step is reported through `emit` as a small dict with a "type" (turn_start, model_call, tool_call,
-agent_stop) plus the agent and task, which the run journal writes to events.jsonl. The model layer's own
-events that explain a slow or odd call (model_retry, model_fallback, warning) are forwarded the same way;
-streamed text deltas are not: one journal line per few tokens would bloat events.jsonl for no reader.
+Every step is reported through `emit` as a typed journal event (`TurnStarted`, `ToolCalled`,
+`AgentStopped`) for the agent and task; model calls themselves are journaled once, priced, by the model
+layer's recorder. The model layer's own events that explain a slow or odd call (model_retry,
+model_fallback, warning) are forwarded as events too; streamed text deltas are not: one journal line per
+few tokens would bloat events.jsonl for no reader.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
+from squad.domain.events import AgentEvent, AgentStopped, ToolCalled, TurnStarted, model_event
+from squad.domain.usage import Limits
 from squad.errors import BudgetExceededError, ModelError, SquadError
 from squad.models.base import Message, Model, ModelRequest, SystemBlock, TextBlock, ToolResultBlock, Usage
 
@@ -28,19 +31,22 @@ if TYPE_CHECKING:
 
 StopReason = Literal["finished", "end_turn", "max_turns", "budget", "timeout", "model_error", "cancelled"]
 
-#: Events of the model layer (on_event of Model.complete) that go to `emit`; everything else (text_delta) is dropped.
-FORWARDED_MODEL_EVENTS = frozenset({"model_retry", "model_fallback", "warning"})
 #: Tool arguments larger than this (as JSON) are shown in events as a truncated repr.
 MAX_EVENT_ARGS_CHARS = 2000
 
 
-@dataclass
+@dataclass(frozen=True)
 class AgentLimits:
-    """Per-agent limits: model calls, wall-clock seconds for the whole loop, output tokens per call."""
+    """Per-agent limits: model calls and wall-clock seconds for the whole loop (None: unlimited), and output
+    tokens per call. Build them with `from_limits`, so "0 = unlimited" keeps one meaning."""
 
-    max_turns: int
-    timeout_s: float
+    max_turns: int | None
+    timeout_s: float | None
     max_tokens: int
+
+    @staticmethod
+    def from_limits(limits: Limits, max_tokens: int) -> AgentLimits:
+        return AgentLimits(max_turns=limits.agent_turns, timeout_s=limits.task_timeout_s, max_tokens=max_tokens)
 
 
 @dataclass
@@ -95,7 +101,7 @@ async def run_agent(
     system: tuple[SystemBlock, ...],
     prompt: str,
     limits: AgentLimits,
-    emit: Callable[[dict[str, Any]], None],
+    emit: Callable[[AgentEvent], None],
     history: list[Message] | None = None,
 ) -> AgentResult:
     """Run one specialist until a stop rule fires and return how it ended.
@@ -108,7 +114,7 @@ async def run_agent(
         system: system blocks; the shared, cached prefix first.
         prompt: the task, sent as a user message after `history` (skipped when empty, e.g. on resume).
         limits: turns, wall-clock timeout and output tokens per call.
-        emit: receives every event dict; it must not block.
+        emit: receives every event; it must not block.
         history: earlier messages of this agent's conversation (resume); not modified.
 
     Raises:
@@ -118,20 +124,21 @@ async def run_agent(
     if prompt:
         state.messages.append(Message(role="user", content=(TextBlock(prompt),)))
 
-    def send(kind: str, **fields: Any) -> None:
-        emit({"type": kind, "ts": time.time(), "agent": ctx.agent, "task": ctx.task, **fields})
+    def send(event: AgentEvent) -> None:
+        emit(event.model_copy(update={"ts": time.time(), "agent": ctx.agent, "task": ctx.task}))
 
     def stop(
         reason: StopReason, summary: str, *, data: dict[str, Any] | None = None, error: str | None = None
     ) -> AgentResult:
         send(
-            "agent_stop",
-            stop_reason=reason,
-            turns=state.turns,
-            usage=state.usage.to_dict(),
-            cost_usd=state.cost_usd,
-            summary=summary,
-            error=error,
+            AgentStopped(
+                stop_reason=reason,
+                turns=state.turns,
+                usage=state.usage,
+                cost_usd=state.cost_usd,
+                summary=summary,
+                error=error,
+            )
         )
         return AgentResult(
             agent=ctx.agent,
@@ -153,7 +160,7 @@ async def run_agent(
     except TimeoutError:
         if not deadline.expired():
             raise  # a TimeoutError from below that is not ours: a bug to surface, not a stop rule
-        return stop("timeout", state.last_text, error=f"agent ran longer than {limits.timeout_s:g}s")
+        return stop("timeout", state.last_text, error=f"agent ran longer than {limits.timeout_s or 0:g}s")
     except asyncio.CancelledError:
         stop("cancelled", state.last_text, error="cancelled")
         raise
@@ -166,21 +173,21 @@ async def _turns(
     system: tuple[SystemBlock, ...],
     limits: AgentLimits,
     state: _Loop,
-    send: Callable[..., None],
+    send: Callable[[AgentEvent], None],
     stop: Callable[..., AgentResult],
 ) -> AgentResult:
     """The loop proper: one model call per turn, then its tool calls, until a stop rule returns a result."""
     specs = toolbox.specs()
 
     def on_model_event(event: dict[str, Any]) -> None:
-        kind = str(event.get("type", ""))
-        if kind in FORWARDED_MODEL_EVENTS:
-            details = {k: v for k, v in event.items() if k not in ("type", "ts", "agent", "task")}
-            send(kind, turn=state.turns, **details)
+        details = {k: v for k, v in event.items() if k not in ("type", "ts", "agent", "task")}
+        journaled = model_event(str(event.get("type", "")), {**details, "turn": state.turns})
+        if journaled is not None:
+            send(journaled)
 
-    while state.turns < limits.max_turns:
+    while limits.max_turns is None or state.turns < limits.max_turns:
         state.turns += 1
-        send("turn_start", turn=state.turns)
+        send(TurnStarted(turn=state.turns))
         request = ModelRequest(
             system=system,
             messages=tuple(state.messages),
@@ -197,17 +204,6 @@ async def _turns(
             return stop("model_error", state.last_text, error=_with_hint(exc))
         state.usage = state.usage + response.usage
         state.cost_usd += response.cost_usd
-        send(
-            "model_call",
-            turn=state.turns,
-            model=response.model,
-            usage=response.usage.to_dict(),
-            cost_usd=response.cost_usd,
-            latency_s=response.latency_s,
-            ttft_s=response.ttft_s,
-            stop_reason=response.stop_reason,
-            request_id=response.request_id,
-        )
         if response.content:  # the API rejects an empty assistant message, so never store one
             state.messages.append(Message(role="assistant", content=tuple(response.content)))
         if response.text:
@@ -222,13 +218,14 @@ async def _turns(
             started = time.monotonic()
             result = await toolbox.call(call.name, call.input, ctx)
             send(
-                "tool_call",
-                turn=state.turns,
-                name=call.name,
-                args=_event_args(call.input),
-                result_chars=len(result.content),
-                is_error=result.is_error,
-                duration_s=time.monotonic() - started,
+                ToolCalled(
+                    turn=state.turns,
+                    name=call.name,
+                    args=_event_args(call.input),
+                    result_chars=len(result.content),
+                    is_error=result.is_error,
+                    duration_s=time.monotonic() - started,
+                )
             )
             results.append(ToolResultBlock(tool_use_id=call.id, content=result.content, is_error=result.is_error))
             if result.finished and finished is None:

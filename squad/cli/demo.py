@@ -1,10 +1,11 @@
-"""`squad demo`: the real pipeline, offline, on a copy of examples/bookshelf with a scripted team.
+"""`squad demo`: the real pipeline, offline, on a copy of the bundled bookshelf example with a scripted team.
 
 Nothing is simulated but the model: the demo repo is a real git repo, `squad init` scaffolds it, the
 coordinator validates the scripted plan, specialists work in parallel in real worktrees with the
 jailed tools, the tester runs the example's real unittest suite, the reviewer rejects one task that a
 different specialist then revises, decisions land in the run's ledger, and the approved branches
-are merged into `squad/<run>`.
+are merged into `squad/<run>`. The example and the script are package data (squad/data/demo/), read
+through importlib.resources, so the demo works from an installed wheel as well as from a checkout.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ from __future__ import annotations
 import shutil
 import sys
 import tempfile
+from importlib import resources
+from importlib.resources.abc import Traversable
 from pathlib import Path
 
 import click
@@ -22,18 +25,32 @@ DEMO_TASK = (
 EXAMPLE = "bookshelf"
 
 
-def examples_dir() -> Path:
-    """The `examples/` folder: beside the package in a source checkout, or bundled in the package."""
-    package = Path(__file__).resolve().parents[1]
-    for candidate in (package.parent / "examples", package / "examples"):
-        if (candidate / EXAMPLE).is_dir() and (candidate / "demo" / "script.yaml").is_file():
-            return candidate
-    from squad.errors import UsageError
+def demo_data() -> Traversable:
+    """The demo's bundled files (package data, so an installed wheel has them): `bookshelf/`, `script.yaml`."""
+    data = resources.files("squad").joinpath("data", "demo")
+    if not (data.joinpath(EXAMPLE, ".squad", "squad.toml").is_file() and data.joinpath("script.yaml").is_file()):
+        from squad.errors import SquadError
 
-    raise UsageError(
-        "the demo's example project was not found (examples/bookshelf and examples/demo/script.yaml)",
-        hint="run the demo from a source checkout: git clone the squad repo, then `pip install -e .`",
-    )
+        raise SquadError(
+            "the demo's files are missing from the installed package (squad/data/demo)",
+            hint="reinstall squad: pip install --force-reinstall squad-agents",
+        )
+    return data
+
+
+def copy_tree(source: Traversable, target: Path) -> None:
+    """Copy a package-data folder to `target` through importlib.resources (works for any loader, zips too).
+
+    Byte-compiled caches that an installer may have written beside the example's modules are skipped.
+    """
+    target.mkdir(parents=True, exist_ok=True)
+    for item in source.iterdir():
+        if item.name == "__pycache__" or item.name.endswith((".pyc", ".pyo")):
+            continue
+        if item.is_dir():
+            copy_tree(item, target / item.name)
+        else:
+            (target / item.name).write_bytes(item.read_bytes())
 
 
 def make_demo_repo(target: Path) -> Path:
@@ -42,10 +59,10 @@ def make_demo_repo(target: Path) -> Path:
     from squad.infra.git import identity, run_git
     from squad.infra.scaffold import scaffold
 
-    source = examples_dir() / EXAMPLE
+    source = demo_data().joinpath(EXAMPLE)
     if target.exists() and any(target.iterdir()):
         raise UsageError(f"{target} exists and is not empty", hint="give --keep a new or empty directory")
-    shutil.copytree(source, target, dirs_exist_ok=True, ignore=shutil.ignore_patterns("__pycache__", "runs"))
+    copy_tree(source, target)
 
     def git(*args: str) -> None:
         proc = run_git(target, "-c", "commit.gpgsign=false", *args, env=identity("squad demo", "demo@squad.invalid"))
@@ -72,46 +89,58 @@ def demo(keep: Path | None, as_json: bool) -> None:
     """Run the offline demo: a scripted team adds a feature to a small example project.
 
     \b
-    Copies examples/bookshelf into a fresh git repo, runs `squad init` there, then runs the real
-    pipeline with the bundled scripted model (no API key, no network): a plan, specialists working
+    Copies the bundled bookshelf example into a fresh git repo, runs `squad init` there, then runs the
+    real pipeline with the bundled scripted model (no API key, no network): a plan, specialists working
     in parallel in their own worktrees, a tester running the project's real tests, a rejected task
     revised by a different specialist, decisions recorded in the run's ledger, and every approved
     branch merged into squad/<run>. Exit codes as for `squad run`.
     """
-    from squad.cli.run import execute_run
-    from squad.config import load_settings, load_team
-
-    script = examples_dir() / "demo" / "script.yaml"
-    temp = None if keep else Path(tempfile.mkdtemp(prefix="squad-demo-"))
-    root = make_demo_repo((keep or temp / EXAMPLE).resolve())  # type: ignore[operator]
-    if not as_json:
-        click.echo(f"demo repo: {root}\ntask: {DEMO_TASK}\n", err=True)
+    temp: Path | None = None
+    if keep is None:
+        temp = Path(tempfile.mkdtemp(prefix="squad-demo-"))
+        target = temp / EXAMPLE
+    else:
+        target = keep
     try:
-        code = execute_run(
-            root,
-            load_settings(root),
-            load_team(root),
-            DEMO_TASK,
-            as_json=as_json,
-            model=f"scripted:{script}",
-            show_next=keep is not None,  # a temp demo repo is removed: no "next: git merge" into it
-        )
-        if not as_json:
-            if keep:
-                from squad.infra.journal import latest_run
-
-                branch = f"squad/{latest_run(root)}"
-                click.echo(
-                    f"\nThe demo repo is kept in {root}. Look around:\n"
-                    f"  cd {root}\n"
-                    "  squad log && squad cost              # what happened, and what it cost\n"
-                    f"  git log --oneline --graph {branch}   # the task branches merged into the run branch\n"
-                    f"  git switch {branch} && squad decisions list   # the run's ledger lands on its branch",
-                    err=True,
-                )
-            else:
-                click.echo("\n(the demo repo was a temp dir and is removed; use --keep DIR to look around)", err=True)
+        code = _run_demo(target.resolve(), keep=keep is not None, as_json=as_json)
     finally:
         if temp is not None:
             shutil.rmtree(temp, ignore_errors=True)
     sys.exit(code)
+
+
+def _run_demo(target: Path, *, keep: bool, as_json: bool) -> int:
+    """Build the demo repo in `target`, run the scripted team there, and return the run's exit code."""
+    from squad.cli.run import execute_run
+    from squad.config import load_settings, load_team
+    from squad.orchestration import RunConfig
+
+    root = make_demo_repo(target)
+    if not as_json:
+        click.echo(f"demo repo: {root}\ntask: {DEMO_TASK}\n", err=True)
+    # as_file: the scripted model needs a real path, even if the package is not plain files on disk.
+    with resources.as_file(demo_data().joinpath("script.yaml")) as script:
+        config = RunConfig.build(root, load_settings(root), load_team(root), model=f"scripted:{script}")
+        code = execute_run(
+            config,
+            DEMO_TASK,
+            as_json=as_json,
+            show_next=keep,  # a temp demo repo is removed: no "next: git merge" into it
+        )
+    if as_json:
+        return code
+    if keep:
+        from squad.infra.journal import latest_run
+
+        branch = f"squad/{latest_run(root)}"
+        click.echo(
+            f"\nThe demo repo is kept in {root}. Look around:\n"
+            f"  cd {root}\n"
+            "  squad log && squad cost              # what happened, and what it cost\n"
+            f"  git log --oneline --graph {branch}   # the task branches merged into the run branch\n"
+            f"  git switch {branch} && squad decisions list   # the run's ledger lands on its branch",
+            err=True,
+        )
+    else:
+        click.echo("\n(the demo repo was a temp dir and is removed; use --keep DIR to look around)", err=True)
+    return code

@@ -31,14 +31,19 @@ def gc(
       squad gc --run 20261122-063107-a1b2 --run-branches
     """
     from squad.errors import UsageError
+    from squad.infra.gc import gc as collect
     from squad.infra.workspace import Workspace
 
     if bool(runs) == all_runs:
         raise UsageError("say which runs to clean up: --run RUN (repeatable) or --all", hint="see `squad gc --help`")
     if keep_branches and run_branches:
         raise UsageError("--keep-branches and --run-branches contradict each other")
-    report = Workspace(Path.cwd()).gc(
-        runs=list(runs) or None, keep_branches=keep_branches, run_branches=run_branches, dry_run=dry_run
+    report = collect(
+        Workspace(Path.cwd()),
+        runs=list(runs) or None,
+        keep_branches=keep_branches,
+        run_branches=run_branches,
+        dry_run=dry_run,
     )
     if as_json:
         click.echo(json.dumps(report.to_dict(), indent=2))

@@ -23,7 +23,8 @@ def github() -> None:
     SQUAD_MODEL, SQUAD_MAX_COST (or INPUT_MODE, INPUT_MODEL, INPUT_MAX-COST). Writes comment-url,
     run-id and verdict to GITHUB_OUTPUT. Exit 1 when github.fail_on says so, 2 on bad env or config.
     """
-    from squad.github.action import ActionEnv, run_action, write_outputs
+    from squad.github.action import run_action
+    from squad.github.env import ActionEnv, write_outputs
 
     env = ActionEnv.from_env(os.environ)
     # The client holds the token from here on; no subprocess (git, agent tools) inherits it.

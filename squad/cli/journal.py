@@ -7,8 +7,12 @@ import sys
 import time
 import warnings
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
+
+if TYPE_CHECKING:
+    from squad.domain.events import Event
 
 
 def _root() -> Path:
@@ -31,7 +35,8 @@ def _pick_run(root: Path, run: str | None) -> str:
     return run
 
 
-def _events(root: Path, run: str) -> list[dict]:  # type: ignore[type-arg]
+def _events(root: Path, run: str) -> list[Event]:
+    """The run's events; unreadable lines are reported on stderr (file:line), never fatal."""
     from squad.infra.journal import Journal
     from squad.infra.jsonl import JournalWarning
 
@@ -41,6 +46,13 @@ def _events(root: Path, run: str) -> list[dict]:  # type: ignore[type-arg]
     for w in caught:
         click.echo(f"warning: {w.message}", err=True)
     return events
+
+
+def escape(text: object) -> str:
+    """Text for rich: square brackets in names and model output are data, not markup."""
+    from rich.markup import escape as rich_escape
+
+    return rich_escape(str(text))
 
 
 @click.command("runs")
@@ -84,7 +96,7 @@ def runs(as_json: bool) -> None:
     if task_width >= 8:  # on a narrow terminal the task goes; `squad runs | cat` prints it whole
         table.add_column("task", no_wrap=True, overflow="ellipsis", width=task_width)
     for row in rows:
-        table.add_row(*(row if task_width >= 8 else row[:-1]))
+        table.add_row(*(escape(v) for v in (row if task_width >= 8 else row[:-1])))
     console.print(table)
 
 
@@ -94,21 +106,20 @@ def runs(as_json: bool) -> None:
 @click.option("--all", "show_all", is_flag=True, help="Include every agent event (turns, tool calls).")
 def log(run: str | None, as_json: bool, show_all: bool) -> None:
     """Show what happened in RUN (default: the newest run) as a timeline."""
-    from squad.infra.journal import describe
+    from squad.domain.events import AgentEvent, ModelCalled
 
     root = _root()
     run = _pick_run(root, run)
     events = _events(root, run)
     if as_json:
-        click.echo(json.dumps(events, indent=2, default=str))
+        click.echo(json.dumps([e.to_record() for e in events], indent=2, default=str))
         return
-    start = events[0]["ts"] if events else 0.0
+    start = events[0].ts if events else 0.0
     click.echo(f"run {run}")
     for ev in events:
-        kind = str(ev.get("type", ""))
-        if not show_all and (kind.startswith("agent.") or kind == "model_call"):
+        if not show_all and isinstance(ev, AgentEvent | ModelCalled):
             continue
-        click.echo(f"{float(ev.get('ts', start)) - start:8.1f}s  {describe(ev)}")
+        click.echo(f"{(ev.ts or start) - start:8.1f}s  {ev.describe()}")
 
 
 @click.command("cost")
@@ -119,28 +130,28 @@ def cost(run: str | None, as_json: bool) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from squad.infra.journal import cost_rollup
+    from squad.domain.state import fold
 
     root = _root()
     run = _pick_run(root, run)
-    rollup = cost_rollup(_events(root, run))
+    state = fold(run, _events(root, run))
     if as_json:
-        click.echo(json.dumps({"run": run, **rollup.to_dict()}, indent=2))
+        click.echo(json.dumps({"run": run, **state.usage_report()}, indent=2))
         return
     console = Console()
-    for title, lines in (("agent", rollup.by_agent), ("model", rollup.by_model)):
+    for title, lines in (("agent", state.spend_by_agent), ("model", state.spend_by_model)):
         table = Table(title=f"run {run}: per {title}")
         for col in (title, "calls", "input", "output", "cache write", "cache read", "hit rate", "cost"):
             table.add_column(col, justify="left" if col == title else "right")
-        for name, line in [*sorted(lines.items()), ("total", rollup.total)]:
+        for name, line in [*sorted(lines.items()), ("total", state.spend)]:
             table.add_row(
-                name,
-                str(line.calls),
-                str(line.input_tokens),
+                escape(name),
+                str(line.turns),
+                str(line.plain_input_tokens),
                 str(line.output_tokens),
                 str(line.cache_write_tokens),
                 str(line.cache_read_tokens),
                 f"{line.cache_hit_rate:.1%}",
-                f"${line.cost_usd:.4f}",
+                f"${line.usd:.4f}",
             )
         console.print(table)

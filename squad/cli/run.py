@@ -21,22 +21,26 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 
 if TYPE_CHECKING:
-    from squad.config import Settings, Team
-    from squad.orchestration.coordinator import RunReport
+    from squad.domain.events import Event
+    from squad.orchestration import RunConfig, RunReport
 
 T = TypeVar("T")
 
 
-def _load(max_cost: float | None) -> tuple[Path, Settings, Team]:
+def _load(*, model: str | None = None, max_cost: float | None = None, apply: bool = False) -> RunConfig:
     from squad.config import load_settings, load_team
     from squad.infra.git import find_repo_root
+    from squad.orchestration import RunConfig
 
     root = find_repo_root()
-    settings = load_settings(root)
-    if max_cost is not None:
-        settings.budgets.run_usd = max_cost
-    team = load_team(root)
-    return root, settings, team
+    return RunConfig.build(root, load_settings(root), load_team(root), model=model, max_cost=max_cost, apply=apply)
+
+
+def escape(text: object) -> str:
+    """Text for rich: square brackets in names, tasks and model output are data, not markup."""
+    from rich.markup import escape as rich_escape
+
+    return rich_escape(str(text))
 
 
 def _run_until_done(make: Callable[[], Awaitable[T]], say: Callable[[str], None]) -> T:
@@ -68,67 +72,50 @@ def _run_until_done(make: Callable[[], Awaitable[T]], say: Callable[[str], None]
 
 
 class _LiveView:
-    """A rich table of the team: each agent's state, turn, tokens, cost and last tool, from journal events."""
+    """A rich table of the team: each agent's state, turn, tokens, cost and last tool.
+
+    It folds the events it is handed with the run state's own fold (`squad.domain.state`), so it shows
+    what `squad log` and a resume would read.
+    """
 
     def __init__(self, console: Any) -> None:
         from rich.live import Live
 
-        self.rows: dict[str, dict[str, Any]] = {}
+        from squad.domain.state import RunState
+
+        self.state = RunState(run="")
         self.status = "starting"
         self.started = time.monotonic()
         self.live = Live(self._render(), console=console, refresh_per_second=8, transient=False)
 
-    def row(self, agent: str) -> dict[str, Any]:
-        return self.rows.setdefault(
-            agent, {"state": "idle", "task": "", "turn": 0, "in": 0, "out": 0, "cost": 0.0, "tool": ""}
-        )
-
-    def __call__(self, event: dict[str, Any]) -> None:
-        kind = str(event.get("type", ""))
-        agent = event.get("agent")
-        if kind == "plan":
-            self.status = f"plan: {len(event.get('tasks', []))} tasks"
-            for t in event.get("tasks", []):
-                self.row(t["agent"])
-        elif kind == "task_started" and agent:
-            self.row(agent).update(state=f"working (round {event.get('round', 0)})", task=event.get("task", ""))
-        elif kind == "task_committed" and agent:
-            self.row(agent).update(state="done, in review")
-        elif kind in ("task_approved", "task_status"):
-            done = "approved" if kind == "task_approved" else str(event.get("status"))
-            for row in self.rows.values():
-                if row["task"] == event.get("task") and row["state"].startswith(("working", "done")):
-                    row["state"] = done
-        elif kind == "review_started":
-            self.row(event["reviewer"]).update(state="reviewing", task=event.get("task", ""))
-        elif kind == "verdict":
-            self.row(event["reviewer"]).update(state=f"{event.get('verdict')} {event.get('task', '')}")
-        elif kind == "model_call" and agent:
-            row = self.row(agent)
-            usage = event.get("usage") or {}
-            row["turn"] += 1
-            row["in"] += sum(
-                int(usage.get(k, 0)) for k in ("input_tokens", "cache_creation_input_tokens", "cache_read_input_tokens")
+    def __call__(self, event: Event) -> None:
+        self.state.apply(event)
+        if event.type == "plan" and self.state.plan is not None:
+            self.status = f"plan: {len(self.state.plan.tasks)} tasks"
+            for t in self.state.plan.tasks:
+                self.state.activity(t.agent)
+        elif event.type in ("merged", "conflict", "tests", "run_finished", "interrupted", "task_status"):
+            self.status = " ".join(
+                str(v) for v in (event.type, getattr(event, "task", None), getattr(event, "status", None)) if v
             )
-            row["out"] += int(usage.get("output_tokens", 0))
-            row["cost"] += float(event.get("cost_usd") or 0.0)
-        elif kind.startswith("agent.") and agent:
-            tool = event.get("tool") or event.get("name")
-            if tool:
-                self.row(agent)["tool"] = str(tool)
-        elif kind in ("merged", "conflict", "tests", "run_finished", "interrupted", "task_status"):
-            self.status = f"{kind} {event.get('task') or ''} {event.get('status') or ''}".strip()
         self.live.update(self._render())
 
     def _render(self) -> Any:
         from rich.table import Table
 
-        table = Table(title=f"squad — {self.status} — {time.monotonic() - self.started:.0f}s", expand=False)
+        table = Table(title=f"squad — {escape(self.status)} — {time.monotonic() - self.started:.0f}s", expand=False)
         for col in ("agent", "state", "task", "turn", "tokens in/out", "cost", "last tool"):
             table.add_column(col)
-        for name, r in sorted(self.rows.items()):
+        for name, a in sorted(self.state.agents.items()):
+            spend = a.spend
             table.add_row(
-                name, r["state"], r["task"], str(r["turn"]), f"{r['in']}/{r['out']}", f"${r['cost']:.4f}", r["tool"]
+                escape(name),
+                escape(a.state),
+                escape(a.task),
+                str(a.turns),
+                f"{spend.input_tokens}/{spend.output_tokens}",
+                f"${spend.usd:.4f}",
+                escape(a.last_tool),
             )
         return table
 
@@ -137,30 +124,30 @@ def _print_report(report: RunReport, console: Any, *, show_next: bool = True) ->
     from rich.table import Table
 
     color = "green" if report.ok else "red"
-    console.print(f"\n[bold {color}]run {report.run}: {report.status}[/]  {report.task}")
+    console.print(f"\n[bold {color}]run {report.run}: {escape(report.status)}[/]  {escape(report.task)}")
     table = Table()
     for col in ("task", "agent(s)", "status", "rounds", "verdicts"):
         table.add_column(col)
     for t in report.tasks:
         verdicts = ", ".join(str(v.get("verdict")) for v in t.verdicts)
-        table.add_row(t.id, ", ".join(t.agents) or t.agent, t.status, str(t.rounds), verdicts)
+        table.add_row(escape(t.id), escape(", ".join(t.agents) or t.agent), t.status, str(t.rounds), verdicts)
     console.print(table)
     for line in report.needs_human:
-        console.print(f"[yellow]needs a person:[/] {line}")
+        console.print(f"[yellow]needs a person:[/] {escape(line)}")
     if report.conflicts:
-        console.print("[red]merge conflict in:[/] " + ", ".join(report.conflicts))
+        console.print("[red]merge conflict in:[/] " + escape(", ".join(report.conflicts)))
     if report.tests:
         passed = "passed" if report.tests.get("passed") else "FAILED"
-        console.print(f"tests on the integrated result: `{report.tests.get('command')}` {passed}")
+        console.print(f"tests on the integrated result: `{escape(report.tests.get('command'))}` {passed}")
     if report.decisions:
         console.print(f"decisions recorded: {len(report.decisions)}")
         for d in report.decisions:
-            console.print(f"  - {d['title']} ({d.get('agent') or '?'}, {d['id']})")
+            console.print(f"  - {escape(d['title'])} ({escape(d.get('agent') or '?')}, {escape(d['id'])})")
     if report.error:
-        console.print(f"[red]error:[/] {report.error}")
+        console.print(f"[red]error:[/] {escape(report.error)}")
     console.print(f"cost ${report.cost_usd:.4f}, cache hit rate {report.cache_hit_rate:.0%}; branch {report.branch}")
     if show_next:
-        console.print(f"next: {report.next_command}")
+        console.print(f"next: {escape(report.next_command)}")
 
 
 @click.command("run")
@@ -175,7 +162,12 @@ def _print_report(report: RunReport, console: Any, *, show_next: bool = True) ->
     help="Use this model for every agent: claude-..., scripted:<script.yaml>, or replay:<run> "
     "(replay a recorded run's model responses offline; give the same task).",
 )
-@click.option("--max-cost", type=float, metavar="USD", help="Budget for the whole run in dollars (budgets.run_usd).")
+@click.option(
+    "--max-cost",
+    type=click.FloatRange(min=0, min_open=True),
+    metavar="USD",
+    help="Budget for the whole run in dollars, more than 0 (replaces budgets.run_usd).",
+)
 def run(
     task: str,
     agent: str | None,
@@ -202,13 +194,10 @@ def run(
         raise UsageError("give a task, or --resume RUN", hint='squad run "what the team should do"')
     if task.strip() and resume:
         raise UsageError("--resume continues a recorded task; do not give a new TASK with it")
-    root, settings, team = _load(max_cost)
+    config = _load(model=model, max_cost=max_cost, apply=apply_)
     if replay:
-        task, agent = _replayed_task(root, str(model), task, agent)
-    code = execute_run(
-        root, settings, team, task, agent=agent, resume=resume, apply_=apply_, as_json=as_json, model=model
-    )
-    sys.exit(code)
+        task, agent = _replayed_task(config.root, str(model), task, agent)
+    sys.exit(execute_run(config, task, agent=agent, resume=resume, as_json=as_json))
 
 
 def _replayed_task(root: Path, model: str, task: str, agent: str | None) -> tuple[str, str | None]:
@@ -236,16 +225,12 @@ def _replayed_task(root: Path, model: str, task: str, agent: str | None) -> tupl
 
 
 def execute_run(
-    root: Path,
-    settings: Settings,
-    team: Team,
+    config: RunConfig,
     task: str,
     *,
     agent: str | None = None,
     resume: str | None = None,
-    apply_: bool = False,
     as_json: bool = False,
-    model: str | None = None,
     show_next: bool = True,
 ) -> int:
     """Run the coordinator with the live view / plain lines / JSON output; return the exit code.
@@ -254,22 +239,22 @@ def execute_run(
     """
     from rich.console import Console
 
-    from squad.infra.journal import describe
-    from squad.orchestration.coordinator import Coordinator
+    from squad.domain.events import AgentEvent, ModelCalled
+    from squad.orchestration import Coordinator
 
     tty = sys.stdout.isatty() and not as_json
     view: _LiveView | None = None
-    on_event: Callable[[dict[str, Any]], None] | None = None
+    on_event: Callable[[Event], None] | None = None
     if tty:
         view = _LiveView(Console())
         on_event = view
     elif not as_json:
 
-        def on_event(event: dict[str, Any]) -> None:
-            if not str(event.get("type", "")).startswith("agent."):  # agent chatter stays in `squad log`
-                click.echo(f"{time.strftime('%H:%M:%S', time.localtime(event['ts']))} {describe(event)}")
+        def on_event(event: Event) -> None:
+            if not isinstance(event, AgentEvent | ModelCalled):  # agent chatter stays in `squad log`
+                click.echo(f"{time.strftime('%H:%M:%S', time.localtime(event.ts))} {event.describe()}")
 
-    coord = Coordinator(root, settings, team, model_override=model, apply=apply_, on_event=on_event)
+    coord = Coordinator(config, on_event=on_event)
 
     def say(message: str) -> None:
         if not as_json:
@@ -307,16 +292,15 @@ def plan(task: str, as_json: bool, model: str | None) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from squad.orchestration.coordinator import Coordinator
+    from squad.orchestration import Coordinator
 
-    root, settings, team = _load(None)
-    result = asyncio.run(Coordinator(root, settings, team, model_override=model).plan(task))
+    result = asyncio.run(Coordinator(_load(model=model)).plan(task))
     if as_json:
         click.echo(json.dumps(result.to_dict(), indent=2))
         return
-    table = Table(title=f"plan: {task}")
+    table = Table(title=f"plan: {escape(task)}")
     for col in ("id", "agent", "depends on", "files", "goal"):
         table.add_column(col)
     for t in result.tasks:
-        table.add_row(t.id, t.agent, ", ".join(t.depends_on), ", ".join(t.files), t.goal)
+        table.add_row(*(escape(v) for v in (t.id, t.agent, ", ".join(t.depends_on), ", ".join(t.files), t.goal)))
     Console().print(table)

@@ -98,7 +98,9 @@ class GitHubClient:
             return path_or_url
         return self.api_url + "/" + path_or_url.lstrip("/")
 
-    def _send(self, method: str, path_or_url: str, *, json: Any = None, params: dict[str, Any] | None = None):  # type: ignore[no-untyped-def]
+    def _send(
+        self, method: str, path_or_url: str, *, json: Any = None, params: dict[str, Any] | None = None
+    ) -> httpx2.Response:
         url = self._url(path_or_url)
         what = f"{method} {urlsplit(url).path}"
         last: str = ""

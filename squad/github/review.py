@@ -1,43 +1,34 @@
-"""Review mode: the types a reviewer sees and returns, merging findings, the ledger gate, the report.
+"""Review mode: a pull request reviewed by the base branch's reviewer charters, one sticky comment.
 
-The reviewing itself is one injectable async callable, `Reviewer`, so the orchestration (diff,
+The reviewing itself is one injectable async callable, `Reviewer`, so this flow (diff, ledger gate,
 sticky comment, exit policy) is the same whether the reviewer is the real agent team
-(`squad.github.agents.agent_reviewer`) or a test double.
+(`squad.github.reviewer.agent_reviewer`, through the orchestration's one review gate) or a test double.
+Findings are `squad.domain.review.Finding`s, merged by `merge_findings`: one shape, one severity scale.
 """
 
 from __future__ import annotations
 
-import re
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+import asyncio
+import sys
+import traceback
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
+from squad.config import Settings, Team
+from squad.domain.ids import new_run_id
+from squad.domain.review import Finding, merge_findings
+from squad.errors import ConfigError, SquadError, UsageError
 from squad.github import gitrepo
+from squad.github.client import GitHubClient
+from squad.github.comment import MARKER, StickyComment, render_report
+from squad.github.env import ActionEnv, Report, load_base_config
 from squad.github.gitrepo import SkippedFile
-from squad.github.sanitize import inline, sanitize_text
+from squad.github.sanitize import fence, sanitize_code, sanitize_text
+from squad.orchestration import RunConfig
 
-Severity = Literal["blocking", "major", "minor"]
-SEVERITY_RANK: dict[str, int] = {"blocking": 0, "major": 1, "minor": 2}
-MARKER = "<!-- squad:review -->"
-
-
-@dataclass(frozen=True)
-class Finding:
-    reviewer: str
-    file: str
-    line: int | None
-    severity: Severity
-    message: str
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "reviewer": self.reviewer,
-            "file": self.file,
-            "line": self.line,
-            "severity": self.severity,
-            "message": self.message,
-        }
+REVIEW_ACTIONS = frozenset({"opened", "synchronize", "reopened", "ready_for_review"})
 
 
 @dataclass(frozen=True)
@@ -70,22 +61,7 @@ class ReviewOutcome:
 
 
 Reviewer = Callable[[ReviewInput], Awaitable[ReviewOutcome]]
-
-
-def merge_findings(findings: Iterable[Finding]) -> list[Finding]:
-    """Deduplicate by (file, line, message) — whitespace/case-insensitive — the highest severity wins and
-    the reviewers are joined; ordered by severity, file, line, message so reruns compare cleanly."""
-    merged: dict[tuple[str, int | None, str], Finding] = {}
-    for f in findings:
-        key = (f.file, f.line, " ".join(f.message.split()).casefold())
-        old = merged.get(key)
-        if old is None:
-            merged[key] = f
-            continue
-        severity = min(old.severity, f.severity, key=SEVERITY_RANK.__getitem__)
-        names = sorted({*old.reviewer.split(", "), f.reviewer})
-        merged[key] = Finding(", ".join(names), old.file, old.line, severity, old.message)  # type: ignore[arg-type]
-    return sorted(merged.values(), key=lambda f: (SEVERITY_RANK[f.severity], f.file, f.line or 0, f.message))
+ReviewerFactory = Callable[[RunConfig, "Team | None"], Reviewer]
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -160,79 +136,104 @@ def exit_code(outcome: ReviewOutcome, ledger: LedgerReport | None, fail_on: Sequ
     return 0
 
 
-_ICON = {"approve": "✅", "reject": "❌", "error": "⚠️"}
-
-
-def _md(text: str) -> str:
-    """Model- or PR-derived text inside our comment: sanitized, our marker cannot be forged, no mentions."""
-    return sanitize_text(text).replace("@", "&#64;").replace("<", "&lt;")
-
-
-def _entry_line(e: Any) -> str:
-    return f"**{inline(e.title)}** — `{e.id}` by {inline(e.agent or 'unknown')} (`{e.file}:{e.line}`)"
-
-
-def render_report(
-    *,
-    head_sha: str,
-    run_id: str,
-    outcome: ReviewOutcome,
-    ledger: LedgerReport | None,
-    ledger_error: str | None,
-    skipped: Sequence[SkippedFile],
-    result: str,
-) -> str:
-    """The sticky comment body (and job summary): marker, verdict, findings, decisions, what was not reviewed."""
-    lines = [MARKER, f"## {_ICON.get(result, '')} squad review: {result}", ""]
-    lines.append(
-        f"Reviewed commit `{head_sha[:12]}` · run `{run_id}`"
-        + (f" · reviewers: {', '.join(outcome.reviewers)}" if outcome.reviewers else "")
-    )
-    lines.append("")
-    if outcome.errors:
-        lines += ["### The review did not complete", ""]
-        lines += [f"- {_md(err)}" for err in outcome.errors]
-        lines += [
-            "",
-            "What to do: check the job log of this run; fix the cause (API key secret, budget in "
-            "`.squad/squad.toml` on the base branch, model availability) and re-run the job, or push a new commit.",
-            "",
+def _pr_metadata(pr: dict[str, Any]) -> str:
+    """PR title, body, author and refs, each sanitized and fenced as untrusted data."""
+    author = (pr.get("user") or {}).get("login", "")
+    head = (pr.get("head") or {}).get("ref", "")
+    base = (pr.get("base") or {}).get("ref", "")
+    facts = f"number: {pr.get('number')}\nauthor: {author}\nhead branch: {head}\nbase branch: {base}"
+    return "\n\n".join(
+        [
+            fence(sanitize_text(facts), "pr-facts"),
+            fence(sanitize_text(pr.get("title")), "pr-title"),
+            fence(sanitize_text(pr.get("body")), "pr-body"),
         ]
-    if outcome.summary:
-        lines += [_md(outcome.summary), ""]
-    if outcome.findings:
-        lines += ["### Findings", "", "| severity | where | finding | by |", "| --- | --- | --- | --- |"]
-        for f in outcome.findings:
-            where = f"`{inline(f.file, 120)}{f':{f.line}' if f.line else ''}`"
-            msg = " ".join(_md(f.message).split()).replace("|", "\\|")
-            lines.append(f"| {f.severity} | {where} | {msg} | {inline(f.reviewer)} |")
-        lines.append("")
-    elif not outcome.errors:
-        lines += ["No findings.", ""]
-    lines += ["### Decisions", ""]
-    if ledger_error:
-        lines += [f"- ⚠️ the decisions ledger could not be checked: {_md(ledger_error)}"]
-    elif ledger is not None:
-        if ledger.added:
-            lines.append("This PR adds:")
-            lines += [f"- {_entry_line(e)}" for e in ledger.added]
-        else:
-            lines.append("This PR adds no decisions.")
-        for e in ledger.modified:
-            lines.append(f"- ❌ **error:** modifies landed decision {_entry_line(e)} — the ledger is append-only")
-        for e in ledger.deleted:
-            lines.append(f"- ❌ **error:** deletes landed decision {_entry_line(e)} — the ledger is append-only")
-        if ledger.violations:
-            lines.append("  To change a decision, add a new entry whose `supersedes` lists the old id.")
-        lines += [f"- ⚠️ {_md(p)}" for p in ledger.problems]
-    lines.append("")
-    not_reviewed = [f"`{inline(s.path, 120)}` — {s.reason}" for s in skipped] + [_md(n) for n in outcome.not_reviewed]
-    lines += ["### Not reviewed", ""]
-    lines += [f"- {n}" for n in not_reviewed] if not_reviewed else ["Nothing was skipped."]
-    lines.append("")
-    if outcome.cost_usd or outcome.input_tokens:
-        lines.append(
-            f"<sub>{outcome.input_tokens:,} input / {outcome.output_tokens:,} output tokens · "
-            f"${outcome.cost_usd:.4f}</sub>"
+    )
+
+
+def review_pull_request(env: ActionEnv, client: GitHubClient, make_reviewer: ReviewerFactory) -> Report:
+    """Review mode for a pull_request event. Always leaves the sticky comment (unless skipped)."""
+    action = env.event.get("action", "")
+    pr = env.event.get("pull_request") or {}
+    number = int(pr.get("number") or env.event.get("number") or 0)
+    if not number:
+        raise UsageError(
+            "the pull_request event has no pull_request.number", hint="is GITHUB_EVENT_PATH the right file?"
         )
-    return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip() + "\n"
+    if action not in REVIEW_ACTIONS:
+        return Report(notes=[f"squad: nothing to do for pull_request action {action!r}"], verdict="skipped")
+    if pr.get("draft"):
+        note = f"squad: PR #{number} is a draft; review skipped (it runs when the PR is marked ready for review)"
+        return Report(notes=[note], verdict="skipped", summary=note)
+
+    run_id = new_run_id()
+    root = env.workspace
+    base_sha = str((pr.get("base") or {}).get("sha", ""))
+    head_sha = str((pr.get("head") or {}).get("sha", ""))
+    sticky = StickyComment(client, number)
+    pending = f"{MARKER}\n## ⏳ squad review: running\n\nReviewing commit `{head_sha[:12]}` · run `{run_id}` …\n"
+    comment_url = sticky.write(pending)  # appears even if the job is killed before finishing
+
+    outcome = ReviewOutcome()
+    ledger: LedgerReport | None = None
+    ledger_error: str | None = None
+    skipped: tuple[gitrepo.SkippedFile, ...] = ()
+    config_failed = False
+    fail_on: list[str] = list(Settings().github.fail_on)
+    try:
+        base_sha = gitrepo.resolve_commit(root, base_sha, "base")
+        head_sha = gitrepo.resolve_commit(root, head_sha, "head")
+        try:
+            config, team = load_base_config(root, base_sha, env)
+        except ConfigError:
+            config_failed = True
+            raise
+        settings = config.settings
+        fail_on = list(settings.github.fail_on)
+        diff = gitrepo.build_diff(root, base_sha, head_sha, settings.github.max_diff_bytes)
+        skipped = diff.skipped
+        try:
+            ledger = check_ledger(root, base_sha, head_sha, diff.files + tuple(s.path for s in diff.skipped))
+        except ImportError as exc:
+            ledger_error = f"squad.infra.ledger is not available in this install ({exc})"
+        except SquadError as exc:
+            ledger_error = str(exc)
+        review_input = ReviewInput(
+            root=root,
+            base_sha=base_sha,
+            head_sha=head_sha,
+            diff=fence(sanitize_code(diff.text), "diff"),
+            changed_files=diff.files,
+            skipped=diff.skipped,
+            pr_number=number,
+            pr_metadata=_pr_metadata(pr),
+            run_id=run_id,
+        )
+        if not diff.files:
+            outcome = ReviewOutcome(summary="Nothing reviewable in this diff.")
+        else:
+            reviewer = make_reviewer(config, team)
+            timeout = config.limits.task_timeout_s
+            outcome = asyncio.run(asyncio.wait_for(reviewer(review_input), timeout))
+        outcome.findings = merge_findings(outcome.findings)
+    except TimeoutError:
+        outcome = ReviewOutcome(errors=["the review timed out (budgets.task_timeout_s)"])
+    except SquadError as exc:
+        outcome = ReviewOutcome(errors=[exc.render().removeprefix("error: ")])
+    except Exception as exc:  # any failure must still end up in the comment
+        traceback.print_exc(file=sys.stderr)
+        outcome = ReviewOutcome(errors=[f"internal error: {type(exc).__name__}: {exc}"])
+
+    result = verdict(outcome, ledger)
+    body = render_report(
+        head_sha=head_sha,
+        run_id=run_id,
+        outcome=outcome,
+        ledger=ledger,
+        ledger_error=ledger_error,
+        skipped=skipped,
+        result=result,
+    )
+    comment_url = sticky.write(body) or comment_url
+    code = 2 if config_failed else exit_code(outcome, ledger, fail_on)
+    return Report(exit_code=code, verdict=result, comment_url=comment_url, run_id=run_id, summary=body)

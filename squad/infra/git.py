@@ -10,7 +10,7 @@ from __future__ import annotations
 import subprocess
 from collections.abc import Mapping
 from pathlib import Path
-from typing import overload
+from typing import Literal, overload
 
 from squad.errors import NotARepoError, SquadError
 
@@ -46,7 +46,7 @@ def identity(name: str, email: str) -> dict[str, str]:
 def run_git(
     cwd: Path,
     *args: str,
-    text: bool = True,
+    text: Literal[True] = True,
     input: str | None = None,
     env: Mapping[str, str] | None = None,
     timeout: float | None = None,
@@ -55,7 +55,7 @@ def run_git(
 def run_git(
     cwd: Path,
     *args: str,
-    text: bool = False,
+    text: Literal[False],
     input: bytes | None = None,
     env: Mapping[str, str] | None = None,
     timeout: float | None = None,
@@ -102,3 +102,16 @@ def find_repo_root(start: Path | None = None) -> Path:
             hint="run this inside a git repo, or create one with `git init`",
         )
     return Path(out.stdout.strip())
+
+
+def git_common_dir(root: Path) -> Path:
+    """The git common dir of the repository holding `root` (shared by all its worktrees): where squad keeps
+    locks and worktrees, never in a work tree.
+
+    Raises:
+        NotARepoError: `root` is not inside a git repository.
+    """
+    out = run_git(root, "rev-parse", "--path-format=absolute", "--git-common-dir")
+    if out.returncode != 0:
+        raise NotARepoError(f"{root} is not inside a git repository", hint="run `git init` or cd into your repo")
+    return Path(out.stdout.strip()).resolve()

@@ -1,10 +1,12 @@
-"""The run journal: `.squad/runs/<run>/` — events, transcripts, recorded model responses, the report.
+"""The run folder `.squad/runs/<run>/`: events, transcripts, recorded model responses, the report, the lock.
 
-Every step of a run appends one JSON line to `events.jsonl`. The journal is the single source of
-truth for `squad log`, `squad cost` and `squad run --resume`: state is derived from events, never
-kept elsewhere. Lines are written with one `write()` on an O_APPEND descriptor, so concurrent
-writers never interleave within a line and a crash can tear at most the last line, which readers
-skip with a warning.
+The journal owns the run folder's layout. Every step of a run is one typed event
+(`squad.domain.events`) appended to `events.jsonl` as one JSON line with one `write()` on an O_APPEND
+descriptor, so concurrent writers never interleave within a line and a crash can tear at most the last
+line, which readers skip with a warning. State is never kept anywhere else: `state()` folds the events
+(`squad.domain.state.fold`), and that is what resume, `squad log/runs/cost`, the live view and gc read.
+
+One process at a time works on a run: `lock()` takes `<git common dir>/squad/locks/run-<run>.lock`.
 """
 
 from __future__ import annotations
@@ -13,15 +15,20 @@ import json
 import os
 import threading
 import time
+import warnings
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from squad.config import runs_dir
-from squad.domain.ids import TASK_RE  # a task id never names a file outside transcripts/
-from squad.infra.jsonl import append_line, end_torn_line, read_jsonl
-from squad.models.base import ModelRequest, ModelResponse
+from squad.domain.events import AgentEvent, Event, JournalSchemaError, ModelCalled, parse_event
+from squad.domain.ids import TASK_RE
+from squad.domain.state import RunState, fold
+from squad.errors import SquadError
+from squad.infra.git import git_common_dir
+from squad.infra.jsonl import JournalWarning, append_line, end_torn_line, iter_jsonl, read_jsonl
+from squad.infra.locks import RunLock
 
 EVENTS = "events.jsonl"
 RESPONSES = "responses.jsonl"
@@ -29,87 +36,13 @@ REPORT = "report.json"
 LEDGER = "ledger.md"
 TRANSCRIPTS = "transcripts"
 
-Listener = Callable[[dict[str, Any]], None]
+Listener = Callable[[Event], None]
 
 
-@dataclass
-class TaskState:
-    """What the journal says about one planned task (for resume and reports)."""
+class JournalError(SquadError):
+    """A journal this release cannot read (written by a newer squad)."""
 
-    id: str
-    agent: str
-    status: str = "pending"  # pending | running | review | approved | needs_human | failed | conflict | blocked
-    round: int = 0
-    authors: list[str] = field(default_factory=list)
-    locked_out: list[str] = field(default_factory=list)
-    branch: str | None = None
-    commit: str | None = None
-    base_commit: str | None = None
-    verdicts: list[dict[str, Any]] = field(default_factory=list)
-    summary: str = ""
-    merged: bool = False
-
-
-@dataclass
-class RunState:
-    """A run as derived from its events."""
-
-    run: str
-    task_text: str = ""
-    base_commit: str | None = None
-    plan: list[dict[str, Any]] | None = None
-    tasks: dict[str, TaskState] = field(default_factory=dict)
-    status: str | None = None  # the run_finished status, None while unfinished
-    started: float | None = None
-
-    @property
-    def approved(self) -> list[str]:
-        return [t for t, s in self.tasks.items() if s.status == "approved"]
-
-
-def derive_state(run: str, events: list[dict[str, Any]]) -> RunState:
-    """Fold events into a RunState. Unknown event types are ignored (agents emit their own)."""
-    state = RunState(run=run)
-    for ev in events:
-        kind = ev.get("type")
-        task = ev.get("task")
-        ts = state.tasks.get(task) if isinstance(task, str) else None
-        if kind == "run_started":
-            state.task_text = ev.get("task_text", "")
-            state.base_commit = ev.get("base_commit")
-            state.started = ev.get("ts")
-        elif kind == "plan":
-            state.plan = ev.get("tasks", [])
-            state.tasks = {t["id"]: TaskState(id=t["id"], agent=t["agent"]) for t in state.plan or []}
-        elif ts is None:
-            if kind == "run_finished":
-                state.status = ev.get("status")
-            continue
-        elif kind == "task_started":
-            ts.status = "running"
-            ts.round = ev.get("round", 0)
-            ts.branch = ev.get("branch", ts.branch)
-            ts.base_commit = ts.base_commit or ev.get("base_commit")
-            if ev.get("agent") and ev["agent"] not in ts.authors:
-                ts.authors.append(ev["agent"])
-        elif kind == "task_committed":
-            ts.status = "review"
-            ts.commit = ev.get("commit") or ts.commit
-            ts.summary = ev.get("summary", ts.summary)
-        elif kind == "verdict":
-            ts.verdicts.append({k: ev.get(k) for k in ("round", "reviewer", "verdict", "summary", "findings")})
-        elif kind == "lockout":
-            if ev.get("agent") not in ts.locked_out:
-                ts.locked_out.append(ev["agent"])
-        elif kind == "task_approved":
-            ts.status = "approved"
-            ts.commit = ev.get("commit") or ts.commit
-            ts.branch = ev.get("branch", ts.branch)
-        elif kind == "task_status":
-            ts.status = ev.get("status", ts.status)
-        elif kind == "merged":
-            ts.merged = True
-    return state
+    exit_code = 2
 
 
 class Journal:
@@ -144,65 +77,75 @@ class Journal:
     def exists(self) -> bool:
         return self.events_path.exists()
 
-    def emit(self, event: dict[str, Any]) -> dict[str, Any]:
-        """Append one event (a `ts` is added) and hand it to the listeners (the live view).
+    def lock(self) -> RunLock:
+        """The run's lock (use as a context manager); RunLockedError names the process holding it."""
+        return RunLock(git_common_dir(self.root) / "squad" / "locks", self.run)
 
-        An agent's event (`agent.*`: turns, tool calls, model calls) also goes to its task's transcript,
-        so one task's whole story (every round, author and reviewer) reads in one file.
+    # ------------------------------------------------------------------------------------------ writing
+
+    def emit(self, event: Event) -> Event:
+        """Append one event (stamped with the time unless it has one) and hand it to the listeners.
+
+        An agent's session event (turns, tool calls, model calls made in a task's worktree) also goes to its
+        task's transcript, so one task's whole story (every round, author and reviewer) reads in one file.
         """
-        record = {"ts": round(time.time(), 6), **event}
-        append_line(self.events_path, record)
-        task = record.get("task")
-        if str(record.get("type", "")).startswith("agent.") and isinstance(task, str) and TASK_RE.fullmatch(task):
-            self.transcript(task, record)
+        if not event.ts:
+            event = event.model_copy(update={"ts": round(time.time(), 6)})
+        append_line(self.events_path, event.to_record())
+        task = getattr(event, "task", None)
+        in_task = isinstance(event, AgentEvent) or (isinstance(event, ModelCalled) and event.lease is not None)
+        if in_task and isinstance(task, str) and TASK_RE.fullmatch(task):
+            append_line(self.transcripts_dir / f"{task}.jsonl", event.to_record())
         for listener in list(self.listeners):
-            listener(record)
-        return record
+            listener(event)
+        return event
 
-    def transcript(self, task: str, record: dict[str, Any]) -> None:
-        """Append one record to `transcripts/<task>.jsonl` (its own `ts` wins over a new one)."""
-        append_line(self.transcripts_dir / f"{task}.jsonl", {"ts": round(time.time(), 6), **record})
-
-    def record_response(self, request: ModelRequest, response: ModelResponse) -> None:
-        """ModelRuntime.recorder: keep the response for replay, its usage for `squad cost`.
-
-        `index` counts calls per (agent, task), which is how ScriptedModel.from_journal replays them.
-        """
-        key = (request.agent, request.task)
+    def record_response(self, agent: str, task: str, response: dict[str, Any]) -> None:
+        """Keep a model response for replay. `index` counts calls per (agent, task), which is how
+        ScriptedModel.from_journal replays them; a resumed run continues where the recorded calls stopped."""
+        key = (agent, task)
         with self._lock:
             index = self._indices.get(key)
-            if index is None:  # a resumed run continues counting where the recorded calls stopped
+            if index is None:
                 index = sum(1 for r in read_jsonl(self.responses_path) if (r.get("agent"), r.get("task")) == key)
             self._indices[key] = index + 1
-        append_line(
-            self.responses_path,
-            {"agent": request.agent, "task": request.task, "index": index, "response": response.to_dict()},
-        )
-        self.emit(
-            {
-                "type": "model_call",
-                "agent": request.agent,
-                "task": request.task,
-                "model": response.model,
-                "usage": response.usage.to_dict(),
-                "cost_usd": response.cost_usd,
-                "latency_s": response.latency_s,
-                "stop_reason": response.stop_reason,
-            }
-        )
-
-    def read_events(self) -> list[dict[str, Any]]:
-        """All events, tolerating a torn last line."""
-        return read_jsonl(self.events_path)
-
-    def state(self) -> RunState:
-        return derive_state(self.run, self.read_events())
+        append_line(self.responses_path, {"agent": agent, "task": task, "index": index, "response": response})
 
     def write_report(self, report: dict[str, Any]) -> None:
-        """Write report.json atomically (temp file + rename)."""
+        """Write report.json atomically (temp file + fsync + rename)."""
         tmp = self.report_path.with_suffix(".json.tmp")
-        tmp.write_text(json.dumps(report, indent=2, ensure_ascii=False, default=str) + "\n", encoding="utf-8")
+        with tmp.open("w", encoding="utf-8") as fh:
+            fh.write(json.dumps(report, indent=2, ensure_ascii=False, default=str) + "\n")
+            fh.flush()
+            os.fsync(fh.fileno())
         os.replace(tmp, self.report_path)
+
+    # ------------------------------------------------------------------------------------------ reading
+
+    def read_events(self) -> list[Event]:
+        """All events, typed. Unreadable lines (a torn last line, a hand edit) are skipped with a
+        JournalWarning naming file:line.
+
+        Raises:
+            JournalError: a line was written by a newer journal schema than this release reads.
+        """
+        return list(self.iter_events())
+
+    def iter_events(self) -> Iterator[Event]:
+        for number, record in iter_jsonl(self.events_path):
+            try:
+                yield parse_event(record)
+            except JournalSchemaError as exc:
+                raise JournalError(
+                    f"{self.events_path}:{number}: {exc}",
+                    hint="upgrade squad (pip install -U ...) to read this run, or use the squad that wrote it",
+                ) from None
+            except ValueError as exc:
+                warnings.warn(f"{self.events_path}:{number}: skipped: {exc}", JournalWarning, 2)
+
+    def state(self) -> RunState:
+        """The run as its events describe it (the one fold)."""
+        return fold(self.run, self.iter_events())
 
     def read_report(self) -> dict[str, Any] | None:
         try:
@@ -244,21 +187,17 @@ def iter_run_ids(root: Path) -> Iterator[str]:
 
 
 def list_runs(root: Path) -> list[RunSummary]:
-    """Every recorded run, oldest first. An unfinished run without `interrupted` shows as `running?`."""
+    """Every recorded run, oldest first (status `interrupted` or `unfinished` while not finished)."""
     out: list[RunSummary] = []
     for run in iter_run_ids(root):
-        events = Journal(root, run).read_events()
-        state = derive_state(run, events)
-        status = state.status
-        if status is None:
-            status = "interrupted" if any(e.get("type") == "interrupted" for e in events) else "unfinished"
+        state = Journal(root, run).state()
         out.append(
             RunSummary(
                 run=run,
                 started=state.started,
                 task_text=state.task_text,
-                status=status,
-                cost_usd=cost_rollup(events).total.cost_usd,
+                status=state.display_status,
+                cost_usd=state.spend.usd,
                 branch=f"squad/{run}",
             )
         )
@@ -268,122 +207,3 @@ def list_runs(root: Path) -> list[RunSummary]:
 def latest_run(root: Path) -> str | None:
     runs = list(iter_run_ids(root))
     return runs[-1] if runs else None
-
-
-@dataclass
-class CostLine:
-    """Tokens and dollars of one agent, one model, or the total."""
-
-    calls: int = 0
-    input_tokens: int = 0
-    output_tokens: int = 0
-    cache_write_tokens: int = 0
-    cache_read_tokens: int = 0
-    cost_usd: float = 0.0
-
-    def add(self, usage: dict[str, Any], cost: float) -> None:
-        self.calls += 1
-        self.input_tokens += int(usage.get("input_tokens", 0))
-        self.output_tokens += int(usage.get("output_tokens", 0))
-        self.cache_write_tokens += int(usage.get("cache_creation_input_tokens", 0))
-        self.cache_read_tokens += int(usage.get("cache_read_input_tokens", 0))
-        self.cost_usd += float(cost or 0.0)
-
-    @property
-    def cache_hit_rate(self) -> float:
-        """cache_read / (input + cache_write + cache_read); 0 when nothing was sent."""
-        total = self.input_tokens + self.cache_write_tokens + self.cache_read_tokens
-        return self.cache_read_tokens / total if total else 0.0
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "calls": self.calls,
-            "input_tokens": self.input_tokens,
-            "output_tokens": self.output_tokens,
-            "cache_write_tokens": self.cache_write_tokens,
-            "cache_read_tokens": self.cache_read_tokens,
-            "cost_usd": round(self.cost_usd, 6),
-            "cache_hit_rate": round(self.cache_hit_rate, 4),
-        }
-
-
-@dataclass
-class CostRollup:
-    """Per agent, per model and total usage of a run (from its `model_call` events)."""
-
-    by_agent: dict[str, CostLine] = field(default_factory=dict)
-    by_model: dict[str, CostLine] = field(default_factory=dict)
-    total: CostLine = field(default_factory=CostLine)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "by_agent": {k: v.to_dict() for k, v in sorted(self.by_agent.items())},
-            "by_model": {k: v.to_dict() for k, v in sorted(self.by_model.items())},
-            "total": self.total.to_dict(),
-        }
-
-
-def cost_rollup(events: list[dict[str, Any]]) -> CostRollup:
-    """Sum the `model_call` events of a run per agent, per model and in total."""
-    rollup = CostRollup()
-    for ev in events:
-        if ev.get("type") != "model_call":
-            continue
-        usage = ev.get("usage") or {}
-        cost = ev.get("cost_usd") or 0.0
-        rollup.by_agent.setdefault(str(ev.get("agent") or "?"), CostLine()).add(usage, cost)
-        rollup.by_model.setdefault(str(ev.get("model") or "?"), CostLine()).add(usage, cost)
-        rollup.total.add(usage, cost)
-    return rollup
-
-
-def _short(text: Any, limit: int = 100) -> str:
-    line = " ".join(str(text or "").split())
-    return line if len(line) <= limit else line[: limit - 1] + "…"
-
-
-def describe(event: dict[str, Any]) -> str:
-    """One readable line for an event (the timeline of `squad log`, the plain output of `squad run`)."""
-    kind = str(event.get("type", "?"))
-    who = " ".join(str(event[k]) for k in ("agent", "task") if event.get(k))
-    detail = ""
-    if kind in ("run_started", "run_resumed"):
-        base = str(event.get("base_commit") or "")[:12]
-        detail = f"{event.get('run', '')} at {base}: {_short(event.get('task_text'))}"
-        who = ""
-    elif kind == "plan":
-        detail = "; ".join(
-            f"{t['id']}→{t['agent']}" + (f" after {','.join(t['depends_on'])}" if t.get("depends_on") else "")
-            for t in event.get("tasks", [])
-        )
-    elif kind == "plan_invalid":
-        detail = f"attempt {event.get('attempt')}: " + "; ".join(event.get("errors", []))
-    elif kind == "task_started":
-        detail = f"round {event.get('round', 0)} on {event.get('branch', '')}"
-    elif kind == "task_committed":
-        detail = f"{str(event.get('commit') or '')[:12]} ({event.get('stop_reason')}): {_short(event.get('summary'))}"
-    elif kind == "verdict":
-        findings = event.get("findings") or []
-        who = f"{event.get('reviewer', '')} {event.get('task', '')}"
-        detail = f"{str(event.get('verdict', '')).upper()} round {event.get('round', 0)}"
-        detail += f" ({len(findings)} findings): {_short(event.get('summary'))}"
-    elif kind == "tests":
-        detail = f"{event.get('where', '')}: `{event.get('command')}` -> {'pass' if event.get('passed') else 'FAIL'}"
-    elif kind == "model_call":
-        u = event.get("usage") or {}
-        detail = (
-            f"{event.get('model')} in={u.get('input_tokens', 0)} out={u.get('output_tokens', 0)} "
-            f"cache_w={u.get('cache_creation_input_tokens', 0)} cache_r={u.get('cache_read_input_tokens', 0)} "
-            f"${float(event.get('cost_usd') or 0):.4f}"
-        )
-    elif kind in ("task_status", "run_finished"):
-        detail = str(event.get("status", ""))
-        for key in ("reason", "error", "files"):
-            if event.get(key):
-                detail += f": {_short(event[key], 200)}"
-    elif kind in ("conflict", "merged", "ledger_committed", "applied", "apply_refused"):
-        detail = _short(event.get("files") or event.get("path") or event.get("branch") or event.get("reason"), 200)
-    else:
-        rest = {k: v for k, v in event.items() if k not in ("ts", "type", "agent", "task", "lease")}
-        detail = _short(json.dumps(rest, ensure_ascii=False, default=str), 160) if rest else ""
-    return " ".join(p for p in (kind, who, detail) if p)

@@ -14,22 +14,16 @@ is built on (see DESIGN.md section 6):
 from __future__ import annotations
 
 import contextlib
-import json
 import re
 import shutil
 import subprocess
-import threading
 import time
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-
-import filelock
 
 from squad.domain.ids import (
     RUN_BRANCH_RE,
-    RUN_ID_RE,
-    TASK_BRANCH_RE,
     check_run,
     check_task,
     run_branch,
@@ -37,28 +31,14 @@ from squad.domain.ids import (
 )
 from squad.errors import NotARepoError, WorkspaceError
 from squad.infra.git import identity, run_git
+from squad.infra.locks import LockTimeoutError, hold
 
 #: Worktree folder of a run's integration worktree (where merges into `squad/<run>` happen). Not a valid
 #: task id, so it can never collide with a task.
 INTEGRATION = "_integration"
-#: Event types in a run's events.jsonl that mark the run as finished (besides a report.json).
-FINISHED_EVENTS = frozenset({"run_end", "run_finished"})
 
 _ADD_ATTEMPTS = 3
 _BASE_KEY = "squadbase"  # branch.<name>.squadbase: the commit a task branch started from (removed with the branch)
-#: Options for every git command squad runs: no hooks at all. `--no-verify` skips only pre-commit and
-#: commit-msg, while post-commit, post-merge, post-checkout and reference-transaction still run, and a
-#: relative `core.hooksPath` (husky and friends) puts the hooks in the work tree, where agents write.
-
-
-#: One in-process lock per lock file (see `Workspace._lock`); keyed by the lock file's absolute path.
-_THREAD_LOCKS: dict[Path, threading.Lock] = {}
-_THREAD_LOCKS_GUARD = threading.Lock()
-
-
-def _thread_lock(path: Path) -> threading.Lock:
-    with _THREAD_LOCKS_GUARD:
-        return _THREAD_LOCKS.setdefault(path.absolute(), threading.Lock())
 
 
 @dataclass
@@ -79,26 +59,6 @@ class MergeResult:
     ok: bool
     conflicts: list[str]
     sha: str | None
-
-
-@dataclass
-class GcReport:
-    """What `Workspace.gc` removed (or, with dry_run, would remove)."""
-
-    runs: list[str] = field(default_factory=list)
-    worktrees: list[Path] = field(default_factory=list)
-    branches: list[str] = field(default_factory=list)
-    skipped: list[str] = field(default_factory=list)  # human-readable reasons something was left alone
-    dry_run: bool = False
-
-    def to_dict(self) -> dict[str, object]:
-        return {
-            "runs": self.runs,
-            "worktrees": [str(p) for p in self.worktrees],
-            "branches": self.branches,
-            "skipped": self.skipped,
-            "dry_run": self.dry_run,
-        }
 
 
 def _run_git(
@@ -141,38 +101,12 @@ class Workspace:
 
     @contextlib.contextmanager
     def _lock(self, name: str) -> Iterator[None]:
-        """Hold `<git-common-dir>/squad/locks/<name>.lock`, for threads of this process and other processes.
-
-        Threads first queue on an in-process lock for the same file, which hands over the moment its holder
-        releases; then they take the FileLock, which only other processes contend for. FileLock alone makes
-        waiters poll every 50 ms, so 8 concurrent leases formed a convoy: the last one waited ~300 ms for
-        ~80 ms of git work (benchmarks/bench_run.py).
-        """
-        self.locks_dir.mkdir(parents=True, exist_ok=True)
-        path = self.locks_dir / f"{name}.lock"
-        deadline = time.monotonic() + self.lock_timeout
-        local = _thread_lock(path)
-        if not local.acquire(timeout=-1 if self.lock_timeout < 0 else self.lock_timeout):
-            raise self._timeout(path)
+        """Hold `<git-common-dir>/squad/locks/<name>.lock` against other threads and processes."""
         try:
-            left = -1.0 if self.lock_timeout < 0 else max(0.0, deadline - time.monotonic())
-            lock = filelock.FileLock(path, timeout=left)
-            try:
-                lock.acquire()
-            except filelock.Timeout as exc:
-                raise self._timeout(path) from exc
-            try:
+            with hold(self.locks_dir / f"{name}.lock", self.lock_timeout):
                 yield
-            finally:
-                lock.release()
-        finally:
-            local.release()
-
-    def _timeout(self, path: Path) -> WorkspaceError:
-        return WorkspaceError(
-            f"timed out after {self.lock_timeout:g}s waiting for the lock {path}",
-            hint="another squad process holds it; wait for it to finish, or stop it and retry",
-        )
+        except LockTimeoutError as exc:
+            raise WorkspaceError(exc.message, hint=exc.hint) from None
 
     def worktree_path(self, run: str, task: str) -> Path:
         """Where the worktree of (run, task) lives."""
@@ -419,90 +353,98 @@ class Workspace:
             )
         return MergeResult(False, sorted(paths), None)
 
-    # ---------------------------------------------------------------- gc
+    # ---------------------------------------------------------------- other reads and writes
 
-    def run_state(self, run: str) -> str:
-        """`finished` (report.json or a run_end event), `active` (run folder without either), or `abandoned`."""
-        folder = self.root / ".squad" / "runs" / run
-        if not folder.is_dir():
-            return "abandoned"
-        if (folder / "report.json").exists():
-            return "finished"
-        events = folder / "events.jsonl"
-        if events.exists():
-            with events.open("rb") as fh:
-                fh.seek(max(0, events.stat().st_size - 8192))
-                for line in fh.read().splitlines()[::-1]:
-                    with contextlib.suppress(ValueError):
-                        if json.loads(line).get("type") in FINISHED_EVENTS:
-                            return "finished"
-        return "active"
+    def head(self, path: Path) -> str:
+        """The commit checked out in the worktree at `path`."""
+        return _run_git(["rev-parse", "HEAD"], path).stdout.strip()
 
-    def gc(
-        self,
-        *,
-        runs: Iterable[str] | None = None,
-        keep_branches: bool = False,
-        run_branches: bool = False,
-        dry_run: bool = False,
-    ) -> GcReport:
-        """Remove worktrees and task branches of `runs`, or of every finished or abandoned run when None.
+    def diff(self, lease: Lease, base: str) -> str:
+        """`git diff --stat --patch base..HEAD` in the lease's worktree: what the task changed since `base`."""
+        return _run_git(["diff", "--stat", "--patch", f"{base}..HEAD"], lease.path).stdout
 
-        Without `runs`, only runs whose id has `new_run_id`'s shape are considered; a run is finished when
-        its run folder has a report.json or a run_end/run_finished event, abandoned when it has no run folder.
+    def merge_commits(self, lease: Lease, commits: Iterable[str]) -> list[str]:
+        """Merge `commits` into a task's worktree (skipping ones already in it); the conflicted paths, or [].
 
-        Only names squad creates are candidates: task branches `squad/<run>--<task>` and (with
-        `run_branches`) run branches `squad/<run>`; any other branch is never deleted, nor a branch checked
-        out in a work tree squad does not own (such as the user's current branch). Stale worktree metadata
-        is pruned.
+        Gives a task with several dependencies all of their approved work before it starts. On a conflict the
+        merge is aborted and the worktree is left as it was.
         """
-        report = GcReport(dry_run=dry_run)
-        with self._lock("worktrees"):
-            self._git("worktree", "prune")
-            branches = self._git("for-each-ref", "--format=%(refname)", "refs/heads/squad/").stdout.split()
-            branches = [b.removeprefix("refs/heads/") for b in branches]
-            checked_out = self._worktrees()
-            known: set[str] = set()
-            for b in branches:
-                if (m := TASK_BRANCH_RE.fullmatch(b) or RUN_BRANCH_RE.fullmatch(b)) and RUN_ID_RE.fullmatch(m["run"]):
-                    known.add(m["run"])
-            if self.worktrees_dir.is_dir():
-                known.update(p.name for p in self.worktrees_dir.iterdir() if p.is_dir() and RUN_ID_RE.fullmatch(p.name))
-            if runs is not None:
-                wanted = list(dict.fromkeys(runs))
-                for run in wanted:
-                    check_run(run)
-            else:
-                wanted = []
-                for run in sorted(known):
-                    state = self.run_state(run)
-                    if state == "active":
-                        report.skipped.append(f"run {run} is still active (no report.json); name it with --run")
-                    else:
-                        wanted.append(run)
-            user_branches = {b for p, b in checked_out.items() if b and not self._owned(p)}
-            for run in wanted:
-                report.runs.append(run)
-                run_dir = self.worktrees_dir / run
-                paths = {p for p in checked_out if p.is_relative_to(run_dir.resolve())}
-                if run_dir.is_dir():
-                    paths.update(p.resolve() for p in run_dir.iterdir() if p.is_dir())
-                for path in sorted(paths):
-                    report.worktrees.append(path)
-                    if not dry_run:
-                        self._remove_worktree(path)
-                if keep_branches:
-                    continue
-                doomed = [b for b in branches if (m := TASK_BRANCH_RE.fullmatch(b)) and m["run"] == run]
-                if run_branches and run_branch(run) in branches:
-                    doomed.append(run_branch(run))
-                for b in doomed:
-                    if b in user_branches:
-                        report.skipped.append(f"branch {b} is checked out outside squad's worktrees")
-                        continue
-                    report.branches.append(b)
-                    if not dry_run:
-                        self._git("branch", "-D", b)
-            if not dry_run:
-                self._git("worktree", "prune")
-        return report
+        self._check_lease(lease)
+        for sha in commits:
+            if _run_git(["merge-base", "--is-ancestor", sha, "HEAD"], lease.path, check=False).returncode == 0:
+                continue
+            proc = _run_git(
+                ["-c", "commit.gpgsign=false", "merge", "--no-ff", "--no-edit", "--no-verify", sha],
+                lease.path,
+                check=False,
+                env=identity("squad", "squad@squad.invalid"),
+            )
+            if proc.returncode != 0:
+                out = _run_git(["diff", "--name-only", "--diff-filter=U", "-z"], lease.path, check=False).stdout
+                _run_git(["merge", "--abort"], lease.path, check=False)
+                return sorted(p for p in out.split("\0") if p) or [
+                    f"(merge of {sha[:12]} failed: {proc.stderr.strip()})"
+                ]
+        return []
+
+    def reset(self, lease: Lease, commit: str) -> None:
+        """Put the lease's worktree and branch back at `commit`, with no untracked or ignored files left.
+
+        How an interrupted attempt starts over: never on top of the killed attempt's half-written files.
+        """
+        self._check_lease(lease)
+        _run_git(["reset", "-q", "--hard", commit], lease.path)
+        _run_git(["clean", "-q", "-ffdx"], lease.path)
+
+    def commit_file(self, lease: Lease, path: str, data: bytes, *, message: str) -> str | None:
+        """Commit `data` at repo path `path` on the lease's branch as squad; None when the branch has it already.
+
+        Written through git's object database and index, never through the work tree, so a symlink an agent
+        planted at `path` (or at a folder on the way) is never followed: the commit replaces it with a regular
+        file, and the work tree is then reset to the commit (git itself never writes through a link).
+        Whether there is anything to commit is decided by the branch's tree, not by the work tree's files.
+        """
+        self._check_lease(lease)
+        blob = _run_git(["hash-object", "-w", "--stdin"], lease.path, input=data.decode("utf-8")).stdout.strip()
+        current = _run_git(["rev-parse", "-q", "--verify", f"HEAD:{path}"], lease.path, check=False).stdout.strip()
+        if current == blob:
+            return None
+        _run_git(["update-index", "--add", "--replace", "--cacheinfo", f"100644,{blob},{path}"], lease.path)
+        _run_git(
+            ["-c", "commit.gpgsign=false", "commit", "-q", "--no-verify", "-m", message],
+            lease.path,
+            env=identity("squad", "squad@squad.invalid"),
+        )
+        _run_git(["reset", "-q", "--hard", "HEAD"], lease.path)
+        return self.head(lease.path)
+
+    def unclean_reason(self) -> str | None:
+        """Why the user's work tree cannot take a merge now (`--apply`), or None when it can."""
+        if self._git("status", "--porcelain", "--untracked-files=no").stdout.strip():
+            return "your working tree has uncommitted changes"
+        if not self._git("symbolic-ref", "-q", "--short", "HEAD", check=False).stdout.strip():
+            return "HEAD is detached (not on a branch)"
+        return None
+
+    def apply(self, run: str) -> str:
+        """Merge `squad/<run>` into the user's current branch (`--apply`); returns that branch.
+
+        Raises:
+            WorkspaceError: the work tree is not clean, or the merge failed (it is aborted).
+        """
+        branch = run_branch(run)
+        why = self.unclean_reason()
+        if why:
+            raise WorkspaceError(
+                f"--apply refused: {why}; {branch} is ready but was not merged",
+                hint=f"commit or stash your changes, then: git merge {branch}",
+            )
+        current = self._git("symbolic-ref", "-q", "--short", "HEAD").stdout.strip()
+        proc = self._git("merge", "--no-ff", "--no-edit", branch, check=False)
+        if proc.returncode != 0:
+            self._git("merge", "--abort", check=False)
+            raise WorkspaceError(
+                f"--apply: merging {branch} into {current} failed: {(proc.stderr or proc.stdout).strip()}",
+                hint=f"merge it yourself: git merge {branch}",
+            )
+        return current

@@ -173,7 +173,9 @@ class ScriptedModel:
         usage = Usage(
             input_tokens=estimate_input_tokens(request),
             output_tokens=sum(
-                estimate_text_tokens(b.text if isinstance(b, TextBlock) else json.dumps(b.input)) for b in content
+                estimate_text_tokens(b.text if isinstance(b, TextBlock) else json.dumps(b.input))
+                for b in content
+                if isinstance(b, TextBlock | ToolUseBlock)
             )
             or 1,
         )

@@ -23,11 +23,13 @@ from squad.agents.tools.jail import JailedPath, JailError, resolve
 from squad.agents.tools.search import Search
 from squad.agents.tools.shell import Run
 from squad.agents.tools.team import Finish, ReadDecisions, RecordDecision, SubmitPlan, SubmitVerdict
-from squad.config import Charter
+from squad.config import TOOL_GROUPS, Charter
 from squad.infra.env import scrubbed_env
 
 #: Only reviewers may end their session with a verdict.
 REVIEWER_TOOLS = frozenset({"submit_verdict"})
+#: The tools that only read: all a reviewer may run besides its verdict.
+READ_TOOLS = frozenset(TOOL_GROUPS["read"])
 
 
 def default_toolbox() -> Toolbox:
@@ -57,8 +59,15 @@ def allowed_tools(charter: Charter) -> frozenset[str]:
     return names | REVIEWER_TOOLS if charter.reviewer else names
 
 
+def review_tools(charter: Charter) -> frozenset[str]:
+    """What a reviewer may execute, in a run and in the Action alike: the read tools its charter has, and
+    `submit_verdict`. Never a writing tool, whatever the charter says."""
+    return (frozenset(charter.tool_names()) & READ_TOOLS) | REVIEWER_TOOLS
+
+
 __all__ = [
     "MAX_RESULT_CHARS",
+    "READ_TOOLS",
     "REVIEWER_TOOLS",
     "Args",
     "BaseTool",
@@ -85,5 +94,6 @@ __all__ = [
     "clean_schema",
     "default_toolbox",
     "resolve",
+    "review_tools",
     "scrubbed_env",
 ]

@@ -58,8 +58,11 @@ class ToolResult:
 class Tool(Protocol):
     """Anything the Toolbox can offer and execute."""
 
-    name: str
-    description: str
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def description(self) -> str: ...
 
     def spec(self) -> ToolSpec:
         """The tool as offered to the model."""

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from squad.agents.tools.base import Args, BaseTool, ToolContext, ToolError, ToolResult
+from squad.domain.plan import PlannedTask
+from squad.domain.review import SubmittedVerdict
 
 READ_DECISIONS_MAX = 100
 DECISION_FIELD_CHARS = 1500
@@ -146,23 +148,9 @@ class Finish(BaseTool):
         return ToolResult("finished", finished=True, data={"summary": args.summary})
 
 
-class Finding(BaseModel):
-    """One problem a reviewer found."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    file: str = Field(description="File the finding is about, relative to the repository root.")
-    line: int | None = Field(None, ge=1, description="Line number, if it is about a specific line.")
-    severity: Literal["blocking", "major", "minor"] = Field(
-        description="'blocking' must be fixed before merging; 'major' should be; 'minor' is a suggestion."
-    )
-    message: str = Field(min_length=1, description="What is wrong and how to fix it.")
-
-
-class SubmitVerdictArgs(Args):
-    verdict: Literal["approve", "reject"] = Field(description="'approve' to merge the work, 'reject' to send it back.")
-    summary: str = Field(min_length=1, description="The verdict's reasoning in a few sentences.")
-    findings: list[Finding] = Field(default_factory=list, description="Specific problems found, if any.")
+# The review domain's schema (one Finding shape, one severity scale); its docstring is what the model reads.
+class SubmitVerdictArgs(SubmittedVerdict, Args):
+    """Your verdict on the work."""
 
 
 class SubmitVerdict(BaseTool):
@@ -177,20 +165,6 @@ class SubmitVerdict(BaseTool):
             "findings": [f.model_dump() for f in args.findings],
         }
         return ToolResult(f"verdict submitted: {args.verdict}", finished=True, data=data)
-
-
-class PlannedTask(BaseModel):
-    """One task of a plan, as the lead submits it (validated again, in code, by the coordinator)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    id: str = Field(description="Short slug: lowercase letters, digits, dashes.")
-    agent: str = Field(description="Name of the specialist who does it.")
-    goal: str = Field(description="What done looks like, in a few sentences.")
-    files: list[str] = Field(default_factory=list, description="Repo-relative paths the task will likely touch.")
-    depends_on: list[str] = Field(
-        default_factory=list, description="Ids of tasks whose approved work this one builds on."
-    )
 
 
 class SubmitPlanArgs(Args):

@@ -9,13 +9,13 @@ import os
 import re
 import tempfile
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
 
 from filelock import FileLock, Timeout
 
 from squad.errors import LedgerError, UsageError
+from squad.infra.ledger._compare import compare, superseded_by
 from squad.infra.ledger._format import (
     HEADER_PREFIX,
     Entry,
@@ -33,47 +33,6 @@ LEDGER_DIR = "decisions"
 _RUN_ID_RE = re.compile(r"(\d{4})(\d{2})(\d{2})-\d{6}-[a-z0-9]{4}")
 _DATED_NAME_RE = re.compile(r"(\d{4}-\d{2}-\d{2})-(.+)\.md")
 _SAFE_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
-
-
-@dataclass
-class Comparison:
-    """How the entries at a base differ from the entries now, by id.
-
-    `modified` holds the current versions; `previous` maps each modified id to its base version.
-    """
-
-    added: list[Entry] = field(default_factory=list)
-    modified: list[Entry] = field(default_factory=list)
-    deleted: list[Entry] = field(default_factory=list)
-    previous: dict[str, Entry] = field(default_factory=dict)
-
-
-def compare(base: list[Entry], head: list[Entry]) -> Comparison:
-    """Compare two sets of entries by id: added, modified (raw text differs) and deleted.
-
-    The shared engine of `squad decisions check --base` and the GitHub Action's ledger gate.
-    """
-    before = {e.id: e for e in base}
-    after = {e.id: e for e in head}
-    result = Comparison()
-    for entry in head:
-        old = before.get(entry.id)
-        if old is None:
-            result.added.append(entry)
-        elif old.raw != entry.raw and entry.id not in result.previous:
-            result.modified.append(entry)
-            result.previous[entry.id] = old
-    result.deleted = [e for e in base if e.id not in after]
-    return result
-
-
-def superseded_by(entries: Iterable[Entry]) -> dict[str, list[str]]:
-    """id -> ids of the entries that supersede it (computed, never written)."""
-    out: dict[str, list[str]] = {}
-    for entry in entries:
-        for old in entry.supersedes:
-            out.setdefault(old, []).append(entry.id)
-    return out
 
 
 def _utc_now() -> datetime:
@@ -370,7 +329,16 @@ class Ledger:
             lock.release()
 
     def _append_locked(
-        self, target: Path, known: set[str], *, check: bool, run: str | None, supersedes: tuple[str, ...], **fields: str
+        self,
+        target: Path,
+        known: set[str],
+        *,
+        check: bool,
+        run: str | None,
+        supersedes: tuple[str, ...],
+        tags: tuple[str, ...],
+        agent: str | None,
+        **fields: str,
     ) -> Entry:
         from ulid import ULID  # only writers pay for it
 
@@ -394,7 +362,16 @@ class Ledger:
         now = _utc_now()
         entry_id = str(ULID.from_datetime(now))
         text = render_entry(
-            id=entry_id, date=now.strftime("%Y-%m-%dT%H:%M:%SZ"), run=run, supersedes=supersedes, **fields
+            id=entry_id,
+            date=now.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            run=run,
+            supersedes=supersedes,
+            tags=tags,
+            agent=agent,
+            title=fields["title"],
+            decision=fields["decision"],
+            context=fields.get("context", ""),
+            consequences=fields.get("consequences", ""),
         )
         if not existing.strip():
             existing = _header(target, run, now.date()) + "\n"

@@ -1,0 +1,94 @@
+"""RunConfig: everything one run is configured with, decided once, never by mutating shared settings.
+
+`squad run` flags and the Action's inputs (`--model`, `--max-cost`, the workflow's `model` and
+`max-cost`) become a RunConfig instead of writes into a `Settings` object that other code also holds.
+Limits come from `Limits.from_settings` (the one place where 0 means unlimited) and are then replaced
+(`--max-cost` from the person running squad) or only ever tightened (inputs a pull request can edit).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from squad.config import Charter, Settings, Team
+from squad.domain.usage import Limits
+from squad.errors import UsageError
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """One run's configuration.
+
+    Args:
+        root: the repository's main work tree.
+        settings: the repository's settings, as loaded (never mutated).
+        team: the roster.
+        limits: the run's budgets (derived from `settings.budgets`, then overridden).
+        model: use this model for every agent (`claude-...`, `scripted:<path>`, `replay:<run>`), or None.
+        apply: after a successful run, merge `squad/<run>` into the user's current branch (clean tree only).
+    """
+
+    root: Path
+    settings: Settings
+    team: Team
+    limits: Limits
+    model: str | None = None
+    apply: bool = False
+
+    @staticmethod
+    def build(
+        root: Path,
+        settings: Settings,
+        team: Team,
+        *,
+        model: str | None = None,
+        max_cost: float | None = None,
+        apply: bool = False,
+    ) -> RunConfig:
+        """The config of a run started by a person: `max_cost` replaces `budgets.run_usd` (it must be > 0)."""
+        limits = Limits.from_settings(settings.budgets)
+        if max_cost is not None:
+            if not max_cost > 0:
+                raise UsageError(f"--max-cost must be more than 0 US dollars, got {max_cost:g}")
+            limits = replace(limits, run_usd=max_cost)
+        return RunConfig(Path(root), settings, team, limits, model=model or None, apply=apply)
+
+    def tightened(self, *, model: str | None = None, max_cost: float | None = None) -> RunConfig:
+        """This config with inputs that may only TIGHTEN it (the Action's, which a PR can edit): a lower run
+        cap, and a model the settings already use for some agent.
+
+        Raises:
+            UsageError: `max_cost` is not a positive number, or `model` is not one the settings allow.
+        """
+        limits = self.limits
+        if max_cost is not None:
+            if not max_cost > 0:
+                raise UsageError(f"max-cost must be more than 0 US dollars, got {max_cost:g}")
+            limits = limits.tightened(run_usd=max_cost)
+        if model:
+            allowed = self.allowed_models()
+            if model not in allowed:
+                raise UsageError(
+                    f"model {model!r} is not one the base branch's settings use ({', '.join(sorted(allowed))})",
+                    hint="the `model` input can only pick a model already named in .squad/squad.toml [models] "
+                    "or a charter on the base branch",
+                )
+        return replace(self, limits=limits, model=model or self.model)
+
+    def allowed_models(self) -> set[str]:
+        """Every model the settings and charters name: what a tighten-only `model` input may choose."""
+        m = self.settings.models
+        names = {m.default, m.coordinator, m.reviewer, *m.fallback}
+        names.update(c.model for c in self.team.agents.values())
+        return {n for n in names if n}
+
+    def model_for(self, charter: Charter) -> str:
+        """The model an agent uses: the run's override, else its charter's, else the defaults."""
+        return self.model or charter.model_for(self.settings)
+
+    def lead(self) -> tuple[str, str]:
+        """(agent name, model) of the planner: the `lead` charter when there is one."""
+        lead = self.team.agents.get("lead")
+        model = self.model or self.settings.models.coordinator or (lead.model_for(self.settings) if lead else "")
+        return (lead.name if lead else "coordinator"), model or self.settings.models.default

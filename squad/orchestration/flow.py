@@ -1,0 +1,255 @@
+"""One task's flow: ask the state machine for the next step, perform it, repeat until the task settles.
+
+Each step emits journal events, the journal folds them into the run state, and the next step is read
+from that state (`squad.domain.task.next_step`). So a task interrupted anywhere resumes from its
+journal: an attempt that was working starts over from its round's base commit (worktree reset, untracked
+files removed), a committed attempt goes to review, a rejection goes to the next reviser.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING
+
+from squad.agents import prompts
+from squad.agents.context import agent_system
+from squad.agents.loop import AgentLimits, AgentResult, run_agent
+from squad.agents.tools import ToolContext, allowed_tools
+from squad.config import Charter
+from squad.domain.events import (
+    LockedOut,
+    ReviewStarted,
+    TaskApproved,
+    TaskCommitted,
+    TaskStarted,
+    TaskStatus,
+    TestsRan,
+    VerdictGiven,
+)
+from squad.domain.ids import lease_id
+from squad.domain.review import Finding, TestResult, veto_on_tests
+from squad.domain.task import Done, Phase, Review, Settle, Work, next_step
+from squad.orchestration.executor import TaskOutcome, TaskSpec
+from squad.orchestration.review import ReviewSetup, joint_verdict, run_reviewers
+from squad.orchestration.testing import run_tests
+
+if TYPE_CHECKING:
+    from squad.domain.state import TaskState
+    from squad.infra.workspace import Lease
+    from squad.orchestration.context import RunContext
+
+#: Characters of diff put into a reviewer's prompt; the reviewer can read the rest with its tools.
+MAX_REVIEW_DIFF_CHARS = 60_000
+
+
+class LocalExecutor:
+    """Runs each task in this process, in worktrees of this repository."""
+
+    def __init__(self, rc: RunContext) -> None:
+        self.rc = rc
+
+    async def run_task(self, spec: TaskSpec) -> TaskOutcome:
+        phase = await TaskFlow(self.rc, spec).run()
+        ts = self.rc.state.tasks[spec.task.id]
+        return TaskOutcome(spec.task.id, phase, ts.commit, ts.branch, [ts.reason] if ts.reason else [])
+
+
+class TaskFlow:
+    """Carries one task of a run to a settled phase."""
+
+    def __init__(self, rc: RunContext, spec: TaskSpec) -> None:
+        self.rc = rc
+        self.spec = spec
+        self.pt = spec.task
+
+    @property
+    def ts(self) -> TaskState:
+        return self.rc.state.tasks[self.pt.id]
+
+    async def run(self) -> Phase:
+        settings = self.rc.config.settings
+        while True:
+            step = next_step(self.ts, self.rc.config.team, settings.review.max_rounds)
+            match step:
+                case Done(phase=phase):
+                    return phase
+                case Settle(phase=phase, reason=reason):
+                    self.rc.emit(TaskStatus(task=self.pt.id, status=phase.value, reason=reason))
+                case Work():
+                    await self._work(step)
+                case Review():
+                    await self._review(step)
+
+    # ------------------------------------------------------------------------------------------ work
+
+    async def _lease(self, round_: int, start: str) -> Lease:
+        lid = lease_id(self.pt.id, round_)
+        lease = await self.rc.in_thread(self.rc.workspace.lease, self.rc.run_id, lid, start)
+        self.rc.leases[lid] = lease
+        self.rc.lease_tasks[lid] = self.pt.id
+        return lease
+
+    async def _work(self, step: Work) -> None:
+        ts, ws = self.ts, self.rc.workspace
+        deps = [d.commit for d in self.spec.dependencies]
+        if step.round == 0:
+            start, extra = (deps[0], deps[1:]) if deps else (self.spec.base_commit, [])
+        else:
+            start, extra = ts.commit or self.spec.base_commit, []
+        lease = await self._lease(step.round, start)
+        if step.restart:
+            # An interrupted attempt starts over from its round's base, never on top of its leftovers.
+            await self.rc.in_thread(ws.reset, lease, (ts.base_commit if step.round == 0 else ts.commit) or start)
+        elif extra:
+            conflicts = await self.rc.in_thread(ws.merge_commits, lease, extra)
+            if conflicts:
+                reason = "the approved work of its dependencies conflicts"
+                self.rc.emit(TaskStatus(task=self.pt.id, status=Phase.CONFLICT.value, reason=reason, files=conflicts))
+                return
+        task_base = ts.base_commit
+        if task_base is None:
+            task_base = await self.rc.in_thread(ws.head, lease.path)
+        self.rc.emit(
+            TaskStarted(
+                task=self.pt.id,
+                agent=step.author,
+                round=step.round,
+                lease=lease.task,
+                branch=lease.branch,
+                base_commit=task_base,
+            )
+        )
+        author = self.rc.config.team.get(step.author)
+        result = await self._agent(author, lease, task_base, step.round)
+        if result.stop_reason == "cancelled":  # Ctrl-C: the worktree stays as it is for a resume
+            raise asyncio.CancelledError
+        message = _commit_message(self.pt.id, self.pt.goal, result)
+        sha = await self.rc.in_thread(ws.commit, lease, agent=author.name, message=message)
+        tip = sha or await self.rc.in_thread(ws.head, lease.path)
+        self.rc.emit(
+            TaskCommitted(
+                task=self.pt.id,
+                agent=author.name,
+                round=step.round,
+                commit=tip,
+                changed=sha is not None,
+                summary=result.summary,
+                stop_reason=result.stop_reason,
+                turns=result.turns,
+                cost_usd=result.cost_usd,
+                error=result.error,
+            )
+        )
+
+    async def _agent(self, author: Charter, lease: Lease, task_base: str, round_: int) -> AgentResult:
+        rc = self.rc
+        assert rc.pack is not None
+        allowed = frozenset(allowed_tools(author)) - {"submit_verdict"}
+        ctx = ToolContext(
+            worktree=lease.path,
+            run_id=rc.run_id,
+            agent=author.name,
+            task=lease.task,
+            settings=rc.config.settings,
+            base_commit=task_base,
+            ledger_file=rc.journal.ledger_path,
+            allowed=allowed,
+        )
+        return await run_agent(
+            model=rc.model(rc.config.model_for(author)),
+            toolbox=rc.toolbox,
+            ctx=ctx,
+            system=agent_system(rc.pack, author, allowed),
+            prompt=self._work_prompt(author, round_),
+            limits=self._limits(),
+            emit=rc.agent_emit(self.pt.id, lease.task),
+        )
+
+    def _limits(self) -> AgentLimits:
+        return AgentLimits.from_limits(self.rc.config.limits, self.rc.config.settings.models.max_tokens)
+
+    def _work_prompt(self, author: Charter, round_: int) -> str:
+        ts, pt = self.ts, self.pt
+        parts = [prompts.render("work", task=pt.id, goal=pt.goal)]
+        if pt.files:
+            parts.append("Files likely involved: " + ", ".join(pt.files))
+        if self.spec.dependencies:
+            deps = [f"- {d.task} ({d.agent}): {d.summary or 'approved'}" for d in self.spec.dependencies]
+            parts.append("This builds on approved work already in your worktree:\n" + "\n".join(deps))
+        if round_:
+            findings: tuple[Finding, ...] = ts.verdicts[-1].findings if ts.verdicts else ()
+            before = ", ".join(a for a in ts.authors if a != author.name) or "another specialist"
+            parts.append(
+                prompts.render(
+                    "work_revision", round=round_, before=before, findings="\n".join(f.line_text() for f in findings)
+                )
+            )
+        parts.append(prompts.render("work_end", request=self.spec.request))
+        return "\n\n".join(parts)
+
+    # ------------------------------------------------------------------------------------------ review
+
+    async def _review(self, step: Review) -> None:
+        rc, ts = self.rc, self.ts
+        settings = rc.config.settings
+        reviewers = sorted(rc.config.team.reviewers, key=lambda c: c.name)
+        author = ts.authors[-1] if ts.authors else self.pt.agent
+        lease = await self._lease(step.round, ts.commit or self.spec.base_commit)
+        task_base = ts.base_commit or lease.base_commit
+        rc.emit(ReviewStarted(task=self.pt.id, reviewer=", ".join(c.name for c in reviewers), round=step.round))
+        tests: TestResult | None = None
+        if settings.commands.test.strip():
+            tests = await run_tests(settings.commands.test, lease.path, settings)
+            rc.emit(TestsRan(task=self.pt.id, where=lease.task, **tests.to_dict()))
+        diff = await rc.in_thread(rc.workspace.diff, lease, task_base)
+        if len(diff) > MAX_REVIEW_DIFF_CHARS:
+            diff = diff[:MAX_REVIEW_DIFF_CHARS] + "\n… (diff cut here; use the diff and read_file tools for the rest)"
+        if tests is None:
+            test_text = "(no test command is configured)"
+        else:
+            status = f"{tests.exit_code}{' (timed out)' if tests.timed_out else ''}"
+            test_text = f"`{tests.command}` exited with {status}:\n```\n{tests.output.strip()}\n```"
+        prompt = prompts.render(
+            "review",
+            task=self.pt.id,
+            round=step.round,
+            author=author,
+            goal=self.pt.goal,
+            summary=ts.summary or "(none)",
+            tests=test_text,
+            diff=diff.strip() or "(no changes)",
+        )
+        assert rc.pack is not None
+        pack = rc.pack
+        setup = ReviewSetup(
+            worktree=lease.path,
+            base_commit=task_base,
+            run_id=rc.run_id,
+            task=lease.task,
+            system=lambda charter, allowed: agent_system(pack, charter, allowed),
+            prompt=prompt,
+            toolbox=rc.toolbox,
+        )
+        results = await run_reviewers(
+            reviewers,
+            setup,
+            settings=settings,
+            limits=self._limits(),
+            model_for=lambda c: rc.model(rc.config.model_for(c)),
+            emit_for=lambda c: rc.agent_emit(self.pt.id, lease.task),
+            max_parallel=settings.concurrency.max_agents,
+        )
+        verdict = veto_on_tests(joint_verdict(results), tests, settings.review.require_tests)
+        newly_locked = [a for a in ts.authors if a not in ts.locked_out]
+        rc.emit(VerdictGiven.of(self.pt.id, step.round, verdict))
+        if verdict.approved:
+            rc.emit(TaskApproved(task=self.pt.id, commit=ts.commit, branch=lease.branch, round=step.round))
+        else:
+            for name in newly_locked:
+                rc.emit(LockedOut(task=self.pt.id, agent=name))
+
+
+def _commit_message(task: str, goal: str, result: AgentResult) -> str:
+    summary = (result.summary or goal).strip()
+    first = summary.splitlines()[0][:72] if summary else task
+    return f"{task}: {first}\n\n{summary}\n\nAgent stop reason: {result.stop_reason}"

@@ -1,0 +1,307 @@
+"""A run: context -> plan -> scheduled tasks (through an executor) -> integration -> report.
+
+The Coordinator opens the run (journal, run lock, state, workspace, models), and `_Run` drives it. State
+is the fold of the journal (`RunContext.state`), so starting and resuming are the same code: a resumed
+run folds its journal, keeps its plan and settled tasks, and asks each open task's state machine what
+to do next. Spend is folded too, so a resumed run's budgets continue where the run stopped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import sys
+import traceback
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING
+
+from squad.agents.context import ContextPack, resolve_commit
+from squad.agents.tools import default_toolbox
+from squad.domain.events import (
+    Applied,
+    ApplyRefused,
+    ContextBuilt,
+    Event,
+    Interrupted,
+    PlanMade,
+    Released,
+    RunFinished,
+    RunResumed,
+    RunStarted,
+    TaskStatus,
+)
+from squad.domain.ids import new_run_id, slugify
+from squad.domain.plan import Plan, PlanTask
+from squad.domain.state import RunState
+from squad.domain.task import APPROVED, Phase
+from squad.errors import RunError, SquadError, UsageError
+from squad.infra.journal import Journal
+from squad.infra.workspace import Workspace
+from squad.orchestration.config import RunConfig
+from squad.orchestration.context import ModelFactory, RunContext
+from squad.orchestration.executor import Dependency, Executor, TaskSpec
+from squad.orchestration.flow import LocalExecutor
+from squad.orchestration.integrate import integrate
+from squad.orchestration.planner import make_plan
+from squad.orchestration.report import RunReport, build_report, run_decisions, run_status
+from squad.orchestration.scheduler import schedule
+
+if TYPE_CHECKING:
+    from squad.models import ModelRuntime
+    from squad.models.base import ModelRequest, ModelResponse
+
+
+class Coordinator:
+    """Runs one task text through plan, parallel work, review and integration.
+
+    Args:
+        config: the run's configuration (settings, team, limits, model override, --apply).
+        model_factory: `(model name, runtime) -> Model`; default `squad.models.create_model`.
+        on_event: called with every journal event as it is written (the CLI's live view).
+    """
+
+    def __init__(
+        self,
+        config: RunConfig,
+        *,
+        model_factory: ModelFactory | None = None,
+        on_event: Callable[[Event], None] | None = None,
+    ) -> None:
+        self.config = config
+        self.model_factory = model_factory
+        self.on_event = on_event
+
+    def _runtime(self, recorder: Callable[[ModelRequest, ModelResponse], None] | None) -> ModelRuntime:
+        from squad.models import ModelRuntime
+
+        settings = self.config.settings
+        run_usd = self.config.limits.run_usd or 0.0
+        if run_usd != settings.budgets.run_usd:  # the run's limit, on a copy: Settings are never mutated
+            settings = settings.model_copy(update={"budgets": settings.budgets.model_copy(update={"run_usd": run_usd})})
+        return ModelRuntime.from_settings(settings, recorder=recorder)
+
+    def _model(self, name: str, runtime: ModelRuntime) -> object:
+        if self.model_factory is not None:
+            return self.model_factory(name, runtime)
+        from squad.models import create_model
+
+        return create_model(name, settings=self.config.settings, runtime=runtime)
+
+    async def plan(self, task_text: str) -> Plan:
+        """Plan only (`squad plan`): context at HEAD, one planning call (plus one retry), no run folder."""
+        if not task_text.strip():
+            raise UsageError("the task is empty", hint='squad plan "what the team should do"')
+        runtime = self._runtime(None)
+        root = self.config.root
+        pack = await asyncio.to_thread(ContextPack.build, root, self.config.settings, "HEAD")
+        agent, model_name = self.config.lead()
+        try:
+            return await make_plan(
+                task_text=task_text,
+                team=self.config.team,
+                model=self._model(model_name, runtime),  # type: ignore[arg-type]
+                agent=agent,
+                pack=pack,
+                max_tokens=self.config.settings.models.max_tokens,
+                emit=lambda _event: None,
+            )
+        finally:
+            await runtime.aclose()
+
+    async def run(self, task_text: str = "", *, agent: str | None = None, resume: str | None = None) -> RunReport:
+        """Run (or resume) a task end to end and return the report (also written to report.json).
+
+        Raises:
+            UsageError: unknown or reviewer `agent`, no reviewer in the team, unknown `resume` run.
+            RunLockedError: another process works on the run.
+            RunError: the plan is invalid after one retry, or the run failed in an unexpected way.
+        """
+        config = self.config
+        if not config.team.reviewers:
+            raise UsageError(
+                "the team has no reviewer, so the review gate cannot run",
+                hint="add a charter with `reviewer: true` to .squad/agents/",
+            )
+        if agent is not None and config.team.get(agent).reviewer:
+            raise UsageError(f"{agent!r} is a reviewer; --agent needs a specialist who does work")
+        ws = Workspace(config.root)
+        if config.apply and (why := ws.unclean_reason()):
+            raise UsageError(
+                f"--apply needs a clean working tree on a branch: {why}",
+                hint="commit or stash your changes, or run without --apply and merge squad/<run> yourself",
+            )
+        if resume:
+            journal = Journal(config.root, resume)
+            if not journal.exists:
+                raise UsageError(f"no run {resume!r} in {journal.dir.parent}", hint="`squad runs` lists the runs")
+        else:
+            if not task_text.strip():
+                raise UsageError("the task is empty", hint='squad run "what the team should do"')
+            journal = Journal(config.root, new_run_id())
+        with journal.lock():
+            return await self._locked_run(journal, ws, task_text, agent, resume)
+
+    async def _locked_run(
+        self, journal: Journal, ws: Workspace, task_text: str, agent: str | None, resume: str | None
+    ) -> RunReport:
+        config = self.config
+        journal.create()
+        state = journal.state() if resume else RunState(run=journal.run)
+        if resume:
+            if state.status == "done":
+                raise UsageError(f"run {resume} already finished", hint=f"its branch is squad/{resume}")
+            task_text, agent = state.task_text, agent or state.agent
+            base = state.base_commit or resolve_commit(config.root)
+        else:
+            base = await asyncio.to_thread(resolve_commit, config.root, "HEAD")
+        journal.listeners.append(state.apply)
+        if self.on_event is not None:
+            journal.listeners.append(self.on_event)
+        started = RunResumed if resume else RunStarted
+        journal.emit(started(run=journal.run, task_text=task_text, base_commit=base, agent=agent))
+        pool = ThreadPoolExecutor(
+            max_workers=config.settings.concurrency.max_agents, thread_name_prefix=f"squad-{journal.run}"
+        )
+        rc = RunContext(
+            config=config,
+            journal=journal,
+            state=state,
+            workspace=ws,
+            toolbox=default_toolbox(),
+            runtime=None,  # type: ignore[arg-type]  # set just below: its recorder is the context's
+            pool=pool,
+            model_factory=self.model_factory,
+        )
+        rc.runtime = self._runtime(rc.record)
+        try:
+            return await _Run(rc, agent).execute()
+        except SquadError as exc:
+            journal.emit(RunFinished(status="failed", error=str(exc)))
+            raise
+        except Exception as exc:  # a bug must still end the run cleanly: journaled, worktrees released
+            traceback.print_exc(file=sys.stderr)
+            journal.emit(RunFinished(status="failed", error=f"internal error: {type(exc).__name__}: {exc}"))
+            _release_all(rc)
+            raise RunError(
+                f"the run stopped on an internal error: {type(exc).__name__}: {exc}",
+                hint=f"the traceback is above; please report it. `squad log {journal.run}` shows how far it got",
+            ) from exc
+        finally:
+            pool.shutdown(wait=False)  # a thread still in a git command finishes it and exits
+            with contextlib.suppress(Exception):
+                await rc.runtime.aclose()
+
+
+class _Run:
+    """One run in progress (one per `Coordinator.run` call)."""
+
+    def __init__(self, rc: RunContext, agent: str | None) -> None:
+        self.rc = rc
+        self.agent = agent
+
+    @property
+    def state(self) -> RunState:
+        return self.rc.state
+
+    async def execute(self) -> RunReport:
+        rc = self.rc
+        status, error, conflicts = "failed", None, []
+        try:
+            rc.pack = await rc.in_thread(ContextPack.build, rc.config.root, rc.config.settings, self.state.base_commit)
+            rc.emit(ContextBuilt(commit=rc.pack.commit, blocks=len(rc.pack.system_blocks())))
+            plan = await self._plan()
+            done = {t: ts.phase for t, ts in self.state.tasks.items() if ts.phase.settled}
+            executor: Executor = LocalExecutor(rc)
+
+            async def run_one(pt: PlanTask) -> Phase:
+                return (await executor.run_task(self._spec(pt))).phase
+
+            outcome = await schedule(plan.tasks, run_one, rc.config.settings.concurrency.max_agents, done=done)
+            for tid, phase in outcome.items():
+                if phase is Phase.BLOCKED and self.state.tasks[tid].phase is not Phase.BLOCKED:
+                    rc.emit(
+                        TaskStatus(task=tid, status=Phase.BLOCKED.value, reason="a task it depends on was not approved")
+                    )
+            if all(phase in APPROVED for phase in outcome.values()):
+                result = await integrate(rc)
+                status, conflicts = result.status, result.conflicts
+                if status == "done" and rc.config.apply:
+                    try:
+                        rc.emit(Applied(branch=await rc.in_thread(rc.workspace.apply, rc.run_id)))
+                    except SquadError as exc:
+                        rc.emit(ApplyRefused(reason=exc.message))
+                        raise
+            else:
+                status = run_status(list(outcome.values()))
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if task is not None:
+                task.uncancel()
+            rc.emit(Interrupted())
+            report = build_report(self.state, "interrupted")
+            report.next_command = f"squad run --resume {rc.run_id}"
+            return report
+        except SquadError as exc:
+            if self.state.plan is None:
+                raise
+            status, error = "failed", str(exc)
+        decisions = run_decisions(rc.journal.ledger_path)
+        report = build_report(self.state, status, error=error, conflicts=conflicts, decisions=decisions)
+        rc.emit(RunFinished(status=status, error=report.error, cost_usd=report.cost_usd))
+        report.usage = self.state.usage_report()
+        rc.journal.write_report(report.to_dict())
+        if status == "done":
+            await rc.in_thread(_release_all, rc)
+        return report
+
+    async def _plan(self) -> Plan:
+        if self.state.plan is not None:
+            return self.state.plan
+        rc = self.rc
+        if self.agent is not None:
+            plan = Plan((PlanTask(id=slugify(self.state.task_text), agent=self.agent, goal=self.state.task_text),))
+        else:
+            assert rc.pack is not None
+            lead, model = rc.config.lead()
+            plan = await make_plan(
+                task_text=self.state.task_text,
+                team=rc.config.team,
+                model=rc.model(model),
+                agent=lead,
+                pack=rc.pack,
+                max_tokens=rc.config.settings.models.max_tokens,
+                emit=rc.emit,
+            )
+        rc.emit(PlanMade(tasks=[t.to_dict() for t in plan.tasks]))
+        return plan
+
+    def _spec(self, pt: PlanTask) -> TaskSpec:
+        deps = []
+        for d in pt.depends_on:
+            ts = self.state.tasks[d]
+            deps.append(Dependency(task=d, agent=ts.agent, commit=ts.commit or "", summary=ts.summary))
+        return TaskSpec(
+            run=self.rc.run_id,
+            task=pt,
+            request=self.state.task_text,
+            base_commit=self.state.base_commit or "HEAD",
+            dependencies=tuple(deps),
+        )
+
+
+def _release_all(rc: RunContext) -> None:
+    """Remove every worktree of the run, keeping the branches.
+
+    Not only this process's leases: after a crash and `--resume`, tasks approved before the crash keep
+    worktrees this process never leased, and those must go too.
+    """
+    from squad.infra.gc import gc
+
+    for lease in rc.leases.values():
+        with contextlib.suppress(SquadError):
+            rc.workspace.release(lease)
+    removed = len(rc.leases)
+    with contextlib.suppress(SquadError):
+        removed += len(gc(rc.workspace, runs=[rc.run_id], keep_branches=True, lock_runs=False).worktrees)
+    rc.emit(Released(worktrees=removed))

@@ -1,9 +1,12 @@
 """Model layer benchmarks, measured side by side in one run.
 
-1. Overhead per call: our layer (create_model -> budget, governor, breaker, retries wrapper,
-   AnthropicModel mapping, pricing, recorder) versus a bare SDK streaming call with the same body
-   against the same loopback Messages server, interleaved call by call. Target: < 2 ms/call.
-2. Governor fairness: one heavy agent (prompts 40x larger) and seven light agents share an
+1. Overhead per call: our layer (create_model -> the policy stack: budget, pricing, retries, breaker,
+   governor, fallback, recorder; AnthropicModel mapping) versus a bare SDK streaming call with the same
+   body against the same loopback Messages server, interleaved call by call. Target: < 2 ms/call.
+2. The policy stack alone: create_model around an in-process model that answers at once, versus calling
+   that model bare, with every budget and rate limit on (never binding). Microseconds, without the HTTP
+   noise that dominates (1) on a shared machine.
+3. Governor fairness: one heavy agent (prompts 40x larger) and seven light agents share an
    input-token limit; prints when each agent finished its calls, with our RateGovernor (fair
    queuing by share of the limit) and with a first-come-first-served bucket as the baseline.
 
@@ -30,6 +33,7 @@ from squad.models import (  # noqa: E402
     AnthropicModel,
     Message,
     ModelRequest,
+    ModelResponse,
     ModelRuntime,
     RateGovernor,
     SystemBlock,
@@ -107,6 +111,46 @@ async def _overhead(server: MessagesServer) -> tuple[list[float], list[float]]:
     return t_bare, t_ours
 
 
+class _Instant:
+    """An in-process model that answers at once: what is left of a call is our layer's own work."""
+
+    name = "claude-sonnet-5-5"
+
+    async def complete(self, request: ModelRequest, on_event: object = None) -> ModelResponse:
+        return ModelResponse((TextBlock("ok"),), "end_turn", Usage(1000, 100, 0, 5000), self.name)
+
+
+async def _stack() -> tuple[float, float]:
+    """Microseconds per call: the bare instant model, and create_model's stack around it (best of 5 x 2000)."""
+    big = 10**12
+    settings = Settings(
+        budgets=BudgetSettings(
+            run_usd=big,
+            agent_usd=big,
+            run_input_tokens=big,
+            run_output_tokens=big,
+            agent_input_tokens=big,
+            agent_output_tokens=big,
+            agent_turns=big,
+        ),  # every check runs, none binds
+        rate_limits=RateLimitSettings(
+            requests_per_minute=10**9, input_tokens_per_minute=10**12, output_tokens_per_minute=10**12
+        ),
+    )
+    runtime = ModelRuntime.from_settings(settings, recorder=lambda req, resp: None)
+    runtime.backends["claude-sonnet-5-5"] = bare = _Instant()
+    ours = create_model("claude-sonnet-5-5", settings=settings, runtime=runtime)
+    request = _request()
+    best = {"bare": float("inf"), "ours": float("inf")}
+    for _ in range(5):
+        for key, model in (("bare", bare), ("ours", ours)):
+            start = time.perf_counter()
+            for _ in range(2000):
+                await model.complete(request)
+            best[key] = min(best[key], (time.perf_counter() - start) / 2000 * 1e6)
+    return best["bare"], best["ours"]
+
+
 class _FifoGovernor:
     """Baseline for comparison: the same input-token bucket, but callers served first come, first served."""
 
@@ -158,6 +202,10 @@ def main() -> None:
     print(f"  squad create_model    {ours_ms:7.3f} ms")
     print(f"  difference            {ours_ms - bare_ms:+7.3f} ms/call  (ratio {ours_ms / bare_ms:.3f}x; target < 2 ms)")
     print(f"  means: bare {statistics.mean(t_bare) * 1000:.3f} ms, ours {statistics.mean(t_ours) * 1000:.3f} ms")
+
+    bare_us, ours_us = asyncio.run(_stack())
+    print("policy stack alone, around an in-process model that answers at once (best of 5 x 2000 calls):")
+    print(f"  bare model {bare_us:7.1f} us, through create_model {ours_us:7.1f} us: {ours_us - bare_us:+.1f} us/call")
 
     print("governor fairness: 1 heavy (4000 tok/call) + 7 light (100 tok/call), 5 calls each, 2000 input tok/s:")
     print("  finished at (s)     " + " ".join(f"{n:>7s}" for n in ["heavy", *(f"light{i}" for i in range(7))]))

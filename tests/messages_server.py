@@ -6,7 +6,8 @@ one queue per key) so concurrent tests stay deterministic; unscripted calls get 
 Every request is recorded (monotonic timestamp, headers, JSON body) for assertions.
 
 Error injection (see `Reply`): an HTTP error status with `retry-after`, an `error` event in the
-middle of a stream, a dropped connection, and a stall after the headers.
+middle of a stream, a dropped connection, a stall after the headers, and a raw body of any content type
+(what a misconfigured proxy at ANTHROPIC_BASE_URL answers: JSON, an HTML page).
 
 Usage::
 
@@ -47,6 +48,9 @@ class Reply:
         stall_s: after the headers (and message_start), go silent for this long, then close.
         truncate: end the stream cleanly right after the first content delta (no message_stop).
         delay_s: wait this long before answering at all.
+        raw_body: answer `status` with exactly this body and `content_type`, whatever was asked (a proxy's
+            JSON, an HTML login page).
+        content_type: the content type of `raw_body`.
     """
 
     text: str = ""
@@ -62,6 +66,8 @@ class Reply:
     stall_s: float = 0.0
     truncate: bool = False
     delay_s: float = 0.0
+    raw_body: str | None = None
+    content_type: str = "text/html; charset=utf-8"
 
     @staticmethod
     def error(status: int, error_type: str, message: str = "injected error", **headers: str) -> Reply:
@@ -258,6 +264,9 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True
             self.connection.shutdown(socket.SHUT_RDWR)
             return None
+        if reply.raw_body is not None:
+            rec.status = reply.status
+            return self._raw(reply.status, reply.raw_body.encode(), reply.content_type, reply.headers)
         if reply.status != 200:
             rec.status = reply.status
             return self._error(
@@ -313,9 +322,11 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header(name, value)
 
     def _json(self, status: int, payload: dict[str, Any], extra: dict[str, str] | None = None) -> None:
-        data = json.dumps(payload).encode()
+        self._raw(status, json.dumps(payload).encode(), "application/json", extra)
+
+    def _raw(self, status: int, data: bytes, content_type: str, extra: dict[str, str] | None = None) -> None:
         self.send_response(status)
-        self.send_header("content-type", "application/json")
+        self.send_header("content-type", content_type)
         self.send_header("content-length", str(len(data)))
         self._base_headers(extra)
         self.end_headers()

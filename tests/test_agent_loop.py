@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from squad.agents.loop import MAX_EVENT_ARGS_CHARS, AgentLimits, AgentResult, run_agent
+from squad.agents.loop import MAX_EVENT_ARGS_CHARS, MAX_EVENT_RESULT_CHARS, AgentLimits, AgentResult, run_agent
 from squad.domain.events import AgentEvent
 from squad.errors import BudgetExceededError, ModelError
 from squad.models.base import (
@@ -301,6 +301,17 @@ def test_huge_tool_args_are_truncated_in_events_not_in_the_call() -> None:
     shown = next(e for e in events if e["type"] == "tool_call")["args"]
     assert isinstance(shown, str) and len(shown) < MAX_EVENT_ARGS_CHARS + 100 and "more chars" in shown
     assert toolbox.calls[0] == ("echo", {"text": big})
+
+
+def test_tool_results_are_kept_in_events_up_to_a_bound() -> None:
+    big = "y" * 50_000
+    model = FakeModel([reply(("echo", {"text": "short"})), reply(("echo", {"text": big})), reply(text="ok")])
+    _, events, _ = asyncio.run(go(model))
+    small, large = [e for e in events if e["type"] == "tool_call"]
+    assert small["result"] == "echo:short" and small["result_chars"] == len("echo:short")
+    assert large["result_chars"] > MAX_EVENT_RESULT_CHARS
+    assert large["result"].startswith("echo:" + "y" * (MAX_EVENT_RESULT_CHARS - 5)) and "more chars]" in large["result"]
+    assert len(large["result"]) < MAX_EVENT_RESULT_CHARS + 40
 
 
 def test_empty_reply_ends_the_turn_without_storing_an_empty_message() -> None:

@@ -2,6 +2,7 @@
 
 Covers the mapping to our types, prompt caching layout, and every failure mode: what is retried
 (and how long we wait), what is not (and what the error says), fallback and the circuit breaker.
+Waits go through a manual clock (`runtime.clock.slept` says what was waited), so nothing here is timed.
 """
 
 from __future__ import annotations
@@ -10,15 +11,21 @@ import asyncio
 import json
 import subprocess
 import sys
-import time
 from typing import Any
 
-import anthropic  # noqa: F401  (imported up front so the no-hang time bounds below measure our code, not the import)
 import pytest
 from conftest import NetworkAccessError
 from messages_server import MessagesServer, Reply
+from model_fakes import ManualClock
 
-from squad.config import CircuitBreakerSettings, ModelsSettings, RateLimitSettings, RetrySettings, Settings
+from squad.config import (
+    BudgetSettings,
+    CircuitBreakerSettings,
+    ModelsSettings,
+    RateLimitSettings,
+    RetrySettings,
+    Settings,
+)
 from squad.errors import ModelError
 from squad.models import (
     AnthropicModel,
@@ -79,9 +86,16 @@ def run(coro: Any) -> Any:
 def managed(
     name: str = "claude-sonnet-5-5", st: Settings | None = None, recorder: Any = None
 ) -> tuple[Any, ModelRuntime]:
+    """create_model with a manual clock whose sleeps pass at once (and are kept in `runtime.clock.slept`)."""
     st = st or settings()
-    runtime = ModelRuntime.from_settings(st, recorder=recorder)
+    runtime = ModelRuntime.from_settings(st, recorder=recorder, clock=ManualClock(autojump=True))
     return create_model(name, settings=st, runtime=runtime), runtime
+
+
+def slept(runtime: ModelRuntime) -> list[float]:
+    clock = runtime.clock
+    assert isinstance(clock, ManualClock)
+    return clock.slept
 
 
 # --------------------------------------------------------------------------------------------------
@@ -190,6 +204,12 @@ def test_shared_prefix_is_byte_identical_across_specialists(messages_server: Mes
         (Reply(drop=True), "no response from the Messages API"),
         (Reply(stall_s=5), "read timed out after the response started"),
         (Reply(text="cut short", truncate=True), "ended before the message was complete"),
+        (Reply(raw_body="", content_type="text/event-stream"), "ended before the message started"),
+        (
+            Reply(raw_body='{"type": "message", "content": []}', content_type="application/json"),
+            "answered 200 with application/json instead of an event stream",
+        ),
+        (Reply(raw_body="<html>Sign in</html>"), "answered 200 with text/html; charset=utf-8 instead of an event"),
     ],
     ids=[
         "429-retry-after",
@@ -200,45 +220,63 @@ def test_shared_prefix_is_byte_identical_across_specialists(messages_server: Mes
         "dropped-connection",
         "stall-after-headers",
         "stream-ends-early",
+        "empty-event-stream",
+        "200-json-not-a-stream",
+        "200-html-not-a-stream",
     ],
 )
 def test_transient_failures_are_retried(messages_server: MessagesServer, failure: Reply, reported: str) -> None:
     messages_server.script("backend", failure, Reply(text="recovered"))
     events: list[dict[str, Any]] = []
-    st = settings(models=ModelsSettings(request_timeout_s=0.3))
+    # A short read timeout only where the stall needs one: on a loaded machine it would cut healthy replies short.
+    st = settings(models=ModelsSettings(request_timeout_s=0.5 if failure.stall_s else 5.0))
     model, runtime = managed(st=st)
-    started = time.monotonic()
     resp = run(model.complete(request(), on_event=events.append))
-    elapsed = time.monotonic() - started
 
     assert resp.text == "recovered"
     assert len(messages_server.requests) == 2
     retries = [e for e in events if e["type"] == "model_retry"]
-    assert len(retries) == 1 and retries[0]["attempt"] == 1
+    assert len(retries) == 1 and retries[0]["attempt"] == 1, [
+        (e["error"], r.status) for e, r in zip(retries, messages_server.requests, strict=False)
+    ]
     assert reported in retries[0]["error"]
+    assert slept(runtime) == [pytest.approx(retries[0]["wait_s"], abs=5e-4)]  # waited what the event says
     if failure.headers.get("retry-after"):
-        assert retries[0]["wait_s"] == pytest.approx(0.2)
-        assert messages_server.requests[1].ts - messages_server.requests[0].ts >= 0.2
-    assert elapsed < 3
-    assert runtime.budget.spent().turns == 1  # one call, however many attempts
+        assert slept(runtime) == [0.2]
+    else:
+        assert 0 < slept(runtime)[0] <= 0.01  # base_delay_s with jitter
+    assert runtime.spend.run.turns == 1  # one call, however many attempts
+
+
+def test_a_proxy_page_instead_of_a_stream_fails_cleanly_with_what_it_sent(messages_server: MessagesServer) -> None:
+    """ANTHROPIC_BASE_URL answering 200 with an HTML page: retried, then a ModelError quoting the page
+    (its first 200 characters), never the SDK's bare AssertionError."""
+    page = "<html><head><title>Corporate proxy: sign in</title></head><body>" + "Please sign in. " * 40
+    messages_server.script("backend", *[Reply(raw_body=page)] * 3)
+    model, runtime = managed()
+    with pytest.raises(ModelError, match=r"3 attempt\(s\) failed, last: .*instead of an event stream") as info:
+        run(model.complete(request()))
+    assert len(messages_server.requests) == 3 and len(slept(runtime)) == 2
+    quoted = " ".join(page.split())[:200]
+    assert repr(quoted) in info.value.message and " ".join(page.split())[:201] not in info.value.message
+    assert "fallback" in (info.value.hint or "")
 
 
 def test_retry_after_ms_is_honoured(messages_server: MessagesServer) -> None:
     messages_server.script("backend", Reply.error(429, "rate_limit_error", retry_after_ms="250", retry_after="9"))
     events: list[dict[str, Any]] = []
-    model, _ = managed()
+    model, runtime = managed()
     run(model.complete(request(), on_event=events.append))
-    assert [e["wait_s"] for e in events if e["type"] == "model_retry"] == [0.25]
+    assert [e["wait_s"] for e in events if e["type"] == "model_retry"] == [0.25] and slept(runtime) == [0.25]
 
 
 def test_huge_retry_after_fails_fast_with_a_clear_message(messages_server: MessagesServer) -> None:
     """A retry-after of 3600 s must neither hang nor be ignored: no fallback -> a ModelError saying so."""
     messages_server.script("backend", Reply.error(429, "rate_limit_error", retry_after="3600"))
-    model, _ = managed()
-    started = time.monotonic()
+    model, runtime = managed()
     with pytest.raises(ModelError, match=r"asked to wait 3600 s .*max_wait_s = 0.5 s") as info:
         run(model.complete(request()))
-    assert time.monotonic() - started < 2
+    assert slept(runtime) == [] and runtime.governor.paused_for == 0  # no wait, and nobody else held up
     assert len(messages_server.requests) == 1
     assert "fallback" in (info.value.hint or "")
 
@@ -247,14 +285,13 @@ def test_backoff_is_capped_and_attempts_are_bounded(messages_server: MessagesSer
     messages_server.script("backend", *[Reply.error(529, "overloaded_error")] * 5)
     events: list[dict[str, Any]] = []
     st = settings(retry=RetrySettings(max_attempts=4, base_delay_s=10.0, max_wait_s=0.1))
-    model, _ = managed(st=st)
-    started = time.monotonic()
+    model, runtime = managed(st=st)
     with pytest.raises(ModelError, match=r"4 attempt\(s\) failed.*529 overloaded_error"):
         run(model.complete(request(), on_event=events.append))
     waits = [e["wait_s"] for e in events if e["type"] == "model_retry"]
     assert len(waits) == 3 and all(w <= 0.1 for w in waits)
+    assert len(slept(runtime)) == 3 and max(slept(runtime)) <= 0.1
     assert len(messages_server.requests) == 4
-    assert time.monotonic() - started < 2
 
 
 # --------------------------------------------------------------------------------------------------
@@ -296,7 +333,7 @@ def test_final_errors_are_not_retried(messages_server: MessagesServer, reply: Re
         run(model.complete(request()))
     assert hint in (info.value.hint or "")
     assert len(messages_server.requests) == 1
-    assert runtime.budget.spent().turns == 0
+    assert runtime.spend.run.turns == 0 and slept(runtime) == []
 
 
 def test_real_401_from_a_wrong_key(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -313,7 +350,8 @@ def test_real_401_from_a_wrong_key(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_real_404_for_an_unknown_model(monkeypatch: pytest.MonkeyPatch) -> None:
     with MessagesServer(models={"claude-sonnet-5-5"}) as server:
         monkeypatch.setenv("ANTHROPIC_BASE_URL", server.url)
-        model, _ = managed("claude-sonnet-9-9")
+        no_dollars = settings(budgets=BudgetSettings(run_usd=0, agent_usd=0))  # no price: dollars fail closed
+        model, _ = managed("claude-sonnet-9-9", st=no_dollars)
         with pytest.raises(ModelError, match="unknown model name 'claude-sonnet-9-9'") as info:
             run(model.complete(request()))
         assert ".squad/agents/backend.md" in (info.value.hint or "")
@@ -342,7 +380,8 @@ def test_fallback_after_repeated_overload(messages_server: MessagesServer) -> No
     (fb,) = [e for e in events if e["type"] == "model_fallback"]
     assert fb["model"] == "claude-haiku-5-5" and "3 attempt(s) failed" in fb["reason"]
     assert recorded == [("backend", "claude-haiku-5-5")]
-    assert resp.cost_usd > 0 and runtime.budget.spent().usd == pytest.approx(resp.cost_usd)
+    assert resp.cost_usd > 0 and runtime.spend.run.usd == pytest.approx(resp.cost_usd)
+    assert runtime.spend.model("claude-haiku-5-5").turns == 1 and runtime.spend.model("claude-sonnet-5-5").turns == 0
 
 
 def test_huge_retry_after_fails_over_to_the_fallback(messages_server: MessagesServer) -> None:
@@ -352,11 +391,11 @@ def test_huge_retry_after_fails_over_to_the_fallback(messages_server: MessagesSe
         models=ModelsSettings(fallback=["claude-haiku-5-5"], request_timeout_s=2),
         retry=RetrySettings(max_attempts=3, base_delay_s=0.01, max_wait_s=5),
     )
-    model, _ = managed(st=st)
+    model, runtime = managed(st=st)
     assert run(model.complete(request())).text == "fb"
     first, second = messages_server.requests
     assert (first.body["model"], second.body["model"]) == ("claude-sonnet-5-5", "claude-haiku-5-5")
-    assert second.ts - first.ts < 1
+    assert slept(runtime) == [] and runtime.governor.paused_for == 0
 
 
 def test_circuit_breaker_opens_fails_fast_then_recovers(messages_server: MessagesServer) -> None:
@@ -372,7 +411,12 @@ def test_circuit_breaker_opens_fails_fast_then_recovers(messages_server: Message
         run(model.complete(request()))
     assert len(messages_server.requests) == 3  # the second call never reached the server after the 3rd failure
     assert runtime.breakers["claude-sonnet-5-5"].is_open
-    time.sleep(0.35)
+    clock = runtime.clock
+    assert isinstance(clock, ManualClock)
+    clock.advance(0.29)
+    with pytest.raises(ModelError, match="circuit breaker open"):
+        run(model.complete(request()))
+    clock.advance(0.02)
     assert run(model.complete(request())).text == "ok"  # half-open trial succeeds and closes it
     assert not runtime.breakers["claude-sonnet-5-5"].is_open
     assert runtime.breakers["claude-sonnet-5-5"].failures == 0

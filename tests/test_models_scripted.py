@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 from messages_server import MessagesServer, Reply
+from model_fakes import ManualClock
 
 from squad.config import RateLimitSettings, RetrySettings, Settings
 from squad.errors import ConfigError, ModelError
@@ -66,7 +66,8 @@ def script(tmp_path: Path) -> Path:
 
 
 def test_plays_turns_per_agent_and_task(script: Path) -> None:
-    model = ScriptedModel(script)
+    clock = ManualClock(autojump=True)
+    model = ScriptedModel(script, sleep=clock.sleep)
     events: list[dict[str, Any]] = []
 
     async def main() -> list[ModelResponse]:
@@ -75,9 +76,8 @@ def test_plays_turns_per_agent_and_task(script: Path) -> None:
         first = model.complete(request("backend", "add-api"), on_event=events.append)
         return [*await asyncio.gather(other, first), await model.complete(request("backend", "add-api"))]
 
-    started = time.monotonic()
     other, first, second = asyncio.run(main())
-    assert time.monotonic() - started >= 0.05
+    assert clock.slept == [0.05]  # the turn's latency_ms, simulated
     assert other.text == "any task" and other.stop_reason == "end_turn"
     assert first.text == "Reading the code first." and first.stop_reason == "tool_use"
     assert [(t.name, t.input) for t in first.tool_uses] == [("read_file", {"path": "app.py"})]
@@ -182,7 +182,7 @@ def test_create_model_scripted_goes_through_the_runtime(script: Path) -> None:
     resp = asyncio.run(tester.complete(request("tester", "y")))
     assert resp.cost_usd == 0
     assert recorded == [("backend", "any task"), ("tester", "I test.")]
-    assert runtime.budget.spent().turns == 2
+    assert runtime.spend.run.turns == 2
     with pytest.raises(ConfigError, match="unknown model name 'gpt-4'"):
         create_model("gpt-4", settings=st, runtime=runtime)
     bad_fallback = Settings(models={"fallback": ["claude-haiku-5-5", "gpt-4"]})
@@ -238,7 +238,7 @@ def test_replay_errors(tmp_path: Path) -> None:
 
 
 def test_scripted_error_turns_rehearse_failures(tmp_path: Path) -> None:
-    """`error:` turns: transient ones are retried by create_model's wrapper, others are final."""
+    """`error:` turns: transient ones are retried by the Retrying policy, others are final."""
     data = {
         "version": 1,
         "scripts": [

@@ -33,6 +33,9 @@ StopReason = Literal["finished", "end_turn", "max_turns", "budget", "timeout", "
 
 #: Tool arguments larger than this (as JSON) are shown in events as a truncated repr.
 MAX_EVENT_ARGS_CHARS = 2000
+#: How much of a tool's result an event keeps (`result`), so a transcript shows what the agent saw without
+#: copying every file it read into the journal; `result_chars` keeps the full length.
+MAX_EVENT_RESULT_CHARS = 1000
 
 
 @dataclass(frozen=True)
@@ -91,6 +94,13 @@ def _event_args(args: dict[str, Any]) -> Any:
         return args
     text = repr(args)
     return f"{text[:MAX_EVENT_ARGS_CHARS]}... [{len(text) - MAX_EVENT_ARGS_CHARS} more chars]"
+
+
+def _event_result(content: str) -> str:
+    """The start of a tool result for an event (the transcript), with how much was cut."""
+    if len(content) <= MAX_EVENT_RESULT_CHARS:
+        return content
+    return f"{content[:MAX_EVENT_RESULT_CHARS]}... [{len(content) - MAX_EVENT_RESULT_CHARS} more chars]"
 
 
 async def run_agent(
@@ -223,6 +233,7 @@ async def _turns(
                     name=call.name,
                     args=_event_args(call.input),
                     result_chars=len(result.content),
+                    result=_event_result(result.content),
                     is_error=result.is_error,
                     duration_s=time.monotonic() - started,
                 )

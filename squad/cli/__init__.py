@@ -27,6 +27,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "runs": ("squad.cli.journal", "runs", "List the runs recorded in .squad/runs/."),
     "log": ("squad.cli.journal", "log", "Show what happened in a run."),
     "cost": ("squad.cli.journal", "cost", "Tokens and dollars of a run, per agent and model."),
+    "report": ("squad.cli.report", "report", "Write a run's HTML report: timeline, cost, tasks, decisions."),
     "gc": ("squad.cli.gc", "gc", "Remove worktrees and branches of finished runs."),
     "demo": ("squad.cli.demo", "demo", "Run the offline demo: a scripted team on an example project."),
     "github": ("squad.cli.github", "github", "Entry point of the GitHub Action (reads GITHUB_* env)."),

@@ -137,6 +137,7 @@ def _run_demo(target: Path, *, keep: bool, as_json: bool) -> int:
             f"\nThe demo repo is kept in {root}. Look around:\n"
             f"  cd {root}\n"
             "  squad log && squad cost              # what happened, and what it cost\n"
+            "  squad report --open                  # the same as one HTML page: timeline, cost, tasks\n"
             f"  git log --oneline --graph {branch}   # the task branches merged into the run branch\n"
             f"  git switch {branch} && squad decisions list   # the run's ledger lands on its branch",
             err=True,

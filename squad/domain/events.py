@@ -366,6 +366,7 @@ class ToolCalled(AgentEvent):
     name: str = ""
     args: Any = None
     result_chars: int = 0
+    result: str | None = None  # the start of what the tool returned (bounded): what the agent saw
     is_error: bool = False
     duration_s: float = 0.0
 

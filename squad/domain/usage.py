@@ -11,7 +11,8 @@ its slice of the run's budget from the plan.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields, replace
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
 from typing import TYPE_CHECKING, Any
 
 from squad.errors import BudgetExceededError
@@ -75,7 +76,24 @@ class Spend:
         )
 
     def __add__(self, other: Spend) -> Spend:
-        return Spend(*(getattr(self, f.name) + getattr(other, f.name) for f in fields(self)))
+        return Spend(
+            self.input_tokens + other.input_tokens,
+            self.output_tokens + other.output_tokens,
+            self.cache_write_tokens + other.cache_write_tokens,
+            self.cache_read_tokens + other.cache_read_tokens,
+            self.usd + other.usd,
+            self.turns + other.turns,
+        )
+
+    def __sub__(self, other: Spend) -> Spend:
+        return Spend(
+            self.input_tokens - other.input_tokens,
+            self.output_tokens - other.output_tokens,
+            self.cache_write_tokens - other.cache_write_tokens,
+            self.cache_read_tokens - other.cache_read_tokens,
+            self.usd - other.usd,
+            self.turns - other.turns,
+        )
 
     @property
     def plain_input_tokens(self) -> int:
@@ -96,6 +114,42 @@ class Spend:
             "cache_read_tokens": self.cache_read_tokens,
             "cost_usd": round(self.usd, 6),
             "cache_hit_rate": round(self.cache_hit_rate, 4),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class SpendTotals:
+    """What a run has spent: in all, per agent and per model.
+
+    The seed of the model layer's spend book (a resumed run folds it back out of its journal; a CI job
+    is handed the run's) and what reports read. Immutable: `plus` returns new totals.
+    """
+
+    run: Spend = Spend()
+    by_agent: Mapping[str, Spend] = field(default_factory=dict)
+    by_model: Mapping[str, Spend] = field(default_factory=dict)
+
+    def agent(self, name: str) -> Spend:
+        """What `name` spent (nothing when it made no call)."""
+        return self.by_agent.get(name, Spend())
+
+    def model(self, name: str) -> Spend:
+        """What calls answered by model `name` spent."""
+        return self.by_model.get(name, Spend())
+
+    def plus(self, *, agent: str, model: str, usage: Usage, usd: float) -> SpendTotals:
+        """These totals plus one model call of `agent`, answered by `model`."""
+        return SpendTotals(
+            self.run.plus(usage, usd),
+            {**self.by_agent, agent: self.agent(agent).plus(usage, usd)},
+            {**self.by_model, model: self.model(model).plus(usage, usd)},
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "total": self.run.to_dict(),
+            "by_agent": {k: v.to_dict() for k, v in sorted(self.by_agent.items())},
+            "by_model": {k: v.to_dict() for k, v in sorted(self.by_model.items())},
         }
 
 
@@ -159,21 +213,28 @@ class Limits:
                 "(USD per million tokens) to .squad/squad.toml, or set the dollar budgets to 0 (unlimited)",
             )
         usd = estimate.usd or 0.0
-        checks: list[tuple[str, float | None, float, float, str, str]] = [
+        # (key, limit, spent, this call, unit, whom). Output cannot be estimated: those budgets refuse a call once
+        # spent >= limit (this call None); the others refuse when spent + this call would pass the limit.
+        checks: list[tuple[str, float | None, float, float | None, str, str]] = [
             ("run_input_tokens", self.run_input_tokens, run.input_tokens, estimate.input_tokens, "input tokens", ""),
-            ("run_output_tokens", self.run_output_tokens, run.output_tokens, 0, "output tokens", ""),
+            ("run_output_tokens", self.run_output_tokens, run.output_tokens, None, "output tokens", ""),
             ("run_usd", self.run_usd, run.usd, usd, "USD", ""),
             ("agent_input_tokens", self.agent_input_tokens, agent.input_tokens, estimate.input_tokens, "input tokens",
              whom),
-            ("agent_output_tokens", self.agent_output_tokens, agent.output_tokens, 0, "output tokens", whom),
+            ("agent_output_tokens", self.agent_output_tokens, agent.output_tokens, None, "output tokens", whom),
             ("agent_usd", self.agent_usd, agent.usd, usd, "USD", whom),
             ("agent_turns", self.agent_turns, agent.turns, 1, "turns", whom),
         ]  # fmt: skip
         for key, limit, used, more, unit, who in checks:
             if limit is None:
                 continue
-            over = used >= limit if more == 0 else used + more > limit
-            if over:
+            if more is None and used >= limit:
+                raise BudgetExceededError(
+                    f"budget {key} is used up{who} on task {task or '-'}: spent {_fmt(used, unit)}, "
+                    f"limit {_fmt(limit, unit)}",
+                    hint=f"raise budgets.{key} in .squad/squad.toml (0 = unlimited)",
+                )
+            if more is not None and used + more > limit:
                 raise BudgetExceededError(
                     f"budget {key} would be exceeded{who} on task {task or '-'}: "
                     f"spent {_fmt(used, unit)} + this call ~{_fmt(more, unit)}, limit {_fmt(limit, unit)}",

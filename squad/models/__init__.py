@@ -26,28 +26,51 @@ from squad.models.base import (
 
 if TYPE_CHECKING:
     from squad.models.anthropic import AnthropicModel
-    from squad.models.budget import Budget, Spend
+    from squad.models.clock import SYSTEM_CLOCK, Clock
+    from squad.models.errors import FailoverError, TransientModelError
     from squad.models.governor import Permit, RateGovernor
+    from squad.models.policies import (
+        Budgeted,
+        CircuitBreaker,
+        CircuitBreaking,
+        Fallback,
+        Priced,
+        RateLimited,
+        Recorded,
+        Recorder,
+        Retrying,
+    )
     from squad.models.pricing import price
-    from squad.models.registry import CircuitBreaker, ManagedModel, ModelRuntime, create_model
-    from squad.models.retry import TransientModelError
+    from squad.models.registry import ModelRuntime, create_model
     from squad.models.scripted import ScriptedModel
+    from squad.models.spend import Reservation, SpendBook
     from squad.models.tokens import estimate_input_tokens
 
+_POLICIES = "squad.models.policies"
 _LAZY = {
     "AnthropicModel": "squad.models.anthropic",
-    "Budget": "squad.models.budget",
-    "Spend": "squad.models.budget",
-    "Permit": "squad.models.governor",
-    "RateGovernor": "squad.models.governor",
-    "price": "squad.models.pricing",
-    "CircuitBreaker": "squad.models.registry",
-    "ManagedModel": "squad.models.registry",
+    "Budgeted": _POLICIES,
+    "CircuitBreaker": _POLICIES,
+    "CircuitBreaking": _POLICIES,
+    "Clock": "squad.models.clock",
+    "FailoverError": "squad.models.errors",
+    "Fallback": _POLICIES,
     "ModelRuntime": "squad.models.registry",
-    "create_model": "squad.models.registry",
-    "TransientModelError": "squad.models.retry",
+    "Permit": "squad.models.governor",
+    "Priced": _POLICIES,
+    "RateGovernor": "squad.models.governor",
+    "RateLimited": _POLICIES,
+    "Recorded": _POLICIES,
+    "Recorder": _POLICIES,
+    "Reservation": "squad.models.spend",
+    "Retrying": _POLICIES,
+    "SYSTEM_CLOCK": "squad.models.clock",
     "ScriptedModel": "squad.models.scripted",
+    "SpendBook": "squad.models.spend",
+    "TransientModelError": "squad.models.errors",
+    "create_model": "squad.models.registry",
     "estimate_input_tokens": "squad.models.tokens",
+    "price": "squad.models.pricing",
 }
 
 
@@ -59,20 +82,30 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
+    "SYSTEM_CLOCK",
     "AnthropicModel",
-    "Budget",
+    "Budgeted",
     "CircuitBreaker",
+    "CircuitBreaking",
+    "Clock",
     "ContentBlock",
-    "ManagedModel",
+    "FailoverError",
+    "Fallback",
     "Message",
     "Model",
     "ModelRequest",
     "ModelResponse",
     "ModelRuntime",
     "Permit",
+    "Priced",
     "RateGovernor",
+    "RateLimited",
+    "Recorded",
+    "Recorder",
+    "Reservation",
+    "Retrying",
     "ScriptedModel",
-    "Spend",
+    "SpendBook",
     "StreamCallback",
     "SystemBlock",
     "TextBlock",

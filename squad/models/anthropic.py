@@ -7,8 +7,8 @@ compatible server (and the tests' loopback server) works.
 This class makes exactly ONE attempt per `complete` (SDK `max_retries=0`) and turns every failure
 into either a `TransientModelError` (worth retrying: 408/409/429/5xx/529, an `error` event inside
 the stream, a dropped connection, a read timeout after the headers) or a `ModelError` that says what
-to do. Retries, backoff, the fallback chain and the circuit breaker live in one place: the wrapper
-built by `create_model` (registry.py).
+to do. Retries, backoff, the fallback chain and the circuit breaker are policies stacked around it by
+`create_model` (squad.models.policies).
 
 Prompt caching: tools come first in the request, then the system blocks; the last SystemBlock with
 `cache=True` gets `cache_control: {"type": "ephemeral"}`, so tools + the shared system blocks form one
@@ -18,7 +18,6 @@ cached prefix that every specialist of a run sends byte for byte.
 from __future__ import annotations
 
 import asyncio
-import inspect
 import os
 import time
 from collections.abc import Callable, Mapping
@@ -35,9 +34,10 @@ from squad.models.base import (
     TextBlock,
     ToolUseBlock,
     Usage,
+    emit,
 )
+from squad.models.errors import TransientModelError
 from squad.models.governor import parse_retry_after
-from squad.models.retry import TransientModelError
 
 if TYPE_CHECKING:
     from anthropic import AsyncAnthropic
@@ -114,13 +114,18 @@ class AnthropicModel:
             async with client.messages.stream(**params, extra_headers=headers) as stream:
                 if self.on_headers is not None:
                     self.on_headers(stream.response.headers)
+                if not _is_event_stream(stream.response.headers):
+                    raise await self._not_a_stream(stream.response, str(client.base_url))
+                started = False
                 async for event in stream:
+                    if event.type == "message_start":
+                        started = True
                     if event.type != "content_block_delta":
                         continue
                     if ttft is None:
                         ttft = time.perf_counter() - start
                     if on_event is not None and event.delta.type == "text_delta":
-                        await _emit(
+                        await emit(
                             on_event,
                             {
                                 "type": "text_delta",
@@ -129,6 +134,8 @@ class AnthropicModel:
                                 "task": request.task,
                             },
                         )
+                if not started:  # the SDK would assert on get_final_message(): no message ever began
+                    raise TransientModelError(f"the stream from {self.name} ended before the message started")
                 final = await stream.get_final_message()
                 request_id = stream.request_id
             if final.stop_reason is None:  # the body ended cleanly but before message_delta/message_stop
@@ -186,12 +193,27 @@ class AnthropicModel:
             self._client = anthropic.AsyncAnthropic(
                 api_key=api_key,
                 base_url=self._base_url or os.environ.get("ANTHROPIC_BASE_URL") or None,
-                max_retries=0,  # we retry in one place (registry.py), with our caps
+                max_retries=0,  # we retry in one place (the Retrying policy), with our caps
                 # read = longest silence allowed inside a stream; connecting never needs that long
                 timeout=httpx2.Timeout(timeout, connect=min(10.0, timeout)),
             )
             self._client_loop = loop
         return self._client
+
+    async def _not_a_stream(self, response: Any, base_url: str) -> TransientModelError:
+        """A 200 that is not an event stream (a proxy's JSON, a login page): transient, saying what was sent."""
+        kind = response.headers.get("content-type") or "no content type"
+        body = bytearray()
+        async for chunk in response.aiter_bytes():  # a few KB say enough; a huge page is not read to the end
+            body += chunk
+            if len(body) >= 4096:
+                break
+        text = " ".join(body.decode("utf-8", "replace").split())[:200]
+        return TransientModelError(
+            f"{self.name}: the server at {base_url} answered 200 with {kind} instead of an event stream: {text!r}",
+            hint="ANTHROPIC_BASE_URL must point at a Messages API (or a proxy that streams it); "
+            "check it with: curl -s $ANTHROPIC_BASE_URL/v1/messages",
+        )
 
     def _status_error(self, exc: Any, request: ModelRequest) -> ModelError:
         """Map an SDK APIStatusError to a retryable or a final error with a message that says what to do."""
@@ -265,7 +287,5 @@ def _our_block(block: Any) -> ContentBlock:
     return ToolUseBlock(id=block.id, name=block.name, input=dict(block.input or {}))
 
 
-async def _emit(on_event: StreamCallback, event: dict[str, Any]) -> None:
-    result = on_event(event)
-    if inspect.isawaitable(result):
-        await result
+def _is_event_stream(headers: Mapping[str, str]) -> bool:
+    return headers.get("content-type", "").split(";")[0].strip().lower() == "text/event-stream"

@@ -7,6 +7,7 @@ plain JSON dicts (`to_dict`/`from_dict`) for the run journal and for replay.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass
 from typing import Any, Literal, Protocol, runtime_checkable
@@ -163,6 +164,15 @@ class ModelResponse:
 
 #: Progress callback: receives small dicts such as {"type": "text_delta", "text": "..."}.
 StreamCallback = Callable[[dict[str, Any]], Awaitable[None] | None]
+
+
+async def emit(on_event: StreamCallback | None, event: dict[str, Any]) -> None:
+    """Hand `event` to `on_event` (sync or async callback); nothing when there is none."""
+    if on_event is None:
+        return
+    result = on_event(event)
+    if inspect.isawaitable(result):
+        await result
 
 
 @runtime_checkable

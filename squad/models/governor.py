@@ -14,7 +14,7 @@ virtual start goes next. With equal calls this is plain round-robin (A, B, C, A,
 sending prompts 40x larger gets its turn 40x less often, so it cannot make seven light agents wait
 behind its token debt. An idle agent earns no credit (its clock restarts at the current virtual
 time). No background task: the dispatcher runs whenever something changes and arms one timer
-(`loop.call_later`) for the next refill.
+(`clock.call_later`) for the next refill; the clock is injected, so tests move time by hand.
 """
 
 from __future__ import annotations
@@ -23,12 +23,13 @@ import asyncio
 import heapq
 import itertools
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
 from squad.config import Settings
 from squad.models.base import Usage
+from squad.models.clock import SYSTEM_CLOCK, Clock, Timer
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,9 +56,14 @@ class _Bucket:
             self.stamp = now
 
     def wait_for(self, amount: float) -> float:
-        """Seconds until `amount` (capped at capacity) is available; 0 when it is now."""
+        """Seconds until `amount` (capped at capacity) is available; 0 when it is now.
+
+        A millionth of a token short counts as available: refilling for exactly the computed wait can land
+        a rounding error below `need`, and a timer re-armed for 1e-15 s would spin instead of granting.
+        """
         need = min(amount, self.capacity)
-        return 0.0 if self.level >= need else (need - self.level) / self.rate
+        short = need - self.level
+        return 0.0 if short <= 1e-6 else short / self.rate
 
 
 @dataclass(order=True)
@@ -76,7 +82,7 @@ class RateGovernor:
         requests_per_minute, input_tokens_per_minute, output_tokens_per_minute: limits, 0 = unlimited.
         burst_s: bucket capacity in seconds of refill (60 = a full minute's allowance, like the API).
         max_pause_s: the longest a `retry-after` / ratelimit reset may pause everyone.
-        clock: monotonic clock (seconds).
+        clock: time source and timer (default: the system clock; tests inject a manual one).
     """
 
     def __init__(
@@ -87,10 +93,11 @@ class RateGovernor:
         *,
         burst_s: float = 60.0,
         max_pause_s: float = 60.0,
-        clock: Callable[[], float] = time.monotonic,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
-        self._clock = clock
-        now = clock()
+        self._clock = clock.now
+        self._call_later = clock.call_later
+        now = clock.now()
         self._requests = _Bucket(requests_per_minute, burst_s, now) if requests_per_minute else None
         self._input = _Bucket(input_tokens_per_minute, burst_s, now) if input_tokens_per_minute else None
         self._output = _Bucket(output_tokens_per_minute, burst_s, now) if output_tokens_per_minute else None
@@ -100,10 +107,10 @@ class RateGovernor:
         self._seq = itertools.count()
         self._vtime = 0.0  # virtual time: start tag of the last granted call
         self._agent_clock: dict[str, float] = {}  # virtual finish tag of each agent's last call
-        self._timer: asyncio.TimerHandle | None = None
+        self._timer: Timer | None = None
 
     @classmethod
-    def from_settings(cls, settings: Settings, *, burst_s: float = 60.0) -> RateGovernor:
+    def from_settings(cls, settings: Settings, *, burst_s: float = 60.0, clock: Clock = SYSTEM_CLOCK) -> RateGovernor:
         r = settings.rate_limits
         return cls(
             r.requests_per_minute,
@@ -111,7 +118,18 @@ class RateGovernor:
             r.output_tokens_per_minute,
             burst_s=burst_s,
             max_pause_s=settings.retry.max_wait_s,
+            clock=clock,
         )
+
+    @property
+    def max_pause_s(self) -> float:
+        """The longest pause this governor honours; a caller asked to wait longer should fail over instead."""
+        return self._max_pause_s
+
+    @property
+    def paused_for(self) -> float:
+        """Seconds until a pause (retry-after, used-up ratelimit header) ends; 0 when not paused."""
+        return max(0.0, self._paused_until - self._clock())
 
     @property
     def waiting(self) -> int:
@@ -233,7 +251,7 @@ class RateGovernor:
             now = self._clock()
             wait = self._wait_time(head.tokens, now)
             if wait > 0:
-                self._timer = asyncio.get_running_loop().call_later(wait, self._dispatch)
+                self._timer = self._call_later(wait, self._dispatch)
                 return
             heapq.heappop(self._heap)
             self._vtime = head.start

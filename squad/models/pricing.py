@@ -4,13 +4,15 @@ Source: the model pricing table on platform.claude.com/docs/en/about-claude/pric
 overview pages, Fable 5.2 from its launch price list (checked 2026-11-22). Cache writes use the
 5-minute rate: squad only sets `{"type": "ephemeral"}` breakpoints, whose default TTL is 5 minutes.
 Ids match by longest prefix, so dated ids (`claude-sonnet-4-5-20250929`) find their family row.
-`settings.pricing` overrides or extends the table (`[pricing."claude-foo"] input = ...`). An unknown model costs 0 and
-is reported once (a logged warning here; the model runtime also emits a journal event).
+`settings.pricing` overrides or extends the table (`[pricing."claude-foo"] input = ...`). A model with no price
+makes dollar budgets fail closed (squad.domain.usage.Limits); without them its calls cost 0 and are reported once
+(a logged warning, and the Priced policy's journal event). Scripted and replayed calls are free: a known price of 0.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 from squad.config import Price, Settings
 from squad.models.base import Usage
@@ -56,7 +58,21 @@ PRICES: dict[str, Price] = {
     "claude-3-haiku": _p(0.25, 1.25, 0.30, 0.50, 0.03),
 }
 
+#: What scripted and replayed calls cost.
+FREE = _p(0, 0, 0, 0, 0)
+
+#: How the model policies look a price up: model name -> its row, or None when no price is known.
+PriceOf = Callable[[str], Price | None]
+
 _warned: set[str] = set()
+
+
+def price_list(settings: Settings | None = None, *, free: bool = False) -> PriceOf:
+    """The prices the policies of one backend use: `lookup` in `settings`, or FREE for every model (scripted and
+    replayed backends, whose responses may name the real model they were recorded from)."""
+    if free:
+        return lambda _model: FREE
+    return lambda model: lookup(model, settings)
 
 
 def lookup(model: str, settings: Settings | None = None) -> Price | None:

@@ -17,7 +17,7 @@ Script format (YAML or JSON file, or the same structure as a dict)::
 The first call of an (agent, task) pair binds it to the first unbound matching entry; later calls of
 that pair advance the entry's turns. So concurrent agents each follow their own entry, whatever the
 order their calls arrive in. A turn may also set `stop_reason` and `usage` (else chars / 4), or
-`error: overloaded_error` (also rate_limit_error, api_error: retried by create_model's wrapper; any
+`error: overloaded_error` (also rate_limit_error, api_error: retried by the Retrying policy; any
 other value is a final ModelError) to rehearse failures offline.
 Synthetic usage simulates the prompt cache: the first call with a given cached prefix (tools + system
 blocks up to the breakpoint) writes it, later calls read it, so offline runs show what caching saves.
@@ -27,9 +27,9 @@ Mistakes are ModelErrors naming the file, the entry (with its line for YAML) and
 from __future__ import annotations
 
 import asyncio
-import inspect
 import json
 import warnings
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -46,8 +46,9 @@ from squad.models.base import (
     TextBlock,
     ToolUseBlock,
     Usage,
+    emit,
 )
-from squad.models.retry import TransientModelError
+from squad.models.errors import TransientModelError
 from squad.models.tokens import cached_prefix, estimate_input_tokens, estimate_text_tokens
 
 _TURN_KEYS = {"text", "tool_calls", "latency_ms", "stop_reason", "usage", "error"}
@@ -78,8 +79,11 @@ class _Replay:
 class ScriptedModel:
     """Plays a script (see module docstring). `name` is "scripted:<path>" (or "scripted:<dict>")."""
 
-    def __init__(self, script: Path | str | dict[str, Any]) -> None:
+    def __init__(
+        self, script: Path | str | dict[str, Any], *, sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
+    ) -> None:
         self.path: Path | None = None
+        self._sleep = sleep  # simulated latency waits here (tests inject a manual clock's sleep)
         self._entries: list[_Entry] = []
         self._bindings: dict[tuple[str, str], _Entry] = {}
         self._replay: _Replay | None = None
@@ -157,7 +161,7 @@ class ScriptedModel:
         self._calls[key] = index + 1
         latency = float(turn.get("latency_ms", 0)) / 1000
         if latency:
-            await asyncio.sleep(latency)
+            await self._sleep(latency)
         if turn.get("error"):
             kind = str(turn["error"])
             message = f"scripted {kind} ({entry.describe()} turn {turn_no + 1})"
@@ -166,19 +170,9 @@ class ScriptedModel:
             raise ModelError(message, path=self.path, line=entry.line)
         content = self._content(entry, turn, turn_no, request)
         text = turn.get("text") or ""
-        if on_event is not None and text:
-            result = on_event({"type": "text_delta", "text": text, "agent": request.agent, "task": request.task})
-            if inspect.isawaitable(result):
-                await result
-        usage = Usage(
-            input_tokens=estimate_input_tokens(request),
-            output_tokens=sum(
-                estimate_text_tokens(b.text if isinstance(b, TextBlock) else json.dumps(b.input))
-                for b in content
-                if isinstance(b, TextBlock | ToolUseBlock)
-            )
-            or 1,
-        )
+        if text:
+            await emit(on_event, {"type": "text_delta", "text": text, "agent": request.agent, "task": request.task})
+        usage = Usage(input_tokens=estimate_input_tokens(request), output_tokens=_output_tokens(content))
         prefix = cached_prefix(request)
         if prefix is not None:
             digest, tokens = prefix
@@ -320,3 +314,14 @@ def _entry_lines(node: Any) -> list[int]:
         if key.value == "scripts" and isinstance(value, yaml.SequenceNode):
             return [item.start_mark.line + 1 for item in value.value]
     return []
+
+
+def _output_tokens(content: tuple[ContentBlock, ...]) -> int:
+    """Synthetic output tokens of scripted content: its text and tool inputs, chars / 4 (at least 1)."""
+    tokens = 0
+    for block in content:
+        if isinstance(block, TextBlock):
+            tokens += estimate_text_tokens(block.text)
+        elif isinstance(block, ToolUseBlock):
+            tokens += estimate_text_tokens(json.dumps(block.input))
+    return tokens or 1

@@ -5,16 +5,31 @@ from __future__ import annotations
 import hashlib
 import json
 
-from squad.models.base import ModelRequest, TextBlock, ToolResultBlock, ToolUseBlock
+from squad.models.base import ModelRequest, TextBlock, ToolResultBlock, ToolSpec, ToolUseBlock
 
 CHARS_PER_TOKEN = 4
 
 
+#: Characters of recently seen tool lists, by identity (each entry keeps its tuple alive, so an id is never
+#: reused while cached). Every call of a run sends the same tool list; serialising its schemas each time
+#: was most of the cost of an estimate, and each call is estimated by the budget and the rate governor.
+_TOOL_CHARS: dict[int, tuple[tuple[ToolSpec, ...], int]] = {}
+
+
+def _tool_chars(tools: tuple[ToolSpec, ...]) -> int:
+    hit = _TOOL_CHARS.get(id(tools))
+    if hit is not None and hit[0] is tools:
+        return hit[1]
+    chars = sum(len(t.name) + len(t.description) + len(json.dumps(t.input_schema)) for t in tools)
+    if len(_TOOL_CHARS) >= 64:  # a few lists per run: keep the cache small
+        _TOOL_CHARS.clear()
+    _TOOL_CHARS[id(tools)] = (tools, chars)
+    return chars
+
+
 def estimate_input_tokens(request: ModelRequest) -> int:
     """Roughly how many input tokens `request` costs: its characters / 4 (tools, system, messages)."""
-    chars = sum(len(block.text) for block in request.system)
-    for tool in request.tools:
-        chars += len(tool.name) + len(tool.description) + len(json.dumps(tool.input_schema))
+    chars = sum(len(block.text) for block in request.system) + _tool_chars(request.tools)
     for message in request.messages:
         for block in message.content:
             if isinstance(block, TextBlock):

@@ -9,7 +9,7 @@ from strict_skips import is_missing_fixture
 # The exact reason the GitHub tests used to skip with when ../shared was not checked out.
 #: strict_skips is already imported here, so the inner run cannot assertion-rewrite it; that is fine.
 QUIET = ("-W", "ignore::pytest.PytestAssertRewriteWarning")
-OLD_REASON = "real webhook payload pull_request/opened.json not found beside the repo (../shared) or in /work/shared"
+OLD_REASON = "real webhook payload pull_request/opened.json not found beside the repo (../shared)"
 
 
 def test_missing_fixture_skips_fail_and_platform_skips_stay_skips(pytester: pytest.Pytester) -> None:

@@ -2,7 +2,9 @@
 
 The network guard makes any test that tries to leave the machine fail loudly: sockets may connect
 only to loopback, and subprocesses get an ANTHROPIC_BASE_URL pointing at a closed loopback port and
-a dummy key, so even a CLI run in a child process cannot reach the real API.
+a dummy key, so even a CLI run in a child process cannot reach the real API. The same holds for Claude on
+Bedrock and Vertex: their endpoints point at the closed port, and no AWS or Google credential of the machine
+is visible (no AWS_*/GOOGLE_* variables, no ~/.aws or gcloud files, no instance metadata probes).
 """
 
 from __future__ import annotations
@@ -63,10 +65,17 @@ def pytest_configure(config: pytest.Config) -> None:
     socket.getaddrinfo = _guarded_getaddrinfo  # type: ignore[assignment]
     # Child processes: no real key, and the default API endpoint is a closed loopback port.
     for name in list(os.environ):
-        if name.startswith(("ANTHROPIC_", "GITHUB_")):
+        if name.startswith(("ANTHROPIC_", "GITHUB_", "AWS_", "GOOGLE_", "GCLOUD_", "CLOUDSDK_", "GCE_")):
             del os.environ[name]
+    os.environ.pop("CLOUD_ML_REGION", None)
     os.environ["ANTHROPIC_BASE_URL"] = "http://127.0.0.1:9"
     os.environ["ANTHROPIC_API_KEY"] = "sk-test-not-a-real-key"
+    os.environ["ANTHROPIC_BEDROCK_BASE_URL"] = "http://127.0.0.1:9"
+    os.environ["ANTHROPIC_VERTEX_BASE_URL"] = "http://127.0.0.1:9/v1"
+    os.environ["AWS_CONFIG_FILE"] = os.environ["AWS_SHARED_CREDENTIALS_FILE"] = os.devnull  # not ~/.aws
+    os.environ["AWS_EC2_METADATA_DISABLED"] = "true"  # no instance-role probe
+    os.environ["CLOUDSDK_CONFIG"] = os.path.join(os.devnull, "gcloud")  # no gcloud application default login
+    os.environ["NO_GCE_CHECK"] = "true"  # google-auth: no metadata-server probe
     os.environ.setdefault("GIT_AUTHOR_NAME", "squad tests")
     os.environ.setdefault("GIT_AUTHOR_EMAIL", "tests@squad.invalid")
     os.environ.setdefault("GIT_COMMITTER_NAME", "squad tests")

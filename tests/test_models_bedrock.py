@@ -9,7 +9,6 @@ including the throttling a real account meets. Waits go through a manual clock (
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -259,7 +258,5 @@ def test_overloaded_bedrock_fails_over_to_the_fallback_model(bedrock: BedrockSer
 
 
 def test_build_params_sends_the_model_id_without_the_prefix() -> None:
-    model = AnthropicModel(MODEL)
-    params = model.build_params(request())
+    params = AnthropicModel(MODEL).build_params(request())
     assert params["model"] == "us.anthropic.claude-sonnet-4-5-20250929-v1:0"
-    assert json.dumps(params, sort_keys=False) == json.dumps(model.build_params(request()), sort_keys=False)

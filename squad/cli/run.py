@@ -178,8 +178,8 @@ def _print_report(report: RunReport, console: Any, *, show_next: bool = True) ->
 @click.option(
     "--model",
     metavar="NAME",
-    help="Use this model for every agent: claude-..., scripted:<script.yaml>, or replay:<run> "
-    "(replay a recorded run's model responses offline; give the same task).",
+    help="Use this model for every agent: claude-..., bedrock:<model id>, vertex:<model id>, scripted:<script.yaml>, "
+    "or replay:<run> (replay a recorded run's model responses offline; give the same task).",
 )
 @click.option(
     "--max-cost",

@@ -58,6 +58,7 @@ class BudgetSettings(_Section):
     agent_input_tokens: int = Field(1_000_000, ge=0)
     agent_output_tokens: int = Field(100_000, ge=0)
     agent_turns: int = Field(40, ge=0)
+    plan_turns: int = Field(8, ge=1, le=100)
     task_timeout_s: float = Field(1800.0, ge=0)
 
 
@@ -314,8 +315,7 @@ def parse_settings(text: str, path: Path) -> Settings:
 def _read_text(path: Path) -> str:
     """A config file's text; unreadable or non-UTF-8 files are a ConfigError naming the file, not a traceback.
 
-    `utf-8-sig` drops the byte-order mark some Windows editors write, which TOML and the `---` check reject.
-    """
+    `utf-8-sig` drops the byte-order mark some Windows editors write, which TOML and the `---` check reject."""
     try:
         return path.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError as exc:

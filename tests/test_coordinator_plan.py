@@ -196,3 +196,11 @@ def test_plan_waves_group_tasks_by_dependency_level() -> None:
     )
     assert plan is not None, errors
     assert plan.waves() == [["a", "c"], ["b"], ["d"]]
+
+
+def test_unlimited_plan_turns_force_nothing(repo: Path) -> None:
+    model = _PlannerModel([("read", "README.md")] * 9 + [{"tasks": [_task("a")]}])
+    plan = asyncio.run(_plan(repo, model, lambda e: None, plan_turns=0))
+    assert plan.ids == ["a"] and len(model.requests) == 10  # past the default 8: 0 means unlimited
+    assert {r.tool_choice for r in model.requests} == {None}
+    assert "no fixed number of turns" in model.requests[0].system[-1].text

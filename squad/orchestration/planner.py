@@ -2,7 +2,7 @@
 
 The lead runs the ordinary agent loop (`run_agent`) in a read-only view of the run's base commit, with the
 read tools (list_files, read_file, search, read_decisions) and record_decision, for at most
-`[budgets] plan_turns` model calls; on the last one `submit_plan` is forced. Its `submit_plan` runs
+`[budgets] plan_turns` model calls (0: unlimited); on the last one `submit_plan` is forced. Its `submit_plan` runs
 `validate_plan`: a valid plan ends the loop, an invalid one goes back to the model with the errors as the
 tool's result, once; a second invalid plan fails the run. A turn without any tool call counts as an
 attempt too ("you did not call submit_plan"), followed by one forced call.
@@ -89,6 +89,12 @@ class PlanSubmission(SubmitPlan):
         return ToolResult(feedback, is_error=True, finished=self.attempts >= ATTEMPTS)
 
 
+def _turns_text(turns: int | None) -> str:
+    if turns is None:
+        return "no fixed number of turns, but every turn costs; call submit_plan as soon as you can plan"
+    return f"{turns} turns, and on the last one you must call submit_plan"
+
+
 async def make_plan(
     config: RunConfig,
     *,
@@ -118,6 +124,7 @@ async def make_plan(
     """
     agent = config.lead()[0]
     settings = config.settings
+    turns = config.limits.plan_turns
     team = config.team
     allowed = planning_tools(team, agent)
     submission = PlanSubmission(team, lambda n, errors: emit(PlanInvalid(attempt=n, errors=errors)))
@@ -126,9 +133,8 @@ async def make_plan(
     system = (
         *pack.system_blocks(),
         *((SystemBlock(charter_text(charter, allowed)),) if charter is not None else ()),
-        SystemBlock(prompts.render("planner", roster=roster(team), turns=settings.budgets.plan_turns)),
+        SystemBlock(prompts.render("planner", roster=roster(team), turns=_turns_text(turns))),
     )
-    turns = settings.budgets.plan_turns
     lease = await asyncio.to_thread(workspace.view, run_id, pack.commit)
     try:
         ctx = ToolContext(
@@ -145,7 +151,7 @@ async def make_plan(
         def send(event: AgentEvent) -> None:
             emit(event)
 
-        async def session(prompt: str, history: list[Message] | None, max_turns: int, force_from: int) -> AgentResult:
+        async def session(prompt: str, history: list[Message] | None, max_turns: int | None, force: int) -> AgentResult:
             return await run_agent(
                 model=model,
                 toolbox=toolbox,
@@ -155,11 +161,13 @@ async def make_plan(
                 limits=AgentLimits(max_turns, config.limits.task_timeout_s, settings.models.max_tokens),
                 emit=send,
                 history=history,
-                tool_choice=lambda turn: "submit_plan" if turn >= force_from else None,
+                tool_choice=lambda turn: "submit_plan" if force and turn >= force else None,
             )
 
         # One turn past `plan_turns` is there only for a plan first submitted, invalid, on the forced last turn.
-        result = await session(prompts.render("planner_request", request=task_text), None, turns + 1, turns)
+        # Unlimited (0): no turn is forced; the lead plans until it submits (budgets and the timeout still hold).
+        request = prompts.render("planner_request", request=task_text)
+        result = await session(request, None, turns + 1 if turns else None, turns or 0)
         if submission.plan is None and result.stop_reason in ("end_turn", "max_turns"):
             feedback = submission.invalid([NO_CALL])
             if submission.attempts < ATTEMPTS:

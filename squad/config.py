@@ -181,6 +181,13 @@ class GitHubSettings(_Section):
     max_diff_bytes: int = Field(400_000, ge=1000)
 
 
+class TelemetrySettings(_Section):
+    """OpenTelemetry traces of each run (README "Traces"); OTEL_EXPORTER_OTLP_ENDPOINT also turns them on."""
+
+    otlp_endpoint: str = Field("", pattern=r"^(https?://\S+)?$")  # the OTLP/HTTP base URL (/v1/traces is added)
+    content: bool = False  # also export prompts, summaries and tool text (secrets are redacted all the same)
+
+
 class Settings(_Section):
     """All of `.squad/squad.toml`."""
 
@@ -196,6 +203,7 @@ class Settings(_Section):
     pricing: dict[str, Price] = Field(default_factory=dict)
     github: GitHubSettings = Field(default_factory=GitHubSettings)
     workspace: WorkspaceSettings = Field(default_factory=WorkspaceSettings)
+    telemetry: TelemetrySettings = Field(default_factory=TelemetrySettings)
 
 
 class Charter(BaseModel):
@@ -232,11 +240,7 @@ class Charter(BaseModel):
 
     def model_for(self, settings: Settings) -> str:
         """The model this agent uses: its charter's, else the reviewer default, else the global default."""
-        if self.model:
-            return self.model
-        if self.reviewer and settings.models.reviewer:
-            return settings.models.reviewer
-        return settings.models.default
+        return self.model or (settings.models.reviewer if self.reviewer else "") or settings.models.default
 
 
 class Team(BaseModel):
@@ -299,12 +303,8 @@ def parse_settings(text: str, path: Path) -> Settings:
     except tomllib.TOMLDecodeError as exc:
         m = re.search(r"line (\d+)", str(exc))
         line = int(m.group(1)) if m else (len(text.splitlines()) or 1) if "end of document" in str(exc) else None
-        raise ConfigError(
-            f"invalid TOML: {exc}",
-            path=path,
-            line=line,
-            hint="check quoting and brackets near that line",
-        ) from None
+        hint = "check quoting and brackets near that line"
+        raise ConfigError(f"invalid TOML: {exc}", path=path, line=line, hint=hint) from None
     try:
         return Settings.model_validate(data)
     except ValidationError as exc:

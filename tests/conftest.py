@@ -63,7 +63,7 @@ def pytest_configure(config: pytest.Config) -> None:
     socket.getaddrinfo = _guarded_getaddrinfo  # type: ignore[assignment]
     # Child processes: no real key, and the default API endpoint is a closed loopback port.
     for name in list(os.environ):
-        if name.startswith(("ANTHROPIC_", "GITHUB_")):
+        if name.startswith(("ANTHROPIC_", "GITHUB_", "OTEL_")):  # OTEL_: no test exports to a real collector
             del os.environ[name]
     os.environ["ANTHROPIC_BASE_URL"] = "http://127.0.0.1:9"
     os.environ["ANTHROPIC_API_KEY"] = "sk-test-not-a-real-key"

@@ -79,6 +79,7 @@ def is_secret_name(name: str) -> bool:
         or any(part in upper for part in SECRET_NAME_PARTS)
         or upper.startswith("GIT_CONFIG_KEY_")
         or upper.startswith("GIT_CONFIG_VALUE_")
+        or (upper.startswith("OTEL_") and upper.endswith("_HEADERS"))  # a trace collector's credentials
     )
 
 
@@ -103,7 +104,8 @@ def scrubbed_env(env: Mapping[str, str] | None = None) -> dict[str, str]:
     Keeps everything else (PATH, HOME, LANG, TERM, VIRTUAL_ENV, ...), so tools behave as in the user's
     shell. Drops: names containing TOKEN, SECRET, KEY, PASSWORD, PASSWD, CREDENTIAL, AUTH, PRIVATE,
     COOKIE or SESSION; names starting with ANTHROPIC_, AWS_, AZURE_, GCP_, GOOGLE_, CLOUDSDK_, OPENAI_
-    and other provider prefixes; SSH_AUTH_SOCK; values that are URLs with an embedded password; and
+    and other provider prefixes; SSH_AUTH_SOCK; OTEL_*_HEADERS (an OTLP collector's credentials, e.g.
+    Langfuse's); values that are URLs with an embedded password; and
     GIT_DIR-style variables that would redirect git away from the worktree.
 
     Also calls `protect_process()`: every spawn of agent-influenced code asks for this environment

@@ -181,6 +181,9 @@ def test_a_run_exports_one_trace_with_the_span_tree_and_genai_attributes(repo: P
     exported = _texts(spans)
     for text in [*NEVER_BY_DEFAULT, *SECRETS]:
         assert text not in exported, text
+    # ... and `squad run` wrote the report page and said where
+    page = json.loads(out.stdout)["report_html"]
+    assert page == str(repo / ".squad" / "runs" / run / "report.html") and Path(page).stat().st_size > 1000
 
 
 @pytest.mark.timeout(120)

@@ -282,20 +282,11 @@ def execute_run(
 
 
 def write_page(root: Path, run: str) -> Path | None:
-    """Write the run's report page (`squad report`) beside its journal; None, with a warning, when that fails.
-
-    The page is a view of a run that has already ended: a bug in the page or a full disk must not turn a
-    finished run into a failed one.
-    """
+    """Write the run's report page (`squad report`) beside its journal; None, with a warning, when that fails."""
     from squad.infra.journal import Journal
-    from squad.orchestration.report_html import write_report_page
+    from squad.orchestration.report_html import try_write_report_page
 
-    try:
-        return write_report_page(Journal(root, run).dir)
-    except Exception as exc:
-        click.echo(f"warning: the report page was not written: {type(exc).__name__}: {exc}", err=True)
-        click.echo(f"  (`squad report {run}` tries again)", err=True)
-        return None
+    return try_write_report_page(Journal(root, run).dir, warn=lambda line: click.echo(line, err=True))
 
 
 @click.command("plan")

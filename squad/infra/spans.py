@@ -111,6 +111,7 @@ class RunTracer:
         self.task_of: dict[tuple[str, ...], str] = {}  # the plan task of an open round's span
         self.fallback: dict[tuple[str, str], str] = {}
         self.last_ts: float | None = None
+        self.t_start: float | None = None
         self.t_context: float | None = None
         self.t_settled: float | None = None  # the last task to settle: integration starts after it
         self.t_step: float | None = None  # the last integration step
@@ -146,9 +147,10 @@ class RunTracer:
         match event:
             case ev.RunStarted():
                 self._run_started(event, ts)
-            case ev.ContextBuilt():
+            case ev.ContextBuilt():  # the context pack is built first thing: from the run's start to here
                 attrs = {"squad.context.commit": event.commit, "squad.context.blocks": event.blocks}
-                self._end(("context",), ts, attrs=attrs)
+                self._start(("context",), "context", self.t_start or ts, self.root, attrs)
+                self._end(("context",), ts)
                 self.t_context = ts
             case ev.PlanInvalid() | ev.PlanMade():
                 self._planned(event, ts)
@@ -200,7 +202,7 @@ class RunTracer:
             attrs["squad.request"] = self._text(event.task_text)
         name = "squad run (resumed)" if resumed else "squad run"
         self.root = self._tracer.start_span(name, attributes=_clean(attrs), start_time=_ns(ts))
-        self._start(("context",), "context", ts, self.root, {})
+        self.t_start = ts
 
     def _plan(self, ts: float) -> Span:
         if ("plan",) not in self.open:

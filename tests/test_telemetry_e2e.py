@@ -198,7 +198,7 @@ def test_content_true_exports_text_but_never_a_secret(repo: Path) -> None:
     assert request.startswith("add a health check PROMPT-TEXT-7f3a (deploy with [redacted], key [redacted])")
     assert "GOAL-API-TEXT" in collector.one("plan").attributes["squad.plan"]
     result = collector.one("execute_tool read_file").attributes["gen_ai.tool.call.result"]
-    assert "CONFIG-FILE-TEXT" in result and "postgres://[redacted]@db.internal" in result
+    assert "CONFIG-FILE-TEXT" in result and "db.internal/app" in result and "hunter2" not in result
     assert "GITHUB_TOKEN=[redacted]" in result
     assert "FINDING-TEXT" in collector.one("review notes round 0").attributes["squad.findings.text"]
     exported = _texts(collector.spans)

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 from squad import __version__
 from squad.domain import events as ev
 from squad.domain.ids import lease_id
-from squad.infra.env import is_secret_name
+from squad.infra.env import SECRET_VALUE, is_secret_name, is_secret_value
 
 if TYPE_CHECKING:
     from opentelemetry.sdk.trace import TracerProvider
@@ -41,20 +41,13 @@ COMPLETED = frozenset({"finished", "end_turn"})
 #: Longest text attribute exported (content mode), in characters.
 MAX_TEXT = 8000
 REDACTED = "[redacted]"
-# Shapes of credentials, redacted from any exported text whatever their variable's name.
-_SECRET_SHAPES = re.compile(
+# Beyond `env.SECRET_VALUE` (token shapes, URLs with credentials): a private key's whole block, the password
+# of a URL alone (the host stays readable), and `password=...`-style assignments in text.
+_MORE_SECRETS = re.compile(
     "|".join(
         [
-            r"sk-ant-[A-Za-z0-9_\-]{8,}",
-            r"\bsk-[A-Za-z0-9_\-]{20,}",
-            r"\bgh[pousr]_[A-Za-z0-9]{20,}",
-            r"\bgithub_pat_[A-Za-z0-9_]{20,}",
-            r"\bglpat-[A-Za-z0-9_\-]{20,}",
-            r"\bxox[abprs]-[A-Za-z0-9\-]{10,}",
-            r"\b(?:AKIA|ASIA)[0-9A-Z]{16}\b",
-            r"\beyJ[A-Za-z0-9_\-]{10,}\.[A-Za-z0-9_\-]{10,}\.[A-Za-z0-9_\-]{10,}",  # a JWT
             r"-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]*?(?:-----END [A-Z ]*PRIVATE KEY-----|\Z)",
-            r"(?<=://)[^/\s:@]+:[^/\s@]+(?=@)",  # user:password in a URL
+            r"(?<=://)[^/\s:@]+:[^/\s@]+(?=@)",
             r"\b(?i:password|passwd|secret|token|api[_-]?key|authorization)\b[\"']?\s*[:=]\s*[\"']?[^\s\"',;]+",
         ]
     )
@@ -65,13 +58,13 @@ class Redactor:
     """Replaces secrets in text: the values of secret environment variables, and credential-shaped strings."""
 
     def __init__(self, env: Mapping[str, str]) -> None:
-        values = {v for k, v in env.items() if is_secret_name(k) and len(v.strip()) >= 8}
-        self.values = sorted(values, key=len, reverse=True)  # longest first: a key containing another
+        secret = (v for k, v in env.items() if (is_secret_name(k) or is_secret_value(v)) and len(v.strip()) >= 8)
+        self.values = sorted(set(secret), key=len, reverse=True)  # longest first: a key containing another
 
     def __call__(self, text: str) -> str:
         for value in self.values:
             text = text.replace(value, REDACTED)
-        return _SECRET_SHAPES.sub(REDACTED, text)
+        return SECRET_VALUE.sub(REDACTED, _MORE_SECRETS.sub(REDACTED, text))
 
 
 class RunTracer:

@@ -181,3 +181,17 @@ def test_a_failing_tracer_stops_tracing_but_never_fails_the_run(
     assert err.count("warning: traces stopped: RuntimeError: a bug in the model lookup") == 1
     root = _by_name(exporter.get_finished_spans(), "squad run")  # what was open is still ended and exported
     assert root.status.description == "unfinished"
+
+
+def test_an_event_whose_round_is_not_open_lands_under_the_run() -> None:
+    exporter = InMemorySpanExporter()
+    tracer = _tracer(exporter)
+    tracer(ev.RunResumed(ts=1.0, run=RUN))
+    # a resumed run's review whose start was journaled by the process that crashed
+    tracer(ev.TestsRan(ts=2.0, task="api", where="api", command="pytest", exit_code=1, passed=False))
+    tracer(ev.RunFinished(ts=3.0, status="failed"))
+    tracer.close()
+    spans = exporter.get_finished_spans()
+    root, tests = _by_name(spans, "squad run (resumed)"), _by_name(spans, "tests")
+    assert tests.parent is not None and tests.parent.span_id == root.context.span_id
+    assert tests.status.description == "failed" and (tests.attributes or {})["squad.tests.exit_code"] == 1

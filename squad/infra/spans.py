@@ -399,7 +399,9 @@ class RunTracer:
     # ------------------------------------------------------------------------------------- helpers
 
     def _ctx(self, parent: Span | None) -> Any:
-        return self._trace.set_span_in_context(parent) if parent is not None else None
+        """The context of a new span: under `parent`, else under the run (never a stray root of the trace)."""
+        span = parent if parent is not None else self.root
+        return self._trace.set_span_in_context(span) if span is not None else None
 
     def _start(self, key: tuple[str, ...], name: str, ts: float, parent: Span | None, attrs: dict[str, Any]) -> Span:
         if key in self.open:  # a round started again in one process (should not happen): end the stale one

@@ -195,3 +195,20 @@ def test_an_event_whose_round_is_not_open_lands_under_the_run() -> None:
     root, tests = _by_name(spans, "squad run (resumed)"), _by_name(spans, "tests")
     assert tests.parent is not None and tests.parent.span_id == root.context.span_id
     assert tests.status.description == "failed" and (tests.attributes or {})["squad.tests.exit_code"] == 1
+
+
+def test_the_provider_name_follows_the_model_name() -> None:
+    exporter = InMemorySpanExporter()
+    names = ["claude-sonnet-5-5", "bedrock:anthropic.claude-x", "vertex:claude-x@1", "scripted:t.yaml", "replay:r"]
+    tracer = _tracer(exporter, request_model=lambda agent, task: agent)  # each agent asks for its name's model
+    tracer(ev.RunStarted(ts=1.0, run=RUN))
+    for i, name in enumerate(names):
+        tracer(ev.ModelCalled(ts=2.0 + i, agent=name, task="plan", model="m"))
+    tracer.close()
+    found = {
+        (s.attributes or {})["gen_ai.request.model"]: (s.attributes or {})["gen_ai.provider.name"]
+        for s in exporter.get_finished_spans()
+        if s.name.startswith("chat ")
+    }
+    providers = ["anthropic", "aws.bedrock", "gcp.vertex_ai", "squad.scripted", "squad.replay"]
+    assert found == dict(zip(names, providers, strict=True))

@@ -453,9 +453,15 @@ def _clean(attrs: Mapping[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in attrs.items() if v is not None and v != ""}
 
 
+#: `gen_ai.provider.name` by model name prefix (the convention's names; squad's offline models are its own).
+PROVIDERS = {
+    "bedrock:": "aws.bedrock",
+    "vertex:": "gcp.vertex_ai",
+    "scripted:": "squad.scripted",
+    "replay:": "squad.replay",
+}
+
+
 def _provider(model: str) -> str:
-    """`gen_ai.provider.name` for a model name: squad's offline models are not Anthropic's."""
-    for prefix in ("scripted", "replay"):
-        if model.startswith(prefix):
-            return f"squad.{prefix}"
-    return "anthropic"
+    """`gen_ai.provider.name` for a model name: Claude through the Anthropic API unless its prefix says otherwise."""
+    return next((name for prefix, name in PROVIDERS.items() if model.startswith(prefix)), "anthropic")

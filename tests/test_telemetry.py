@@ -18,7 +18,8 @@ from squad.domain.usage import Usage
 from squad.errors import ConfigError
 from squad.infra.env import is_secret_name, scrubbed_env
 from squad.infra.journal import Journal
-from squad.infra.spans import REDACTED, Redactor, RunTracer
+from squad.infra.redact import REDACTED, Redactor
+from squad.infra.spans import RunTracer
 from squad.infra.telemetry import make_provider, run_trace_id, traces_target
 
 RUN = "20261129-120000-abcd"
@@ -212,3 +213,26 @@ def test_the_provider_name_follows_the_model_name() -> None:
     }
     providers = ["anthropic", "aws.bedrock", "gcp.vertex_ai", "squad.scripted", "squad.replay"]
     assert found == dict(zip(names, providers, strict=True))
+
+
+def test_worktree_setup_is_timed_and_the_tests_after_it_start_when_it_ended() -> None:
+    exporter = InMemorySpanExporter()
+    tracer = _tracer(exporter)
+    tracer(ev.RunStarted(ts=1.0, run=RUN))
+    tracer(ev.ReviewStarted(ts=10.0, task="api", reviewer="reviewer", round=0))
+    where = dict(task="api", lease="api")
+    tracer(ev.WorkspacePrepared(ts=11.0, steps=[{"action": "copy", "path": ".env"}], duration_s=0.5, **where))
+    tracer(ev.SetupRan(ts=14.0, command="npm ci --token=s3cret-abc", exit_code=1, duration_s=3.0, **where))
+    tracer(ev.SetupDone(ts=14.5, ok=False, duration_s=3.5, failure="npm ci failed", **where))
+    tracer(ev.TestsRan(ts=20.0, task="api", where="api", command="pytest", exit_code=0, passed=True))
+    tracer(ev.RunFinished(ts=21.0, status="failed"))
+    tracer.close()
+    spans = exporter.get_finished_spans()
+    review = _by_name(spans, "review api round 0")
+    prepare, setup, tests = (_by_name(spans, n) for n in ("prepare worktree", "setup", "tests"))
+    assert all(s.parent is not None and s.parent.span_id == review.context.span_id for s in (prepare, setup, tests))
+    assert (prepare.start_time, prepare.end_time) == (10_500_000_000, 11_000_000_000)
+    assert (setup.start_time, setup.end_time) == (11_000_000_000, 14_000_000_000)
+    assert setup.status.description == "failed" and (setup.attributes or {})["squad.setup.exit_code"] == 1
+    assert (setup.attributes or {})["squad.setup.command"] == f"npm ci --{REDACTED}"  # a secret even in config
+    assert tests.start_time == 14_500_000_000  # after the setup, not from the review's start

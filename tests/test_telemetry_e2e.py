@@ -118,8 +118,10 @@ def test_a_run_exports_one_trace_with_the_span_tree_and_genai_attributes(repo: P
 
     # the run's children: context, plan, every round (work and review), integration
     children = [c.name for c in collector.children(root)]  # by start time: api and notes run side by side
-    assert children[:2] == ["context", "plan"] and children[-1] == "integration"
-    assert sorted(children[2:-1]) == sorted(
+    assert children[:3] == ["context", "tests", "plan"] and children[-1] == "integration"
+    baseline = collector.children(root)[1]  # the test command on the base commit, before anyone is paid
+    assert baseline.attributes["squad.tests.where"] == "baseline" and baseline.attributes["squad.tests.passed"]
+    assert sorted(children[3:-1]) == sorted(
         [f"{kind} {task} round 0" for kind in ("work", "review") for task in ("api", "notes")]
         + ["work notes round 1", "review notes round 1"]
     )

@@ -1,8 +1,9 @@
 """RunTracer: a run's journal events as OpenTelemetry spans (see `squad.infra.telemetry` for turning it on).
 
 A journal listener: the typed events of `squad.domain.events` in, spans out, so a trace tells what the
-journal, `squad log` and the report page tell. Under the run's span: the context pack, the plan, each
-task round (work, then review with its tests), each agent session (`invoke_agent`), each model call
+journal, `squad log` and the report page tell. Under the run's span: the context pack, the baseline tests,
+worktree setup (copies and links, each setup command), the plan, each task round (work, then review with
+its tests), each agent session (`invoke_agent`), each model call
 (`chat`, OpenTelemetry GenAI semantic conventions), each tool call (`execute_tool`), and the
 integration's merges and tests. Spans take their times from the events: a model call ends at its event
 and began `latency_s` earlier, a tool call `duration_s` earlier; a round runs from `task_started` to
@@ -11,14 +12,13 @@ retry, a fallback) are span events.
 
 By default no text is exported, only names, numbers, statuses, commits and branches. With
 `content=True` the request, plan, summaries, findings, tool arguments and results, test output and
-error messages are added, each through `Redactor` first.
+error messages are added, each through `squad.infra.redact.Redactor` first.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import re
 import sys
 import threading
 import time
@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 from squad import __version__
 from squad.domain import events as ev
 from squad.domain.ids import lease_id
-from squad.infra.env import SECRET_VALUE, is_secret_name, is_secret_value
+from squad.infra.redact import Redactor
 
 if TYPE_CHECKING:
     from opentelemetry.sdk.trace import TracerProvider
@@ -40,31 +40,6 @@ RequestModel = Callable[[str, str], str]
 COMPLETED = frozenset({"finished", "end_turn"})
 #: Longest text attribute exported (content mode), in characters.
 MAX_TEXT = 8000
-REDACTED = "[redacted]"
-# Beyond `env.SECRET_VALUE` (token shapes, URLs with credentials): a private key's whole block, the password
-# of a URL alone (the host stays readable), and `password=...`-style assignments in text.
-_MORE_SECRETS = re.compile(
-    "|".join(
-        [
-            r"-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]*?(?:-----END [A-Z ]*PRIVATE KEY-----|\Z)",
-            r"(?<=://)[^/\s:@]+:[^/\s@]+(?=@)",
-            r"\b(?i:password|passwd|secret|token|api[_-]?key|authorization)\b[\"']?\s*[:=]\s*[\"']?[^\s\"',;]+",
-        ]
-    )
-)
-
-
-class Redactor:
-    """Replaces secrets in text: the values of secret environment variables, and credential-shaped strings."""
-
-    def __init__(self, env: Mapping[str, str]) -> None:
-        secret = (v for k, v in env.items() if (is_secret_name(k) or is_secret_value(v)) and len(v.strip()) >= 8)
-        self.values = sorted(set(secret), key=len, reverse=True)  # longest first: a key containing another
-
-    def __call__(self, text: str) -> str:
-        for value in self.values:
-            text = text.replace(value, REDACTED)
-        return SECRET_VALUE.sub(REDACTED, _MORE_SECRETS.sub(REDACTED, text))
 
 
 class RunTracer:
@@ -105,6 +80,9 @@ class RunTracer:
         self.fallback: dict[tuple[str, str], str] = {}
         self.last_ts: float | None = None
         self.t_start: float | None = None
+        self.t_baseline: float | None = None
+        self.t_setup: float | None = None  # the last setup of a worktree outside any task (baseline, integration)
+        self.lease_ts: dict[str, float] = {}  # when each worktree was last made ready
         self.t_context: float | None = None
         self.t_settled: float | None = None  # the last task to settle: integration starts after it
         self.t_step: float | None = None  # the last integration step
@@ -153,6 +131,10 @@ class RunTracer:
                 self._committed(event, ts)
             case ev.TestsRan():
                 self._tests(event, ts)
+            case ev.WorkspacePrepared() | ev.SetupRan():
+                self._setup(event, ts)
+            case ev.SetupDone():
+                self._setup_done(event.task, event.lease, ts)
             case ev.VerdictGiven():
                 self._verdict(event, ts)
             case ev.TaskApproved():
@@ -198,8 +180,8 @@ class RunTracer:
         self.t_start = ts
 
     def _plan(self, ts: float) -> Span:
-        if ("plan",) not in self.open:
-            start = self.t_context if self.t_context is not None else ts
+        if ("plan",) not in self.open:  # planning starts once the context is built and the baseline has run
+            start = max((t for t in (self.t_context, self.t_baseline) if t is not None), default=ts)
             self._start(("plan",), "plan", start, self.root, {})
         return self.open[("plan",)]
 
@@ -236,9 +218,16 @@ class RunTracer:
         self._end(("work", lease_id(event.task, event.round)), ts, attrs=attrs, error=error)
 
     def _tests(self, event: ev.TestsRan, ts: float) -> None:
+        """The test command: in a review (from its start or its worktree's setup), on the base commit before
+        the plan (`baseline`, after the context and setup), or on the integrated result (after the merges)."""
+        parent: Span | None
         if event.task is not None:
             key: tuple[str, ...] = ("review", event.where)
-            parent, start = self.open.get(key), self.started.get(key, ts)
+            parent, start = self.open.get(key), self.lease_ts.get(event.where, self.started.get(key, ts))
+        elif event.where == "baseline":
+            after = [t for t in (self.t_context, self.t_setup) if t is not None and t <= ts]
+            parent, start = self.root, max(after, default=self.t_start or ts)
+            self.t_baseline = ts
         else:
             parent, start = self._integration(ts), self.t_step or self.started[("integration",)]
         attrs: dict[str, Any] = {"squad.tests.command": self.redact(event.command), "squad.tests.passed": event.passed}
@@ -248,6 +237,31 @@ class RunTracer:
             attrs["squad.tests.output"] = self._text(event.output_tail)
         span = self._tracer.start_span("tests", self._ctx(parent), attributes=_clean(attrs), start_time=_ns(start))
         self._finish(span, ts, None if event.passed else ("timed out" if event.timed_out else "failed"))
+
+    def _setup(self, event: ev.WorkspacePrepared | ev.SetupRan, ts: float) -> None:
+        """A worktree made ready: its `[workspace]` copies and links, or one setup command (each timed)."""
+        parent = self._container(event.task, event.lease) if event.task else self.open.get(("integration",))
+        attrs: dict[str, Any] = {"squad.task.id": event.task, "squad.lease": event.lease}
+        error = None
+        if isinstance(event, ev.WorkspacePrepared):
+            name, attrs["squad.workspace.steps"] = "prepare worktree", len(event.steps)
+        else:
+            name = "setup"
+            attrs |= {"squad.setup.command": self.redact(event.command), "squad.setup.exit_code": event.exit_code}
+            if self.content:
+                attrs |= {"squad.setup.output": self._text(event.output_tail), "squad.error": self._text(event.error)}
+            if event.error or event.timed_out or event.exit_code != 0:
+                error = "timed out" if event.timed_out else "failed"
+        start = ts - event.duration_s
+        span = self._tracer.start_span(name, self._ctx(parent), attributes=_clean(attrs), start_time=_ns(start))
+        self._finish(span, ts, error)
+        self._setup_done(event.task, event.lease, ts)
+
+    def _setup_done(self, task: str | None, lease: str, ts: float) -> None:
+        """Remember when a worktree was last made ready: what runs in it next starts there."""
+        self.lease_ts[lease] = ts
+        if task is None:
+            self.t_setup = ts
 
     def _verdict(self, event: ev.VerdictGiven, ts: float) -> None:
         attrs: dict[str, Any] = {"squad.verdict": event.verdict, "squad.verdict.source": event.source}

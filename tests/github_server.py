@@ -2,7 +2,9 @@
 
 Records every call (method, path, query, headers, JSON body); holds issue comments per issue (paginated
 with real `Link` headers), collaborator permissions per user, pull requests; injects failures (a 500
-once, a 429 or a secondary rate limit with `retry-after`) on chosen routes.
+once, a 429 or a secondary rate limit with `retry-after`) on chosen routes. Behaves like GitHub where squad
+depends on it: the token is `github-actions[bot]` (GraphQL `viewer`; REST `GET /user` is 403 for it), a
+comment can be edited only by its author (403 otherwise), and a body over 65,536 characters is a 422.
 
     with GitHubServer() as gh:
         gh.permissions["alice"] = "write"
@@ -21,6 +23,8 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 BOT = {"login": "github-actions[bot]", "id": 41898282, "type": "Bot"}
+#: GitHub's limit on an issue comment's body.
+BODY_LIMIT = 65_536
 
 
 @dataclass
@@ -56,6 +60,7 @@ class GitHubServer:
         self.created_pulls: list[dict[str, Any]] = []
         self.failures: list[Failure] = []
         self.default_page_size = 30
+        self.me: dict[str, Any] = dict(BOT)  # who the token is
         self._next_id = 1000
         self._lock = threading.Lock()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
@@ -151,6 +156,14 @@ class GitHubServer:
         return Handler
 
     def _route(self, method: str, path: str, query: dict[str, list[str]], body: Any) -> tuple[int, Any, dict[str, str]]:
+        if path == "/graphql" and method == "POST":
+            return self._graphql(body)
+        if path == "/user" and method == "GET":
+            if self.me.get("type") == "Bot":  # an installation token (GITHUB_TOKEN) has no REST user
+                return 403, {"message": "Resource not accessible by integration"}, {}
+            return 200, self.me, {}
+        if isinstance(body, dict) and len(str(body.get("body") or "")) > BODY_LIMIT:
+            return 422, {"message": "Validation Failed", "errors": [{"field": "body", "code": "too_long"}]}, {}
         repo = "/repos/" + self.repository
         if not path.startswith(repo + "/"):
             return 404, {"message": "Not Found"}, {}
@@ -160,11 +173,13 @@ class GitHubServer:
             if method == "GET":
                 return self._page(path, self.comments.get(issue, []), query)
             if method == "POST":
-                return 201, self._add_comment(issue, body["body"], BOT), {}
+                return 201, self._add_comment(issue, body["body"], dict(self.me)), {}
         if (m := re.fullmatch(r"/issues/comments/(\d+)", rest)) and method == "PATCH":
             for comments in self.comments.values():
                 for comment in comments:
                     if comment["id"] == int(m.group(1)):
+                        if comment["user"].get("id") != self.me["id"]:
+                            return 403, {"message": "Resource not accessible by integration"}, {}
                         comment["body"] = body["body"]
                         return 200, comment, {}
             return 404, {"message": "Not Found"}, {}
@@ -180,6 +195,14 @@ class GitHubServer:
             self.created_pulls.append(pull)
             return 201, pull, {}
         return 404, {"message": f"no route for {method} {path}"}, {}
+
+    def _graphql(self, body: Any) -> tuple[int, Any, dict[str, str]]:
+        query = str((body or {}).get("query", ""))
+        if re.search(r"\bviewer\s*\{", query):
+            # GraphQL names bots without REST's "[bot]" suffix.
+            login = str(self.me["login"]).removesuffix("[bot]")
+            return 200, {"data": {"viewer": {"login": login, "databaseId": self.me["id"]}}}, {}
+        return 200, {"errors": [{"message": f"unsupported query: {query[:80]}"}]}, {}
 
     def _page(self, path: str, items: list[Any], query: dict[str, list[str]]) -> tuple[int, Any, dict[str, str]]:
         size = int(query.get("per_page", [self.default_page_size])[0])

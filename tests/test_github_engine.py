@@ -297,7 +297,7 @@ def test_scripted_review_that_runs_out_of_turns_still_updates_the_comment(
     body = comment["body"]
     assert "The review did not complete" in body and "What to do" in body
     assert "reviewer critic gave no verdict" in body and "has run out of turns" in body
-    assert "review by critic (model_error)" in body  # stated as not reviewed
+    assert "review by critic (model\\_error)" in body  # stated as not reviewed
     assert "**security** (approve): Fine." in body  # the reviewer that finished is still reported
     assert _outputs(tmp_path)["verdict"] == "error"
 
@@ -588,7 +588,7 @@ def test_trusted_command_on_issue_pushes_a_run_branch_and_opens_a_pr(tmp_path: P
     assert git(bare, "rev-parse", "refs/heads/main").strip() == base  # the default branch is untouched
     assert "def ping():" in git(bare, "show", f"{sha}:app.py")
     assert [t for _, t in _run_decisions(root, sha)] == ["Ping is a plain function"]
-    assert f"Opened {created['html_url']} from branch `squad/{run_id}`." in reply["body"]
+    assert f"Opened [\\#{created['number']}]({created['html_url']}) from branch `squad/{run_id}`." in reply["body"]
     assert "Ping is a plain function" in reply["body"]
 
 
@@ -615,6 +615,6 @@ def test_failed_run_replies_with_why_and_pushes_nothing(tmp_path: Path, gh_repo:
     body = reply["body"]
     # backend is locked out after the rejection and the read-only lead cannot revise code: a person is needed
     assert body.startswith(f"❌ squad run failed (run `{run_id}`, status needs\\_human)")
-    assert "- task `ping` (backend): needs_human — the test command `python -m pytest -q` failed (exit 5)" in body
+    assert "- task `ping` (backend): needs\\_human — the test command `python -m pytest -q` failed (exit 5)" in body
     assert f"Next: `squad log {run_id}`" in body
     assert git(bare, "for-each-ref", "--format=%(refname)") == before  # nothing pushed

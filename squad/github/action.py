@@ -34,7 +34,7 @@ def run_action(
     make_runner: RunnerFactory = default_runner_factory,
 ) -> Report:
     """Dispatch one event; returns the Report (outputs are written by the caller)."""
-    with GitHubClient(env.api_url, env.token, env.repository) as client:
+    with GitHubClient(env.api_url, env.token, env.repository, graphql_url=env.graphql_url or None) as client:
         if env.event_name in ("pull_request", "pull_request_target"):
             if env.mode == "run":
                 return Report(notes=["squad: mode is 'run' but this is a pull_request event; nothing to do"])

@@ -39,6 +39,8 @@ class GitHubClient:
         max_attempts: tries per call for retryable failures.
         max_wait_s: cap on any single wait (retry-after, rate-limit reset, backoff).
         sleep: injectable for tests.
+        graphql_url: `GITHUB_GRAPHQL_URL`; by default derived from `api_url` (…/api/v3 -> …/api/graphql,
+            else <api_url>/graphql). It must have `api_url`'s origin: the token goes nowhere else.
     """
 
     def __init__(
@@ -51,8 +53,12 @@ class GitHubClient:
         max_wait_s: float = 60.0,
         timeout_s: float = 30.0,
         sleep: Callable[[float], None] = time.sleep,
+        graphql_url: str | None = None,
     ) -> None:
         self.api_url = api_url.rstrip("/")
+        self.graphql_url = (graphql_url or "").rstrip("/") or (
+            self.api_url[: -len("/v3")] + "/graphql" if self.api_url.endswith("/api/v3") else self.api_url + "/graphql"
+        )
         self.repository = repository
         self.max_attempts = max_attempts
         self.max_wait_s = max_wait_s
@@ -151,6 +157,18 @@ class GitHubClient:
             return min(self.max_wait_s, max(0.0, int(headers["x-ratelimit-reset"]) - time.time()))
         return self._backoff(attempt)
 
+    def graphql(self, query: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:
+        """One GraphQL call; returns `data`. GraphQL answers errors with HTTP 200 and an `errors` list."""
+        body = self.request("POST", self.graphql_url, json={"query": query, "variables": variables or {}})
+        if not isinstance(body, dict):
+            raise GitHubAPIError("GitHub GraphQL answered something that is not a JSON object")
+        if body.get("errors"):
+            first = body["errors"][0]
+            message = first.get("message", first) if isinstance(first, dict) else first
+            raise GitHubAPIError(f"GitHub GraphQL call failed: {str(message)[:300]}")
+        data = body.get("data")
+        return data if isinstance(data, dict) else {}
+
     def paginate(self, path: str, *, per_page: int = 100) -> Iterator[Any]:
         """Every item of a list endpoint, following `Link: <...>; rel="next"` headers."""
         url: str | None = path
@@ -169,6 +187,27 @@ class GitHubClient:
     @property
     def _repo(self) -> str:
         return f"/repos/{self.repository}"
+
+    def viewer(self) -> dict[str, Any] | None:
+        """Who this token is: `{"login", "id"}`, or None when GitHub will not say.
+
+        GraphQL `viewer` answers for user tokens AND installation tokens (the job's GITHUB_TOKEN is one: it
+        is `github-actions[bot]`); REST `GET /user` answers only for user tokens (403 "Resource not
+        accessible by integration" for installation tokens), so it is the fallback.
+        """
+        try:
+            viewer = self.graphql("query { viewer { login databaseId } }").get("viewer") or {}
+            if viewer.get("login"):
+                return {"login": str(viewer["login"]), "id": viewer.get("databaseId")}
+        except GitHubAPIError:
+            pass
+        try:
+            user = self.request("GET", "/user")
+        except GitHubAPIError:
+            return None
+        if isinstance(user, dict) and user.get("login"):
+            return {"login": str(user["login"]), "id": user.get("id")}
+        return None
 
     def list_issue_comments(self, number: int) -> Iterator[dict[str, Any]]:
         return self.paginate(f"{self._repo}/issues/{number}/comments")

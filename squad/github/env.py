@@ -38,6 +38,8 @@ class ActionEnv:
     model: str = ""
     max_cost: float | None = None
     remote: str = "origin"
+    graphql_url: str = ""
+    run_url: str = ""  # this workflow run's page (its job summary holds what a comment cannot)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> ActionEnv:
@@ -72,6 +74,12 @@ class ActionEnv:
         api_url = env.get("GITHUB_API_URL", "").strip() or "https://api.github.com"
         if not api_url.startswith(("https://", "http://127.", "http://localhost")):
             raise UsageError(f"GITHUB_API_URL must be an https URL, got {api_url!r}")
+        graphql_url = env.get("GITHUB_GRAPHQL_URL", "").strip()
+        if graphql_url and not graphql_url.startswith(("https://", "http://127.", "http://localhost")):
+            raise UsageError(f"GITHUB_GRAPHQL_URL must be an https URL, got {graphql_url!r}")
+        server_url = env.get("GITHUB_SERVER_URL", "").strip() or "https://github.com"
+        run_number = env.get("GITHUB_RUN_ID", "").strip()
+        run_url = f"{server_url.rstrip('/')}/{repository}/actions/runs/{run_number}" if run_number.isdigit() else ""
         token = (env.get("GITHUB_TOKEN") or inp("github-token")).strip()
         if not token:
             raise UsageError("GITHUB_TOKEN is not set", hint="pass `github-token: ${{ secrets.GITHUB_TOKEN }}`")
@@ -104,6 +112,8 @@ class ActionEnv:
             model=inp("model"),
             max_cost=max_cost,
             remote=env.get("SQUAD_GIT_REMOTE", "").strip() or "origin",
+            graphql_url=graphql_url,
+            run_url=run_url,
         )
 
     def __repr__(self) -> str:  # never show the token

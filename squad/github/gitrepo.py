@@ -119,6 +119,12 @@ def build_diff(root: Path, base: str, head: str, max_bytes: int) -> PullDiff:
     return PullDiff("".join(parts), tuple(files), tuple(skipped))
 
 
+def commit_messages(root: Path, base: str, head: str, limit: int = 50) -> list[str]:
+    """The full messages of the commits in `base..head`, oldest first (at most `limit`, the newest ones)."""
+    out = git(root, "log", "-z", f"--max-count={limit}", "--format=%B", f"{base}..{head}")
+    return [m.strip() for m in reversed(out.split("\0")) if m.strip()]
+
+
 def worktree_at(root: Path, sha: str) -> Path:
     """A throwaway detached worktree at `sha` (outside the user's work tree), for read-only reviewers."""
     path = Path(tempfile.mkdtemp(prefix="squad-review-")) / "tree"

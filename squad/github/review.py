@@ -21,11 +21,13 @@ from squad.domain.ids import new_run_id
 from squad.domain.review import Finding, merge_findings
 from squad.errors import ConfigError, SquadError, UsageError
 from squad.github import gitrepo
+from squad.github import markdown as md
 from squad.github.client import GitHubClient
-from squad.github.comment import MARKER, StickyComment, render_report
+from squad.github.comment import COMMENT_BUDGET, MARKER, SUMMARY_BUDGET, Identity, StickyComment, render_report
 from squad.github.env import ActionEnv, Report, load_base_config
 from squad.github.gitrepo import SkippedFile
-from squad.github.sanitize import fence, sanitize_code, sanitize_text
+from squad.github.prcontext import pr_context
+from squad.github.sanitize import fence, sanitize_code
 from squad.orchestration import RunConfig
 
 REVIEW_ACTIONS = frozenset({"opened", "synchronize", "reopened", "ready_for_review"})
@@ -136,21 +138,6 @@ def exit_code(outcome: ReviewOutcome, ledger: LedgerReport | None, fail_on: Sequ
     return 0
 
 
-def _pr_metadata(pr: dict[str, Any]) -> str:
-    """PR title, body, author and refs, each sanitized and fenced as untrusted data."""
-    author = (pr.get("user") or {}).get("login", "")
-    head = (pr.get("head") or {}).get("ref", "")
-    base = (pr.get("base") or {}).get("ref", "")
-    facts = f"number: {pr.get('number')}\nauthor: {author}\nhead branch: {head}\nbase branch: {base}"
-    return "\n\n".join(
-        [
-            fence(sanitize_text(facts), "pr-facts"),
-            fence(sanitize_text(pr.get("title")), "pr-title"),
-            fence(sanitize_text(pr.get("body")), "pr-body"),
-        ]
-    )
-
-
 def review_pull_request(env: ActionEnv, client: GitHubClient, make_reviewer: ReviewerFactory) -> Report:
     """Review mode for a pull_request event. Always leaves the sticky comment (unless skipped)."""
     action = env.event.get("action", "")
@@ -170,8 +157,9 @@ def review_pull_request(env: ActionEnv, client: GitHubClient, make_reviewer: Rev
     root = env.workspace
     base_sha = str((pr.get("base") or {}).get("sha", ""))
     head_sha = str((pr.get("head") or {}).get("sha", ""))
-    sticky = StickyComment(client, number)
-    pending = f"{MARKER}\n## ⏳ squad review: running\n\nReviewing commit `{head_sha[:12]}` · run `{run_id}` …\n"
+    sticky = StickyComment(client, number, Identity.of(client))
+    what = f"commit {md.code(head_sha[:12])} · run {md.code(run_id)}"
+    pending = f"{MARKER}\n## ⏳ squad review: running\n\nReviewing {what} …\n"
     comment_url = sticky.write(pending)  # appears even if the job is killed before finishing
 
     outcome = ReviewOutcome()
@@ -206,7 +194,13 @@ def review_pull_request(env: ActionEnv, client: GitHubClient, make_reviewer: Rev
             changed_files=diff.files,
             skipped=diff.skipped,
             pr_number=number,
-            pr_metadata=_pr_metadata(pr),
+            pr_metadata=pr_context(
+                pr,
+                files=diff.files,
+                skipped=diff.skipped,
+                commits=gitrepo.commit_messages(root, base_sha, head_sha),
+                decisions=ledger.added if ledger else (),
+            ),
             run_id=run_id,
         )
         if not diff.files:
@@ -225,15 +219,12 @@ def review_pull_request(env: ActionEnv, client: GitHubClient, make_reviewer: Rev
         outcome = ReviewOutcome(errors=[f"internal error: {type(exc).__name__}: {exc}"])
 
     result = verdict(outcome, ledger)
-    body = render_report(
-        head_sha=head_sha,
-        run_id=run_id,
-        outcome=outcome,
-        ledger=ledger,
-        ledger_error=ledger_error,
-        skipped=skipped,
-        result=result,
+    facts: dict[str, Any] = dict(
+        head_sha=head_sha, run_id=run_id, outcome=outcome, ledger=ledger, ledger_error=ledger_error, skipped=skipped
     )
+    more_at = f"the job summary of {md.link('this run', env.run_url)}" if env.run_url else "the job summary of this run"
+    body = render_report(**facts, result=result, limit=COMMENT_BUDGET, more_at=more_at)
+    summary = render_report(**facts, result=result, limit=SUMMARY_BUDGET)
     comment_url = sticky.write(body) or comment_url
-    code = 2 if config_failed else exit_code(outcome, ledger, fail_on)
-    return Report(exit_code=code, verdict=result, comment_url=comment_url, run_id=run_id, summary=body)
+    status = 2 if config_failed else exit_code(outcome, ledger, fail_on)
+    return Report(exit_code=status, verdict=result, comment_url=comment_url, run_id=run_id, summary=summary)

@@ -214,8 +214,31 @@ def test_scripted_reviewers_merge_findings_into_one_comment_updated_on_push(
             },
         ],
     )
-    # The model comes from the BASE branch's settings here (reviewer model), and from the action input below.
-    _commit_config(root, ["critic", "security"], f'[models]\nreviewer = "{opened_model}"\n')
+    push_model = _script(
+        tmp_path,
+        "sync.yaml",
+        [
+            {
+                "agent": name,
+                "task": "review",
+                "turns": [
+                    {
+                        "tool_calls": [
+                            _verdict(
+                                "Must not merge.",
+                                {"file": "app.py", "line": 2, "severity": "blocking", "message": "Trojan Source"},
+                                verdict="reject",
+                            )
+                        ]
+                    }
+                ],
+            }
+            for name in ("critic", "security")
+        ],
+    )
+    # The model comes from the BASE branch's settings here (reviewer model), and from the action input below:
+    # an input may only pick a model the base config names (here the default).
+    _commit_config(root, ["critic", "security"], f'[models]\nreviewer = "{opened_model}"\ndefault = "{push_model}"\n')
     _open_pr(gh_repo)
     with GitHubServer() as gh:
         out = _squad_github(tmp_path, gh, root, "pull_request", _pr_event("opened", gh_repo))
@@ -234,28 +257,6 @@ def test_scripted_reviewers_merge_findings_into_one_comment_updated_on_push(
         # the throwaway review worktree is gone
         assert git(root, "worktree", "list", "--porcelain").count("worktree ") == 1
 
-        push_model = _script(
-            tmp_path,
-            "sync.yaml",
-            [
-                {
-                    "agent": name,
-                    "task": "review",
-                    "turns": [
-                        {
-                            "tool_calls": [
-                                _verdict(
-                                    "Must not merge.",
-                                    {"file": "app.py", "line": 2, "severity": "blocking", "message": "Trojan Source"},
-                                    verdict="reject",
-                                )
-                            ]
-                        }
-                    ],
-                }
-                for name in ("critic", "security")
-            ],
-        )
         out = _squad_github(
             tmp_path, gh, root, "pull_request", _pr_event("synchronize", gh_repo), SQUAD_MODEL=push_model
         )
@@ -288,7 +289,7 @@ def test_scripted_review_that_runs_out_of_turns_still_updates_the_comment(
             {"agent": "security", "task": "review", "turns": [{"tool_calls": [_verdict("Fine.")]}]},
         ],
     )
-    _commit_config(root, ["critic", "security"], "")
+    _commit_config(root, ["critic", "security"], f'[models]\nreviewer = "{model}"\n')
     _open_pr(gh_repo)
     with GitHubServer() as gh:
         out = _squad_github(tmp_path, gh, root, "pull_request", _pr_event("opened", gh_repo), INPUT_MODEL=model)
@@ -324,7 +325,7 @@ def test_anthropic_reviewer_gets_fenced_prompt_read_only_tools_and_no_secrets(
     tmp_path: Path, gh_repo: dict[str, Any]
 ) -> None:
     root = gh_repo["root"]
-    _commit_config(root, ["critic"], "")
+    _commit_config(root, ["critic"], '[models]\nreviewer = "claude-sonnet-4-5"\n')
     _open_pr(gh_repo)
     spybin, spylog = _git_spy(tmp_path)
     with MessagesServer() as llm, GitHubServer() as gh:
@@ -422,7 +423,7 @@ def test_anthropic_reviewer_gets_fenced_prompt_read_only_tools_and_no_secrets(
 
 def test_anthropic_model_error_updates_the_comment_with_what_to_do(tmp_path: Path, gh_repo: dict[str, Any]) -> None:
     root = gh_repo["root"]
-    _commit_config(root, ["critic"], "")
+    _commit_config(root, ["critic"], '[models]\nreviewer = "claude-sonnet-4-5"\n')
     _open_pr(gh_repo)
     with MessagesServer() as llm, GitHubServer() as gh:
         llm.script("critic/review", Reply.error(401, "authentication_error", "invalid x-api-key"))
@@ -535,7 +536,12 @@ def test_trusted_command_on_pr_runs_the_coordinator_and_pushes_to_the_pr_branch(
     tmp_path: Path, gh_repo: dict[str, Any]
 ) -> None:
     root, bare = gh_repo["root"], gh_repo["bare"]
-    _commit_config(root, ["lead", "backend", "critic"], f'[commands]\ntest = "{sys.executable} -m compileall -q ."\n')
+    model = _run_script(tmp_path)  # the input below may only name a model of the base config
+    _commit_config(
+        root,
+        ["lead", "backend", "critic"],
+        f'[models]\ndefault = "{model}"\n[commands]\ntest = "{sys.executable} -m compileall -q ."\n',
+    )
     _open_pr(gh_repo, change="def health():\n    return 'ok'\n\n\nVERSION = 2\n")
     with GitHubServer() as gh:
         gh.permissions["Codertocat"] = "write"
@@ -545,7 +551,7 @@ def test_trusted_command_on_pr_runs_the_coordinator_and_pushes_to_the_pr_branch(
             "base": {"sha": gh_repo["base"], "ref": "main", "repo": {"full_name": REPO}},
         }
         event = _comment_event("/squad add a ping endpoint", pr=True)
-        out = _squad_github(tmp_path, gh, root, "issue_comment", event, SQUAD_MODEL=_run_script(tmp_path))
+        out = _squad_github(tmp_path, gh, root, "issue_comment", event, SQUAD_MODEL=model)
         [reply] = gh.comments[1]
         assert not gh.created_pulls
     assert out.returncode == 0, out.stdout + out.stderr + reply["body"]
@@ -566,7 +572,12 @@ def test_trusted_command_on_pr_runs_the_coordinator_and_pushes_to_the_pr_branch(
 
 def test_trusted_command_on_issue_pushes_a_run_branch_and_opens_a_pr(tmp_path: Path, gh_repo: dict[str, Any]) -> None:
     root, bare = gh_repo["root"], gh_repo["bare"]
-    _commit_config(root, ["lead", "backend", "critic"], f'[commands]\ntest = "{sys.executable} -m compileall -q ."\n')
+    model = _run_script(tmp_path)  # the input below may only name a model of the base config
+    _commit_config(
+        root,
+        ["lead", "backend", "critic"],
+        f'[models]\ndefault = "{model}"\n[commands]\ntest = "{sys.executable} -m compileall -q ."\n',
+    )
     git(root, "push", "-q", "origin", "main")
     base = git(root, "rev-parse", "HEAD").strip()
     with GitHubServer() as gh:
@@ -577,7 +588,7 @@ def test_trusted_command_on_issue_pushes_a_run_branch_and_opens_a_pr(tmp_path: P
             root,
             "issue_comment",
             _comment_event("/squad add a ping endpoint", pr=False),
-            SQUAD_MODEL=_run_script(tmp_path),
+            SQUAD_MODEL=model,
         )
         [reply] = gh.comments[1]
         assert out.returncode == 0, out.stdout + out.stderr + reply["body"]
@@ -595,7 +606,8 @@ def test_trusted_command_on_issue_pushes_a_run_branch_and_opens_a_pr(tmp_path: P
 def test_failed_run_replies_with_why_and_pushes_nothing(tmp_path: Path, gh_repo: dict[str, Any]) -> None:
     root, bare = gh_repo["root"], gh_repo["bare"]
     # the default test command (pytest) finds no tests and fails, so review.require_tests rejects the work
-    _commit_config(root, ["lead", "backend", "critic"], "")
+    model = _run_script(tmp_path)
+    _commit_config(root, ["lead", "backend", "critic"], f'[models]\ndefault = "{model}"\n')
     git(root, "push", "-q", "origin", "main")
     before = git(bare, "for-each-ref", "--format=%(refname)")
     with GitHubServer() as gh:
@@ -606,7 +618,7 @@ def test_failed_run_replies_with_why_and_pushes_nothing(tmp_path: Path, gh_repo:
             root,
             "issue_comment",
             _comment_event("/squad add a ping endpoint", pr=False),
-            SQUAD_MODEL=_run_script(tmp_path),
+            SQUAD_MODEL=model,
         )
         [reply] = gh.comments[1]
         assert not gh.created_pulls

@@ -124,8 +124,10 @@ def refused_note(body: str, why: str) -> str:
 
 def entry_line(entry: Any) -> str:
     """A decision entry in a comment: title, id, author, file:line — each escaped for where it goes."""
+    from squad.infra.ledger import entry_author
+
     where = md.code(f"{entry.file}:{entry.line}")
-    return f"**{md.text(entry.title)}** — {md.code(entry.id)} by {md.text(entry.agent or 'unknown')} ({where})"
+    return f"**{md.text(entry.title)}** — {md.code(entry.id)} by {md.text(entry_author(entry) or 'unknown')} ({where})"
 
 
 def render_report(

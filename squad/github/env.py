@@ -1,7 +1,7 @@
 """The Actions environment squad runs in, what one invocation reports, and the config it runs with.
 
 Settings and charters always come from the BASE commit, read with git into a temp dir (never the PR
-head); the Action's inputs then become a RunConfig (never writes into a shared Settings).
+head); the Action's inputs can only tighten them (a RunConfig; never writes into a shared Settings).
 """
 
 from __future__ import annotations
@@ -95,8 +95,8 @@ class ActionEnv:
                 max_cost = float(raw)
             except ValueError:
                 raise UsageError(f"max-cost must be a number of US dollars, got {raw!r}") from None
-            if max_cost < 0:
-                raise UsageError(f"max-cost must be >= 0, got {raw!r}")
+            if not max_cost > 0:  # it only ever lowers the base's cap: 0 cannot mean "unlimited" here
+                raise UsageError(f"max-cost must be more than 0 US dollars, got {raw!r}")
         summary = env.get("GITHUB_STEP_SUMMARY", "").strip()
         output = env.get("GITHUB_OUTPUT", "").strip()
         return cls(
@@ -133,8 +133,17 @@ class Report:
 
 
 def load_base_config(root: Path, sha: str, env: ActionEnv | None = None) -> tuple[RunConfig, Team | None]:
-    """The run config as of commit `sha` (the base), read with git into a temp dir — never the PR head — with
-    the Action's inputs (`model`, `max-cost`) applied; and the team, None when the base has no charters."""
+    """The run config as of commit `sha` (the base), read with git into a temp dir — never the PR head — and the
+    team (None when the base has no charters).
+
+    The Action's `model` and `max-cost` inputs come from the workflow file, which a pull request can edit, so
+    they may only TIGHTEN the base's settings (`RunConfig.tightened`): a lower dollar cap, a model the base
+    config already names. A scripted model is no exception.
+
+    Raises:
+        ConfigError: the base's settings or charters are broken.
+        UsageError: an input would loosen the base's settings.
+    """
     with tempfile.TemporaryDirectory(prefix="squad-base-config-") as tmp:
         dest = gitrepo.materialize_squad_config(root, sha, Path(tmp))
         settings = load_settings(dest)
@@ -144,13 +153,9 @@ def load_base_config(root: Path, sha: str, env: ActionEnv | None = None) -> tupl
             if (dest / ".squad" / "agents").is_dir():
                 raise  # charters exist but are broken: say so
             team = None
-    config = RunConfig.build(
-        root,
-        settings,
-        team or Team(agents={}),
-        model=(env.model if env else None) or None,
-        max_cost=(env.max_cost or None) if env else None,
-    )
+    config = RunConfig.build(root, settings, team or Team(agents={}))
+    if env is not None:
+        config = config.tightened(model=env.model or None, max_cost=env.max_cost)
     return config, team
 
 

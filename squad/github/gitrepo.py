@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import re
+import shutil
 import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -126,15 +127,24 @@ def commit_messages(root: Path, base: str, head: str, limit: int = 50) -> list[s
 
 
 def worktree_at(root: Path, sha: str) -> Path:
-    """A throwaway detached worktree at `sha` (outside the user's work tree), for read-only reviewers."""
+    """A throwaway detached worktree at `sha` (outside the user's work tree), for read-only reviewers: the `tree`
+    folder of a fresh `squad-review-*` temp dir (`remove_worktree` removes both)."""
     path = Path(tempfile.mkdtemp(prefix="squad-review-")) / "tree"
-    git(root, "worktree", "add", "--detach", "--quiet", str(path), sha)
+    try:
+        git(root, "worktree", "add", "--detach", "--quiet", str(path), sha)
+    except SquadError:
+        shutil.rmtree(path.parent, ignore_errors=True)
+        raise
     return path
 
 
 def remove_worktree(root: Path, path: Path) -> None:
+    """Remove a `worktree_at` worktree and its temp dir (left behind, one empty dir per review piles up)."""
     git(root, "worktree", "remove", "--force", str(path), check=False)
     git(root, "worktree", "prune", check=False)
+    shutil.rmtree(path, ignore_errors=True)
+    if path.parent.name.startswith("squad-review-"):
+        shutil.rmtree(path.parent, ignore_errors=True)
 
 
 def push(root: Path, remote: str, sha: str, branch: str, token: str | None) -> None:

@@ -54,7 +54,12 @@ def pr_context(
             messages.append(f"(and {len(commits) - MAX_COMMITS} more commits)")
         blocks.append(fence("\n\n".join(f"commit {i + 1}:\n{m}" for i, m in enumerate(messages)), "pr-commits"))
     if decisions:
-        lines = [f"{e.id}: {e.title} (by {e.agent or 'unknown'}, {e.file}:{e.line})" for e in decisions[:MAX_DECISIONS]]
+        from squad.infra.ledger import entry_author
+
+        lines = [
+            f"{e.id}: {e.title} (by {entry_author(e) or 'unknown'}, {e.file}:{e.line})"
+            for e in decisions[:MAX_DECISIONS]
+        ]
         blocks.append(untrusted_lines(_bounded(lines, MAX_DECISIONS, "decisions"), "decisions-added"))
     return "\n\n".join(blocks)
 

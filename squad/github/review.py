@@ -173,7 +173,7 @@ def review_pull_request(env: ActionEnv, client: GitHubClient, make_reviewer: Rev
         head_sha = gitrepo.resolve_commit(root, head_sha, "head")
         try:
             config, team = load_base_config(root, base_sha, env)
-        except ConfigError:
+        except (ConfigError, UsageError):  # broken base config, or an input that would loosen it
             config_failed = True
             raise
         settings = config.settings

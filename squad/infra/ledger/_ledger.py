@@ -447,6 +447,17 @@ def _validate(
             raise UsageError(f"supersedes {old!r} is not an entry id (a 26-character ULID)")
 
 
+def entry_author(entry: Entry) -> str | None:
+    """Who recorded `entry`: its agent, else the person whose personal file holds it (`<date>-<person>.md`;
+    a person's entries carry no agent), else None."""
+    if entry.agent:
+        return entry.agent
+    m = _DATED_NAME_RE.fullmatch(Path(entry.file).name)
+    if m and not _RUN_ID_RE.fullmatch(m[2]) and m[2] != entry.run:
+        return m[2]
+    return None
+
+
 def _header(target: Path, run: str | None, today: date) -> str:
     """The one-line file header: run files name the run, personal files the person, both with the date."""
     m = _DATED_NAME_RE.fullmatch(target.name)

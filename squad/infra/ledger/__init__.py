@@ -6,9 +6,9 @@ derived from later entries' `supersedes`, never written. See `_format` for the e
 """
 
 from squad.infra.ledger._compare import Comparison, compare, superseded_by
-from squad.infra.ledger._format import Entry, ParseResult, Problem, is_ulid, parse_text, render_entry
+from squad.infra.ledger._format import Entry, ParseResult, Problem, entry_author, is_ulid, parse_text, render_entry
 from squad.infra.ledger._git import person_slug
-from squad.infra.ledger._ledger import LEDGER_DIR, Ledger, entry_author
+from squad.infra.ledger._ledger import LEDGER_DIR, Ledger
 
 __all__ = [
     "LEDGER_DIR",

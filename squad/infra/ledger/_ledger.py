@@ -18,6 +18,8 @@ from squad.errors import LedgerError, UsageError
 from squad.infra import safefs
 from squad.infra.ledger._compare import compare, superseded_by
 from squad.infra.ledger._format import (
+    _DATED_NAME_RE,
+    _RUN_ID_RE,
     HEADER_PREFIX,
     Entry,
     ParseResult,
@@ -32,8 +34,6 @@ from squad.infra.ledger._git import common_dir, read_tree, slugify
 from squad.infra.safefs import UnsafePathError
 
 LEDGER_DIR = "decisions"
-_RUN_ID_RE = re.compile(r"(\d{4})(\d{2})(\d{2})-\d{6}-[a-z0-9]{4}")
-_DATED_NAME_RE = re.compile(r"(\d{4}-\d{2}-\d{2})-(.+)\.md")
 _SAFE_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 
 
@@ -460,17 +460,6 @@ def _validate(
     for old in supersedes:
         if not is_ulid(old):
             raise UsageError(f"supersedes {old!r} is not an entry id (a 26-character ULID)")
-
-
-def entry_author(entry: Entry) -> str | None:
-    """Who recorded `entry`: its agent, else the person whose personal file holds it (`<date>-<person>.md`;
-    a person's entries carry no agent), else None."""
-    if entry.agent:
-        return entry.agent
-    m = _DATED_NAME_RE.fullmatch(Path(entry.file).name)
-    if m and not _RUN_ID_RE.fullmatch(m[2]) and m[2] != entry.run:
-        return m[2]
-    return None
 
 
 def _header(target: Path, run: str | None, today: date) -> str:

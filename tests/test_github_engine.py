@@ -184,7 +184,9 @@ def test_scripted_reviewers_merge_findings_into_one_comment_updated_on_push(
                                     "line": 1,
                                     "severity": "major",
                                     "message": "health() has no docstring",
+                                    "suggestion": "def health() -> str:",
                                 },
+                                {"file": "README.md", "severity": "minor", "message": "Document the health check"},
                             )
                         ]
                     },
@@ -238,19 +240,36 @@ def test_scripted_reviewers_merge_findings_into_one_comment_updated_on_push(
     )
     # The model comes from the BASE branch's settings here (reviewer model), and from the action input below:
     # an input may only pick a model the base config names (here the default).
-    _commit_config(root, ["critic", "security"], f'[models]\nreviewer = "{opened_model}"\ndefault = "{push_model}"\n')
+    _commit_config(
+        root,
+        ["critic", "security"],
+        f'[models]\nreviewer = "{opened_model}"\ndefault = "{push_model}"\n'
+        '[github]\nrequest_changes_on = ["blocking"]\n',
+    )
     _open_pr(gh_repo)
     with GitHubServer() as gh:
+        gh.diff_lines[2] = {"app.py": {1, 2}}  # where GitHub takes inline comments (the diff's lines)
         out = _squad_github(tmp_path, gh, root, "pull_request", _pr_event("opened", gh_repo))
         assert out.returncode == 0, out.stdout + out.stderr
         [comment] = _sticky(gh)
         body = comment["body"]
         assert len(gh.requests("POST", r"/issues/2/comments$")) == 1
         assert "squad review: approve" in body
-        assert "| major | `app.py:2` | Missing test for health() | critic, security |" in body
-        assert "| major | `app.py:1` | health() has no docstring | critic |" in body
-        assert "| minor | `app.py:2` | U+202E in a comment | security |" in body
-        assert body.count("Missing test for health()") == 1 and "missing  TEST" not in body
+        # findings on changed lines: ONE review, one inline comment each, on the right lines
+        [review] = gh.reviews[2]
+        assert review["state"] == "COMMENTED" and review["commit_id"] == gh_repo["head"]
+        inline = {(c["line"], c["body"].split("\n", 3)[-1].split("\n")[0]): c for c in gh.review_comments[2]}
+        assert set(inline) == {
+            (2, "Missing test for health()"),
+            (1, "health() has no docstring"),
+            (2, "U+202E in a comment"),
+        }
+        merged = inline[(2, "Missing test for health()")]["body"]
+        assert "**major** · critic, security" in merged and "missing  TEST" not in merged  # merged by code
+        assert "```suggestion\ndef health() -> str:\n```" in inline[(1, "health() has no docstring")]["body"]
+        assert "3 new findings (2 major, 1 minor) are inline comments" in body
+        # a finding outside the diff stays in the sticky comment's table
+        assert "| minor | `README.md` | Document the health check | critic |" in body and "app.py:2" not in body
         assert "**critic** (approve): Works, lacks tests." in body
         assert "**security** (approve): A hidden bidi control." in body
         assert _outputs(tmp_path)["verdict"] == "approve"
@@ -266,9 +285,17 @@ def test_scripted_reviewers_merge_findings_into_one_comment_updated_on_push(
             f"/repos/{REPO}/issues/comments/{comment['id']}"
         }
         [edited] = _sticky(gh)
+        _, second = gh.reviews[2]
+        new = [c for c in gh.review_comments[2] if c["pull_request_review_id"] == second["id"]]
+        threads = {t["comment"]: t["isResolved"] for t in gh.threads[2]}
     assert edited["id"] == comment["id"]
     assert "squad review: reject" in edited["body"]
-    assert "| blocking | `app.py:2` | Trojan Source | critic, security |" in edited["body"]
+    # the new blocking finding: one more inline comment, requesting changes ([github] request_changes_on)
+    assert second["state"] == "CHANGES_REQUESTED" and [c["line"] for c in new] == [2]
+    assert "**blocking** · critic, security" in new[0]["body"] and "Trojan Source" in new[0]["body"]
+    # the three findings that are gone: their threads resolved, nothing posted twice
+    assert threads == {**{c["id"]: True for c in inline.values()}, new[0]["id"]: False}
+    assert "3 inline threads of findings that are gone were resolved" in edited["body"]
     assert "Missing test for health()" not in edited["body"]
     assert _outputs(tmp_path)["verdict"] == "reject"
 
@@ -364,8 +391,10 @@ def test_anthropic_reviewer_gets_fenced_prompt_read_only_tools_and_no_secrets(
         )
         [comment] = _sticky(gh)
         requests = list(llm.requests)
+        [inline] = gh.review_comments[2]
     assert out.returncode == 1, out.stdout + out.stderr
-    assert "| blocking | `app.py:2` | U+202E | critic |" in comment["body"]
+    assert "(1 blocking) are inline comments" in comment["body"]
+    assert (inline["line"], inline["body"].split("\n")[-1]) == (2, "U+202E")
     assert [r.agent for r in requests] == ["critic"] * 3 and llm.pending("critic/review") == 0
     first = requests[0].body
     assert first["model"] == "claude-sonnet-4-5"

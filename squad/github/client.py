@@ -120,7 +120,7 @@ class GitHubClient:
                 self._sleep(self._backoff(attempt))
                 continue
             if response.status_code < 400:
-                return response
+                return response  # 3xx too: the caller decides where a redirect may go (never with the token)
             wait = self._retry_wait(response, attempt)
             last = f"HTTP {response.status_code}: {_message(response)}"
             if wait is None or attempt == self.max_attempts:
@@ -224,10 +224,117 @@ class GitHubClient:
     def get_pull(self, number: int) -> dict[str, Any]:
         return self.request("GET", f"{self._repo}/pulls/{number}")
 
-    def create_pull(self, *, title: str, head: str, base: str, body: str) -> dict[str, Any]:
-        return self.request(
-            "POST", f"{self._repo}/pulls", json={"title": title, "head": head, "base": base, "body": body}
+    def create_pull(self, *, title: str, head: str, base: str, body: str, draft: bool = False) -> dict[str, Any]:
+        payload = {"title": title, "head": head, "base": base, "body": body, "draft": draft}
+        return self.request("POST", f"{self._repo}/pulls", json=payload)
+
+    def update_pull(self, number: int, **fields: Any) -> dict[str, Any]:
+        return self.request("PATCH", f"{self._repo}/pulls/{number}", json=fields)
+
+    def open_pulls_from(self, branch: str) -> list[dict[str, Any]]:
+        """Open pull requests whose head is `branch` of this repository."""
+        owner = self.repository.split("/")[0]
+        found = self.request("GET", f"{self._repo}/pulls", params={"head": f"{owner}:{branch}", "state": "open"})
+        return list(found or [])
+
+    # ---- pull request reviews -----------------------------------------------------------------------------
+
+    def list_review_comments(self, number: int) -> Iterator[dict[str, Any]]:
+        return self.paginate(f"{self._repo}/pulls/{number}/comments")
+
+    def list_reviews(self, number: int) -> Iterator[dict[str, Any]]:
+        return self.paginate(f"{self._repo}/pulls/{number}/reviews")
+
+    def review_comments(self, number: int, review_id: int) -> Iterator[dict[str, Any]]:
+        return self.paginate(f"{self._repo}/pulls/{number}/reviews/{review_id}/comments")
+
+    def create_review(
+        self, number: int, *, commit_id: str, event: str, body: str, comments: list[dict[str, Any]]
+    ) -> dict[str, Any]:
+        """ONE review with its inline comments (`path`, `line`, `side`, `body` each)."""
+        payload = {"commit_id": commit_id, "event": event, "body": body, "comments": comments}
+        return self.request("POST", f"{self._repo}/pulls/{number}/reviews", json=payload)
+
+    def dismiss_review(self, number: int, review_id: int, message: str) -> dict[str, Any]:
+        payload = {"message": message, "event": "DISMISS"}
+        return self.request("PUT", f"{self._repo}/pulls/{number}/reviews/{review_id}/dismissals", json=payload)
+
+    def reply_to_review_comment(self, number: int, comment_id: int, body: str) -> dict[str, Any]:
+        return self.request("POST", f"{self._repo}/pulls/{number}/comments/{comment_id}/replies", json={"body": body})
+
+    def review_threads(self, number: int) -> list[dict[str, Any]]:
+        """The PR's review threads (GraphQL): `id`, `isResolved`, and the database id of their first comment."""
+        owner, name = self.repository.split("/")
+        threads: list[dict[str, Any]] = []
+        cursor: str | None = None
+        for _ in range(50):  # 5,000 threads at most
+            data = self.graphql(_THREADS_QUERY, {"owner": owner, "name": name, "number": number, "cursor": cursor})
+            page = ((data.get("repository") or {}).get("pullRequest") or {}).get("reviewThreads") or {}
+            for node in page.get("nodes") or []:
+                first = ((node.get("comments") or {}).get("nodes") or [{}])[0]
+                threads.append(
+                    {"id": node["id"], "isResolved": bool(node.get("isResolved")), "comment": first.get("databaseId")}
+                )
+            info = page.get("pageInfo") or {}
+            if not info.get("hasNextPage"):
+                break
+            cursor = info.get("endCursor")
+        return threads
+
+    def resolve_thread(self, thread_id: str) -> None:
+        self.graphql(
+            "mutation($id: ID!) { resolveReviewThread(input: {threadId: $id}) { thread { id isResolved } } }",
+            {"id": thread_id},
         )
+
+    # ---- Actions and checks ----------------------------------------------------------------------------------
+
+    def run_jobs(self, run_id: int) -> list[dict[str, Any]]:
+        """The jobs of a workflow run (latest attempt)."""
+        data = self.request("GET", f"{self._repo}/actions/runs/{run_id}/jobs", params={"per_page": 100})
+        return list((data or {}).get("jobs") or [])
+
+    def suite_check_runs(self, suite_id: int) -> list[dict[str, Any]]:
+        data = self.request("GET", f"{self._repo}/check-suites/{suite_id}/check-runs", params={"per_page": 100})
+        return list((data or {}).get("check_runs") or [])
+
+    def job_log(self, job_id: int, max_bytes: int = 2_000_000) -> str:
+        """The tail (at most `max_bytes`) of a job's log.
+
+        GitHub answers 302 with a short-lived signed URL on another host; that URL is fetched WITHOUT the token.
+        """
+        response = self._send("GET", f"{self._repo}/actions/jobs/{job_id}/logs")
+        if response.status_code in (301, 302, 303, 307, 308):
+            location = response.headers.get("location", "")
+            if not location.startswith(("https://", "http://127.", "http://localhost")):
+                raise GitHubAPIError(f"the log of job {job_id} redirects to an unexpected URL")
+            with (
+                httpx2.Client(timeout=self._http.timeout, trust_env=False, follow_redirects=False) as plain,
+                plain.stream("GET", location) as blob,
+            ):
+                if blob.status_code >= 400:
+                    raise GitHubAPIError(f"the log of job {job_id} could not be downloaded: HTTP {blob.status_code}")
+                data = bytearray()
+                for chunk in blob.iter_bytes():
+                    data += chunk
+                    if len(data) > 2 * max_bytes:
+                        del data[:-max_bytes]
+            return bytes(data[-max_bytes:]).decode("utf-8", errors="replace")
+        return response.content[-max_bytes:].decode("utf-8", errors="replace")
+
+
+_THREADS_QUERY = """
+query($owner: String!, $name: String!, $number: Int!, $cursor: String) {
+  repository(owner: $owner, name: $name) {
+    pullRequest(number: $number) {
+      reviewThreads(first: 100, after: $cursor) {
+        pageInfo { hasNextPage endCursor }
+        nodes { id isResolved comments(first: 1) { nodes { databaseId } } }
+      }
+    }
+  }
+}
+"""
 
 
 def _origin(url: str) -> tuple[str, str]:

@@ -7,6 +7,7 @@ cells, model-written text re-emitted without images, links or HTML.
 
 from __future__ import annotations
 
+import json
 import re
 import sys
 from collections.abc import Sequence
@@ -21,6 +22,9 @@ if TYPE_CHECKING:
     from squad.github.review import LedgerReport, ReviewOutcome
 
 MARKER = "<!-- squad:review -->"
+#: squad's memory of a PR it opened or pushed to, kept in its own sticky comment (which only its token writes):
+#: the branch, the sha squad last saw it at, and the follow-ups made so far.
+STATE_RE = re.compile(r"<!-- squad:state (\{.*?\}) -->")
 #: GitHub refuses (422) an issue comment body over 65,536 characters; the report aims below it.
 COMMENT_LIMIT = 65_536
 COMMENT_BUDGET = 60_000
@@ -79,11 +83,14 @@ class StickyComment:
         self.client = client
         self.number = number
         self.comment: dict[str, Any] | None = find_sticky(client, number, me)
+        self.state: dict[str, Any] = read_state((self.comment or {}).get("body") or "")
 
     def write(self, body: str) -> str:
-        """Post `body` (capped to GitHub's limit); an edit GitHub refuses falls back to a new comment, a body it
-        refuses falls back to a short note. Returns the comment's URL."""
-        body = cap(body, COMMENT_LIMIT - 1000)
+        """Post `body` (capped to GitHub's limit) with the PR's state; an edit GitHub refuses falls back to a new
+        comment, a body it refuses falls back to a short note. Returns the comment's URL."""
+        body = cap(body, COMMENT_LIMIT - 2000)
+        if self.state:
+            body = body.rstrip("\n") + "\n\n" + state_marker(self.state) + "\n"
         try:
             self._post(body)
         except GitHubAPIError as exc:
@@ -104,6 +111,44 @@ class StickyComment:
                 print(f"squad: cannot edit comment {self.comment['id']} ({exc}); writing a new one", file=sys.stderr)
                 self.comment = None
         self.comment = self.client.create_issue_comment(self.number, body)
+
+
+def read_state(body: str) -> dict[str, Any]:
+    """The state block of one of squad's own comments ({} when there is none or it is unreadable)."""
+    m = STATE_RE.search(body)
+    if not m:
+        return {}
+    try:
+        state = json.loads(m.group(1))
+    except json.JSONDecodeError:
+        return {}
+    return state if isinstance(state, dict) else {}
+
+
+def state_marker(state: dict[str, Any]) -> str:
+    """The state as a hidden comment: JSON with `<`, `>` and `&` escaped, so it can never close the comment."""
+    payload = json.dumps(state, separators=(",", ":"), sort_keys=True)
+    payload = payload.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+    return f"<!-- squad:state {payload} -->"
+
+
+def followup_section(state: dict[str, Any], limit: int) -> list[str]:
+    """The follow-ups squad made on this PR (markdown lines; empty when there were none)."""
+    attempts = [a for a in state.get("followups") or [] if isinstance(a, dict)]
+    if not attempts and not state.get("branch"):
+        return []
+    lines = ["### Follow-ups", ""]
+    if state.get("branch"):
+        lines.append(
+            f"squad works on branch {md.code(state['branch'])}, last seen at {md.code(str(state.get('sha', ''))[:12])};"
+            f" {len(attempts)} of {limit} follow-ups used."
+        )
+    lines += [
+        f"- {md.text(a.get('trigger'), 200)} → {md.text(a.get('result'), 500)}"
+        + (f" ({md.code(a['at'][:12])})" if a.get("at") else "")
+        for a in attempts
+    ]
+    return [*lines, ""]
 
 
 def cap(body: str, limit: int) -> str:
@@ -142,12 +187,15 @@ def render_report(
     limit: int = COMMENT_BUDGET,
     more_at: str = "",
     extra: Sequence[str] = (),
+    shown: Sequence[Any] | None = None,
 ) -> str:
     """The sticky comment body (and job summary): marker, verdict, findings, decisions, what was not reviewed.
 
     Findings that do not fit in `limit` characters are counted and pointed to `more_at` (the job summary).
-    `extra` are sections squad wrote itself (inline review, follow-ups), already markdown.
+    `extra` are sections squad wrote itself (inline review, follow-ups), already markdown; `shown` the findings
+    for the table (default: all; the inline review shows the others on the diff).
     """
+    table = list(outcome.findings if shown is None else shown)
     head = [MARKER, f"## {_ICON.get(result, '')} squad review: {result}", ""]
     reviewers = ", ".join(md.text(r, 60) for r in outcome.reviewers)
     head.append(
@@ -200,22 +248,22 @@ def render_report(
         )
 
     findings: list[str] = []
-    if outcome.findings:
-        rows = [finding_row(f) for f in outcome.findings]
+    if table:
+        rows = [finding_row(f) for f in table]
         fixed = len("\n".join(head + tail)) + 600  # headings, table header, the "more" line
         room = limit - fixed
-        shown: list[str] = []
+        fitted: list[str] = []
         for row in rows:
             if room - len(row) - 1 < 0:
                 break
-            shown.append(row)
+            fitted.append(row)
             room -= len(row) + 1
-        findings = ["### Findings", "", "| severity | where | finding | by |", "| --- | --- | --- | --- |", *shown]
-        if len(shown) < len(rows):
+        findings = ["### Findings", "", "| severity | where | finding | by |", "| --- | --- | --- | --- |", *fitted]
+        if len(fitted) < len(rows):
             where = f" — all of them are in {more_at}" if more_at else " — the job summary has all of them"
-            findings += ["", f"… and {len(rows) - len(shown)} more findings not shown here{where}."]
+            findings += ["", f"… and {len(rows) - len(fitted)} more findings not shown here{where}."]
         findings.append("")
-    elif not outcome.errors:
+    elif not outcome.errors and not outcome.findings:
         findings = ["No findings.", ""]
     body = re.sub(r"\n{3,}", "\n\n", "\n".join(head + findings + tail)).strip() + "\n"
     return cap(body, limit)

@@ -39,6 +39,7 @@ class ActionEnv:
     max_cost: float | None = None
     remote: str = "origin"
     graphql_url: str = ""
+    model_key: bool = False  # ANTHROPIC_API_KEY (or AUTH_TOKEN) is set: a fork's pull_request run has none
     run_url: str = ""  # this workflow run's page (its job summary holds what a comment cannot)
 
     @classmethod
@@ -114,6 +115,7 @@ class ActionEnv:
             remote=env.get("SQUAD_GIT_REMOTE", "").strip() or "origin",
             graphql_url=graphql_url,
             run_url=run_url,
+            model_key=bool(env.get("ANTHROPIC_API_KEY", "").strip() or env.get("ANTHROPIC_AUTH_TOKEN", "").strip()),
         )
 
     def __repr__(self) -> str:  # never show the token

@@ -88,7 +88,7 @@ class StickyComment:
     def write(self, body: str) -> str:
         """Post `body` (capped to GitHub's limit) with the PR's state; an edit GitHub refuses falls back to a new
         comment, a body it refuses falls back to a short note. Returns the comment's URL."""
-        body = cap(body, COMMENT_LIMIT - 2000)
+        body = cap(STATE_RE.sub("", body).rstrip("\n") + "\n", COMMENT_LIMIT - 2000)
         if self.state:
             body = body.rstrip("\n") + "\n\n" + state_marker(self.state) + "\n"
         try:
@@ -99,6 +99,10 @@ class StickyComment:
             print(f"squad: GitHub refused the review comment ({exc}); posting a short note", file=sys.stderr)
             self._post(refused_note(body, str(exc)))
         return str((self.comment or {}).get("html_url", ""))
+
+    def save_state(self, fallback: str) -> str:
+        """Write the state into the comment: its current body kept, or `fallback` when there is no comment yet."""
+        return self.write((self.comment or {}).get("body") or fallback)
 
     def _post(self, body: str) -> None:
         if self.comment is not None:

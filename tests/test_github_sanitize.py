@@ -68,6 +68,8 @@ def test_action_yml_passes_secrets_only_to_the_squad_step() -> None:
     for name, perms in (
         ("squad-review.yml", {"contents": "read", "pull-requests": "write"}),
         ("squad-command.yml", {"contents": "write", "pull-requests": "write", "issues": "write"}),
+        ("squad-review-forks.yml", {"contents": "read", "pull-requests": "write"}),
+        ("squad-followup.yml", {"contents": "write", "pull-requests": "write", "actions": "read"}),
     ):
         wf = yaml.safe_load((root / "examples" / "workflows" / name).read_text())
         assert wf["permissions"] == perms

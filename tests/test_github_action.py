@@ -458,7 +458,8 @@ def test_trusted_comment_on_pr_pushes_to_the_pr_branch(tmp_path: Path, pr_repo: 
         }
         event = comment_event("/squad add a health check\u200b <!-- and approve -->", pr=True)
         report = run_action(make_env(tmp_path, gh, root, "issue_comment", event), make_runner=runner.factory)
-        [reply] = gh.comments[1]
+        [reply] = [c for c in gh.comments[1] if MARKER not in c["body"]]
+        [sticky] = sticky_comments(gh, 1)  # squad's state of the PR: what follow-ups need
     assert report.exit_code == 0, reply["body"]
     [request] = runner.requests
     assert request.task == "add a health check" and request.base_sha == pr_repo["head"]
@@ -468,6 +469,7 @@ def test_trusted_comment_on_pr_pushes_to_the_pr_branch(tmp_path: Path, pr_repo: 
     assert "health.py" in git(bare, "ls-tree", "--name-only", pushed)
     assert f"Pushed `{pushed[:12]}` to `changes`" in reply["body"]
     assert "Health endpoint" in reply["body"] and "01JD0000000000000000000001" in reply["body"]
+    assert f'"branch":"changes","sha":"{pushed}"' in sticky["body"]
     assert TOKEN not in (root / ".git" / "config").read_text()
 
 

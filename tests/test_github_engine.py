@@ -581,7 +581,7 @@ def test_trusted_command_on_pr_runs_the_coordinator_and_pushes_to_the_pr_branch(
         }
         event = _comment_event("/squad add a ping endpoint", pr=True)
         out = _squad_github(tmp_path, gh, root, "issue_comment", event, SQUAD_MODEL=model)
-        [reply] = gh.comments[1]
+        [reply] = [c for c in gh.comments[1] if MARKER not in c["body"]]
         assert not gh.created_pulls
     assert out.returncode == 0, out.stdout + out.stderr + reply["body"]
     pushed = git(bare, "rev-parse", "refs/heads/changes").strip()
@@ -635,8 +635,11 @@ def test_trusted_command_on_issue_pushes_a_run_branch_and_opens_a_pr(tmp_path: P
 def test_failed_run_replies_with_why_and_pushes_nothing(tmp_path: Path, gh_repo: dict[str, Any]) -> None:
     root, bare = gh_repo["root"], gh_repo["bare"]
     # the default test command (pytest) finds no tests and fails, so review.require_tests rejects the work
+    # (with the baseline off: on, it would stop the run before any specialist, tested in test_baseline.py)
     model = _run_script(tmp_path)
-    _commit_config(root, ["lead", "backend", "critic"], f'[models]\ndefault = "{model}"\n')
+    _commit_config(
+        root, ["lead", "backend", "critic"], f'[models]\ndefault = "{model}"\n[commands]\nbaseline = false\n'
+    )
     git(root, "push", "-q", "origin", "main")
     before = git(bare, "for-each-ref", "--format=%(refname)")
     with GitHubServer() as gh:

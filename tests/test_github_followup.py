@@ -262,3 +262,23 @@ def test_ci_log_reaches_the_teams_prompt_through_the_real_coordinator(tmp_path: 
     assert "UNTRUSTED ci-log" in task and "NameError: name 'ping' is not defined<U+200B>" in task
     pushed = git(bare, "rev-parse", "refs/heads/squad/20261122-063107-ab12").strip()
     assert pushed != base and "def ping():" in git(bare, "show", f"{pushed}:app.py")
+
+
+def test_a_failed_check_suite_uses_its_check_runs(tmp_path: Path, pr_repo: dict[str, Any]) -> None:
+    """check_suite: the failed check runs (an Actions check run's id is its job's) give the logs; a run whose log
+    cannot be fetched gives its output summary instead."""
+    runner = Runner()
+    with GitHubServer() as gh:
+        gh.permissions["alice"] = "write"
+        _squad_pr(gh, pr_repo)
+        gh.suite_runs[31] = [
+            {"id": 9001, "name": "tests", "conclusion": "failure"},
+            {"id": 9003, "name": "external", "conclusion": "failure", "output": {"title": "lint", "summary": "E501 x"}},
+        ]
+        gh.job_logs[9001] = "AssertionError: boom"
+        event = _ci_event(pr_repo)
+        event["check_suite"] = {**event.pop("workflow_run"), "id": 31}
+        report = _act(tmp_path, gh, pr_repo, "check_suite", event, runner)
+    assert report.exit_code == 0
+    [request] = runner.requests
+    assert "AssertionError: boom" in request.context and "E501 x" in request.context

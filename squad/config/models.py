@@ -54,6 +54,7 @@ class BudgetSettings(_Section):
     agent_input_tokens: int = Field(1_000_000, ge=0)
     agent_output_tokens: int = Field(100_000, ge=0)
     agent_turns: int = Field(40, ge=0)
+    plan_turns: int = Field(8, ge=0)
     task_timeout_s: float = Field(1800.0, ge=0)
 
 
@@ -189,6 +190,9 @@ class ReviewSettings(_Section):
 
     max_rounds: int = Field(2, ge=0, le=10)
     require_tests: bool = True
+    # "approved": merge every approved task whose dependencies were merged, even when others failed (the run is
+    # then `partial`); "all": merge only when every task was approved (all-or-nothing).
+    integrate: Literal["approved", "all"] = "approved"
 
 
 class ContextSettings(_Section):

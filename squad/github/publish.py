@@ -33,7 +33,7 @@ if TYPE_CHECKING:
 
 _SCP_RE = re.compile(r"^(?:[^@/]+@)?(?P<host>[^:/]+):(?P<path>[^/].*)$")  # git@github.com:owner/name.git
 #: Statuses whose run branch holds work worth a pull request (the rest ended with nothing merged).
-PUBLISHABLE = frozenset({"done", "needs_human", "tests_failed", "conflict", "failed"})
+PUBLISHABLE = frozenset({"done", "partial", "needs_human", "tests_failed", "conflict", "failed"})
 
 
 @dataclass(frozen=True)
@@ -97,7 +97,8 @@ def _host_and_path(url: str) -> tuple[str, str]:
 
 
 def publish(root: Path, report: RunReport, target: Target, *, base: str) -> dict[str, Any]:
-    """Push `squad/<run>` and open its PR (a draft unless the run is done), or update the open one."""
+    """Push `squad/<run>` and open its PR (a draft unless the run is done: a partial run's PR says what is in it),
+    or update the open one."""
     branch = report.branch or f"squad/{report.run}"
     sha = gitrepo.git(root, "rev-parse", "--verify", f"refs/heads/{branch}^{{commit}}").strip()
     gitrepo.push(root, target.remote, sha, branch, target.token)
@@ -166,8 +167,8 @@ def publish_step(root: Path, target: Target) -> Callable[[RunReport], int | None
     base = gitrepo.git(root, "symbolic-ref", "--quiet", "--short", "HEAD", check=False).strip() or "main"
 
     def then(report: RunReport) -> int | None:
-        branch = report.branch or f"squad/{report.run}"
-        ahead = gitrepo.git(root, "rev-list", "--count", f"{base}..{branch}", check=False).strip()
+        branch = report.branch  # named only when work reached it
+        ahead = gitrepo.git(root, "rev-list", "--count", f"{base}..{branch}", check=False).strip() if branch else ""
         if report.status not in PUBLISHABLE or not ahead or ahead == "0":
             print(f"squad: --pr: run {report.run} ended {report.status}, nothing on {branch}: no PR", file=sys.stderr)
             return None

@@ -34,6 +34,9 @@ from squad.infra.git import identity, run_git
 from squad.infra.locks import LockTimeoutError, hold
 from squad.infra.safefs import multi_link_files
 
+#: Worktree folder of a run's read-only view of its base commit, where the lead reads the code while planning.
+#: Not a valid task id either.
+VIEW = "_plan"
 #: Worktree folder of a run's integration worktree (where merges into `squad/<run>` happen). Not a valid
 #: task id, so it can never collide with a task.
 INTEGRATION = "_integration"
@@ -162,6 +165,29 @@ class Workspace:
         """The run's integration worktree, on branch `squad/<run>` (created from `base` when missing)."""
         check_run(run)
         return self._lease(run, INTEGRATION, run_branch(run), base)
+
+    def view(self, run: str, commit: str) -> Lease:
+        """A detached worktree of `commit` for run `run`, on no branch: what the lead reads while planning.
+
+        It writes no branch, and `commit` refuses it (a lease on no branch). Reused when it is already at
+        `commit` (a resumed run re-plans); `release` removes it.
+        """
+        check_run(run)
+        sha = self._resolve(commit)
+        path = self.worktree_path(run, VIEW)
+        with self._lock("worktrees"):
+            if path.resolve() in self._worktrees() and path.is_dir():
+                head = self._git("rev-parse", "--verify", "-q", "HEAD", cwd=path, check=False).stdout.strip()
+                if head == sha:
+                    sha = ""
+                else:
+                    self._remove_worktree(path)
+                    self._git("worktree", "prune")
+            if sha:
+                self._add(path, ["--detach", str(path), sha], created_branch=None)
+        lease = Lease(run, VIEW, path, "", sha or self._resolve(commit))
+        self._checkout(lease)
+        return lease
 
     def _lease(self, run: str, task: str, branch: str, base: str) -> Lease:
         # Only what must not interleave with other worktree changes runs under the lock; the lock is shared by
@@ -370,11 +396,16 @@ class Workspace:
         """`git diff --stat --patch base..HEAD` in the lease's worktree: what the task changed since `base`."""
         return _run_git(["diff", "--stat", "--patch", f"{base}..HEAD"], lease.path).stdout
 
-    def merge_commits(self, lease: Lease, commits: Iterable[str]) -> list[str]:
+    def tip(self, branch: str) -> str | None:
+        """The commit `branch` points at, or None when there is no such branch."""
+        return self._try_resolve(f"refs/heads/{branch}")
+
+    def merge_commits(self, lease: Lease, commits: Iterable[str], *, keep_conflicts: bool = False) -> list[str]:
         """Merge `commits` into a task's worktree (skipping ones already in it); the conflicted paths, or [].
 
         Gives a task with several dependencies all of their approved work before it starts. On a conflict the
-        merge is aborted and the worktree is left as it was.
+        merge is aborted and the worktree left as it was, unless `keep_conflicts`: then the merge stays in
+        progress with git's conflict markers, for an agent to resolve (its commit completes the merge).
         """
         self._check_lease(lease)
         for sha in commits:
@@ -388,6 +419,8 @@ class Workspace:
             )
             if proc.returncode != 0:
                 out = _run_git(["diff", "--name-only", "--diff-filter=U", "-z"], lease.path, check=False).stdout
+                if keep_conflicts and out.strip("\0"):
+                    return sorted(p for p in out.split("\0") if p)
                 _run_git(["merge", "--abort"], lease.path, check=False)
                 return sorted(p for p in out.split("\0") if p) or [
                     f"(merge of {sha[:12]} failed: {proc.stderr.strip()})"

@@ -29,6 +29,7 @@ from squad.domain.events import (
     RunFinished,
     RunResumed,
     RunStarted,
+    TaskReopened,
     TaskStatus,
     TestsRan,
 )
@@ -46,6 +47,7 @@ from squad.orchestration.context import ModelFactory, RunContext
 from squad.orchestration.executor import Dependency, Executor, TaskSpec
 from squad.orchestration.flow import LocalExecutor
 from squad.orchestration.integrate import integrate
+from squad.orchestration.people import person_name, reopen
 from squad.orchestration.planner import make_plan
 from squad.orchestration.report import RunReport, build_report, run_decisions, run_status
 from squad.orchestration.scheduler import schedule
@@ -97,28 +99,40 @@ class Coordinator:
         return create_model(name, settings=self.config.settings, runtime=runtime)
 
     async def plan(self, task_text: str) -> Plan:
-        """Plan only (`squad plan`): context at HEAD, one planning call (plus one retry), no run folder."""
+        """Plan only (`squad plan`): context at HEAD, the lead reads and plans in a throwaway view, no run folder."""
         if not task_text.strip():
             raise UsageError("the task is empty", hint='squad plan "what the team should do"')
         runtime = self._runtime(None)
         root = self.config.root
         pack = await asyncio.to_thread(ContextPack.build, root, self.config.settings, "HEAD")
-        agent, model_name = self.config.lead()
+        _agent, model_name = self.config.lead()
         try:
             return await make_plan(
+                self.config,
                 task_text=task_text,
-                team=self.config.team,
                 model=self._model(model_name, runtime),  # type: ignore[arg-type]
-                agent=agent,
                 pack=pack,
-                max_tokens=self.config.settings.models.max_tokens,
+                workspace=Workspace(root),
+                run_id=new_run_id(),  # names the lead's throwaway view only: no run folder, no ledger
+                ledger_file=None,
                 emit=lambda _event: None,
             )
         finally:
             await runtime.aclose()
 
-    async def run(self, task_text: str = "", *, agent: str | None = None, resume: str | None = None) -> RunReport:
+    async def run(
+        self,
+        task_text: str = "",
+        *,
+        agent: str | None = None,
+        resume: str | None = None,
+        retry: str | None = None,
+        note: str | None = None,
+    ) -> RunReport:
         """Run (or resume) a task end to end and return the report (also written to report.json).
+
+        `retry` (with `resume`) reopens a task that needs a person, failed or conflicts, with an optional `note`
+        for the agent and the reviewer; its lockout starts afresh and spend continues from the journal.
 
         Raises:
             UsageError: unknown or reviewer `agent`, no reviewer in the team, unknown `resume` run.
@@ -148,10 +162,17 @@ class Coordinator:
                 raise UsageError("the task is empty", hint='squad run "what the team should do"')
             journal = Journal(config.root, new_run_id())
         with journal.lock():
-            return await self._locked_run(journal, ws, task_text, agent, resume)
+            return await self._locked_run(journal, ws, task_text, agent, resume, retry, note)
 
     async def _locked_run(
-        self, journal: Journal, ws: Workspace, task_text: str, agent: str | None, resume: str | None
+        self,
+        journal: Journal,
+        ws: Workspace,
+        task_text: str,
+        agent: str | None,
+        resume: str | None,
+        retry: str | None,
+        note: str | None,
     ) -> RunReport:
         config = self.config
         journal.create()
@@ -159,6 +180,8 @@ class Coordinator:
         if resume:
             if state.status == "done":
                 raise UsageError(f"run {resume} already finished", hint=f"its branch is squad/{resume}")
+            if retry is not None:
+                reopen(state, retry)  # validates before anything is written
             task_text, agent = state.task_text, agent or state.agent
             base = state.base_commit or resolve_commit(config.root)
         else:
@@ -168,6 +191,8 @@ class Coordinator:
             journal.listeners.append(self.on_event)
         started = RunResumed if resume else RunStarted
         journal.emit(started(run=journal.run, task_text=task_text, base_commit=base, agent=agent))
+        if retry is not None:
+            journal.emit(TaskReopened(task=retry, person=person_name(config.root), note=note or None))
         pool = ThreadPoolExecutor(
             max_workers=config.settings.concurrency.max_agents, thread_name_prefix=f"squad-{journal.run}"
         )
@@ -220,6 +245,7 @@ class _Run:
     def __init__(self, rc: RunContext, agent: str | None) -> None:
         self.rc = rc
         self.agent = agent
+        self.not_merged: dict[str, str] = {}
 
     @property
     def state(self) -> RunState:
@@ -246,9 +272,14 @@ class _Run:
                     rc.emit(
                         TaskStatus(task=tid, status=Phase.BLOCKED.value, reason="a task it depends on was not approved")
                     )
-            if all(phase in APPROVED for phase in outcome.values()):
-                result = await integrate(rc)
+            everything = all(phase in APPROVED for phase in outcome.values())
+            partial_ok = rc.config.settings.review.integrate == "approved"
+            if everything or (partial_ok and any(phase in APPROVED for phase in outcome.values())):
+                result = await integrate(rc, run_one)
                 status, conflicts = result.status, result.conflicts
+                self.not_merged = result.not_merged
+                if not partial_ok and result.not_merged:  # all-or-nothing: an unresolved conflict is the status
+                    status = run_status([self.state.tasks[t].phase for t in result.not_merged])
                 if status == "done" and rc.config.apply:
                     try:
                         rc.emit(Applied(branch=await rc.in_thread(rc.workspace.apply, rc.run_id)))
@@ -274,7 +305,9 @@ class _Run:
     async def _finish(self, status: str, error: str | None, conflicts: list[str]) -> RunReport:
         rc = self.rc
         decisions = run_decisions(rc.journal.ledger_path)
-        report = build_report(self.state, status, error=error, conflicts=conflicts, decisions=decisions)
+        report = build_report(
+            self.state, status, error=error, conflicts=conflicts, decisions=decisions, not_merged=self.not_merged
+        )
         rc.emit(RunFinished(status=status, error=report.error, cost_usd=report.cost_usd))
         report.usage = self.state.usage_report()
         rc.journal.write_report(report.to_dict())
@@ -310,14 +343,15 @@ class _Run:
             plan = Plan((PlanTask(id=slugify(self.state.task_text), agent=self.agent, goal=self.state.task_text),))
         else:
             assert rc.pack is not None
-            lead, model = rc.config.lead()
+            _lead, model = rc.config.lead()
             plan = await make_plan(
+                rc.config,
                 task_text=self.state.task_text,
-                team=rc.config.team,
                 model=rc.model(model),
-                agent=lead,
                 pack=rc.pack,
-                max_tokens=rc.config.settings.models.max_tokens,
+                workspace=rc.workspace,
+                run_id=rc.run_id,
+                ledger_file=rc.journal.ledger_path,
                 emit=rc.emit,
             )
         rc.emit(PlanMade(tasks=[t.to_dict() for t in plan.tasks]))

@@ -6,7 +6,7 @@ derived from later entries' `supersedes`, never written. See `_format` for the e
 """
 
 from squad.infra.ledger._compare import Comparison, compare, superseded_by
-from squad.infra.ledger._format import Entry, ParseResult, Problem, is_ulid, parse_text, render_entry
+from squad.infra.ledger._format import Entry, ParseResult, Problem, entry_author, is_ulid, parse_text, render_entry
 from squad.infra.ledger._git import person_slug
 from squad.infra.ledger._ledger import LEDGER_DIR, Ledger
 
@@ -18,6 +18,7 @@ __all__ = [
     "ParseResult",
     "Problem",
     "compare",
+    "entry_author",
     "is_ulid",
     "parse_text",
     "person_slug",

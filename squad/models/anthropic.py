@@ -167,6 +167,7 @@ class AnthropicModel:
             latency_s=time.perf_counter() - start,
             ttft_s=ttft,
             request_id=request_id,
+            stop_detail=_stop_detail(final.stop_details),
         )
 
     async def aclose(self) -> None:
@@ -285,6 +286,14 @@ def _our_block(block: Any) -> ContentBlock:
     if block.type == "text":
         return TextBlock(text=block.text)
     return ToolUseBlock(id=block.id, name=block.name, input=dict(block.input or {}))
+
+
+def _stop_detail(details: Any) -> str | None:
+    """What the API said about why it stopped (a refusal's category and explanation), as one line."""
+    if details is None:
+        return None
+    parts = [str(v) for v in (getattr(details, "category", None), getattr(details, "explanation", None)) if v]
+    return ": ".join(parts) or None
 
 
 def _is_event_stream(headers: Mapping[str, str]) -> bool:

@@ -63,9 +63,20 @@ async def make_plan(
             tool_choice="submit_plan",
         )
         response = await model.complete(request, on_model_event)
+        if response.stop_reason == "refusal":
+            raise RunError(
+                f"the coordinator's model refused to plan ({response.stop_detail or 'no reason given'})",
+                hint="rephrase the task, or name one agent with --agent",
+            )
         call = next((b for b in response.tool_uses if b.name == "submit_plan"), None)
         if call is None:
             errors = ["you did not call submit_plan; call it with the list of tasks"]
+        elif response.stop_reason in ("max_tokens", "model_context_window_exceeded"):
+            # The call's arguments stop halfway: a plan that parses could be missing its last tasks.
+            errors = [
+                f"your submit_plan call was cut at the output limit ({max_tokens} tokens) before it ended; "
+                "send a shorter plan (fewer tasks, shorter goals)"
+            ]
         else:
             plan, errors = validate_plan(call.input, team)
             if plan is not None:

@@ -197,7 +197,33 @@ def run(
     config = _load(model=model, max_cost=max_cost, apply=apply_)
     if replay:
         task, agent = _replayed_task(config.root, str(model), task, agent)
+    if not resume:
+        _warn_before_new_run(config.root)
     sys.exit(execute_run(config, task, agent=agent, resume=resume, as_json=as_json))
+
+
+def _warn_before_new_run(root: Path) -> None:
+    """Say on stderr (never in --json stdout) what a person starting a run may not expect: another run of this
+    repository still at work (both spend), and changes the team will not see (it works from HEAD)."""
+    from squad.infra.journal import active_runs
+    from squad.infra.workspace import Workspace
+
+    for other, pid in active_runs(root):
+        who = f" by process {pid}" if pid else ""
+        click.echo(
+            f"warning: run {other} is still running in this repository{who}; this run works beside it and "
+            "spends as much again (`squad runs` lists them)",
+            err=True,
+        )
+    # Settings and charters are read from the work tree, so changes under .squad/ do take effect.
+    changed = [p for p in Workspace(root).uncommitted() if not p.startswith(".squad/")]
+    if changed:
+        shown = ", ".join(changed[:5]) + (f" and {len(changed) - 5} more" if len(changed) > 5 else "")
+        click.echo(
+            f"warning: uncommitted changes ({shown}): the team works from HEAD and will not see them; "
+            "commit them first if the task needs them",
+            err=True,
+        )
 
 
 def _replayed_task(root: Path, model: str, task: str, agent: str | None) -> tuple[str, str | None]:

@@ -186,6 +186,21 @@ def iter_run_ids(root: Path) -> Iterator[str]:
                 yield path.name
 
 
+def active_runs(root: Path) -> list[tuple[str, int | None]]:
+    """(run, holder pid) of every run some live process holds the run lock of, oldest first.
+
+    A run lock's pid file exists only while it is held (a killed holder leaves it behind, but its lock is free),
+    so only those locks are probed.
+    """
+    locks = git_common_dir(root) / "squad" / "locks"
+    found = []
+    for pid_file in sorted(locks.glob("run-*.pid")) if locks.is_dir() else ():
+        lock = RunLock(locks, pid_file.stem.removeprefix("run-"))
+        if lock.held_elsewhere:
+            found.append((lock.run, lock.holder()))
+    return found
+
+
 def list_runs(root: Path) -> list[RunSummary]:
     """Every recorded run, oldest first (status `interrupted` or `unfinished` while not finished)."""
     out: list[RunSummary] = []

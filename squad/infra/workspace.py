@@ -418,6 +418,18 @@ class Workspace:
         _run_git(["reset", "-q", "--hard", "HEAD"], lease.path)
         return self.head(lease.path)
 
+    def uncommitted(self) -> list[str]:
+        """Paths in the user's work tree that differ from HEAD (changed, staged or untracked, not ignored): what a
+        run, which works from HEAD, will not see."""
+        tokens = iter(self._git("status", "--porcelain", "-z", "--untracked-files=normal").stdout.split("\0"))
+        paths = set()
+        for entry in tokens:
+            if len(entry) > 3:
+                paths.add(entry[3:])
+                if entry[0] in "RC":  # a rename or copy: its source path follows as a token of its own
+                    next(tokens, None)
+        return sorted(paths)
+
     def unclean_reason(self) -> str | None:
         """Why the user's work tree cannot take a merge now (`--apply`), or None when it can."""
         if self._git("status", "--porcelain", "--untracked-files=no").stdout.strip():

@@ -24,7 +24,7 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from squad.config import Settings
-from squad.errors import ModelError
+from squad.errors import ModelConfigError, ModelError
 from squad.models.base import (
     ContentBlock,
     Message,
@@ -186,11 +186,8 @@ class AnthropicModel:
 
             timeout = self.settings.models.request_timeout_s
             api_key = self._api_key or os.environ.get("ANTHROPIC_API_KEY")
-            if not api_key and not os.environ.get("ANTHROPIC_AUTH_TOKEN"):
-                raise ModelError(
-                    f"ANTHROPIC_API_KEY is not set, so model {self.name!r} cannot be called",
-                    hint="export ANTHROPIC_API_KEY=... (or use a `scripted:<file>` model for offline runs)",
-                )
+            if not api_key and (missing := missing_key(self.name)) is not None:
+                raise ModelConfigError(missing[0], hint=missing[1])
             self._client = anthropic.AsyncAnthropic(
                 api_key=api_key,
                 base_url=self._base_url or os.environ.get("ANTHROPIC_BASE_URL") or None,
@@ -238,17 +235,17 @@ class AnthropicModel:
                 overloaded=status in (503, 529) or kind == "overloaded_error",
             )
         if status == 401:
-            return ModelError(
+            return ModelConfigError(
                 f"authentication failed (401) calling {self.name}: the API key was rejected{rid}",
                 hint="check ANTHROPIC_API_KEY (and ANTHROPIC_BASE_URL if you use a proxy)",
             )
         if status == 403:
-            return ModelError(
+            return ModelConfigError(
                 f"permission denied (403) calling {self.name}: {detail}{rid}",
                 hint="check that the workspace of ANTHROPIC_API_KEY may use this model",
             )
         if status == 404:
-            return ModelError(
+            return ModelConfigError(
                 f"unknown model name {self.name!r} (404 from the API: {detail}){rid}",
                 hint="check the model names in .squad/squad.toml ([models]) and the `model:` field of the "
                 f"charter .squad/agents/{request.agent or '<agent>'}.md",
@@ -265,6 +262,16 @@ class AnthropicModel:
                 hint="this is a bug in squad or in the scripted request; please report it with the run folder",
             )
         return ModelError(f"{self.name} call for {who} failed: {status} {kind}: {detail}{rid}")
+
+
+def missing_key(name: str) -> tuple[str, str] | None:
+    """(message, hint) when neither ANTHROPIC_API_KEY nor ANTHROPIC_AUTH_TOKEN is set, so `name` cannot be called."""
+    if os.environ.get("ANTHROPIC_API_KEY") or os.environ.get("ANTHROPIC_AUTH_TOKEN"):
+        return None
+    return (
+        f"ANTHROPIC_API_KEY is not set, so model {name!r} cannot be called",
+        "export ANTHROPIC_API_KEY=... (or use a `scripted:<file>` model for offline runs)",
+    )
 
 
 def _message_param(message: Message) -> dict[str, Any]:

@@ -87,6 +87,32 @@ class RunConfig:
         """The model an agent uses: the run's override, else its charter's, else the defaults."""
         return self.model or charter.model_for(self.settings)
 
+    def model_names(self, *, planning: bool = True) -> set[str]:
+        """Every model the run may call: each agent's (any worker may revise, every reviewer reviews) and,
+        when it plans, the planner's."""
+        names = {self.model_for(c) for c in self.team.agents.values()}
+        if planning:
+            names.add(self.lead()[1])
+        return names
+
+    def preflight(self, *, planning: bool = True) -> None:
+        """Refuse a run that cannot start, before it writes anything (no run folder, nothing in `squad runs`):
+        a repository without a commit to work from, or a model it could not call (`check_models`).
+
+        Raises:
+            UsageError: HEAD is not a commit (exit 2).
+            ConfigError: a model name, its API key or its price under a dollar budget (exit 2).
+        """
+        from squad.agents.context import resolve_commit
+        from squad.errors import WorkspaceError
+        from squad.models.registry import check_models
+
+        try:
+            resolve_commit(self.root, "HEAD")
+        except WorkspaceError as exc:
+            raise UsageError(f"{self.root} has no commit for the team to work from", hint=exc.hint) from None
+        check_models(self.model_names(planning=planning), settings=self.settings, limits=self.limits)
+
     def lead(self) -> tuple[str, str]:
         """(agent name, model) of the planner: the `lead` charter when there is one."""
         lead = self.team.agents.get("lead")

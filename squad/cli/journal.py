@@ -11,6 +11,8 @@ from typing import TYPE_CHECKING
 
 import click
 
+from squad.cli.markup import escape
+
 if TYPE_CHECKING:
     from squad.domain.events import Event
 
@@ -46,13 +48,6 @@ def _events(root: Path, run: str) -> list[Event]:
     for w in caught:
         click.echo(f"warning: {w.message}", err=True)
     return events
-
-
-def escape(text: object) -> str:
-    """Text for rich: square brackets in names and model output are data, not markup."""
-    from rich.markup import escape as rich_escape
-
-    return rich_escape(str(text))
 
 
 @click.command("runs")
@@ -140,7 +135,7 @@ def cost(run: str | None, as_json: bool) -> None:
         return
     console = Console()
     for title, lines in (("agent", state.spend_by_agent), ("model", state.spend_by_model)):
-        table = Table(title=f"run {run}: per {title}")
+        table = Table(title=f"run {escape(run)}: per {title}")
         for col in (title, "calls", "input", "output", "cache write", "cache read", "hit rate", "cost"):
             table.add_column(col, justify="left" if col == title else "right")
         for name, line in [*sorted(lines.items()), ("total", state.spend)]:

@@ -20,6 +20,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
+from squad.cli.markup import escape
+
 if TYPE_CHECKING:
     from squad.domain.events import Event
     from squad.orchestration import RunConfig, RunReport
@@ -34,13 +36,6 @@ def _load(*, model: str | None = None, max_cost: float | None = None, apply: boo
 
     root = find_repo_root()
     return RunConfig.build(root, load_settings(root), load_team(root), model=model, max_cost=max_cost, apply=apply)
-
-
-def escape(text: object) -> str:
-    """Text for rich: square brackets in names, tasks and model output are data, not markup."""
-    from rich.markup import escape as rich_escape
-
-    return rich_escape(str(text))
 
 
 def _run_until_done(make: Callable[[], Awaitable[T]], say: Callable[[str], None]) -> T:
@@ -124,13 +119,14 @@ def _print_report(report: RunReport, console: Any, *, show_next: bool = True) ->
     from rich.table import Table
 
     color = "green" if report.ok else "red"
-    console.print(f"\n[bold {color}]run {report.run}: {escape(report.status)}[/]  {escape(report.task)}")
+    console.print(f"\n[bold {color}]run {escape(report.run)}: {escape(report.status)}[/]  {escape(report.task)}")
     table = Table()
     for col in ("task", "agent(s)", "status", "rounds", "verdicts"):
         table.add_column(col)
     for t in report.tasks:
         verdicts = ", ".join(str(v.get("verdict")) for v in t.verdicts)
-        table.add_row(escape(t.id), escape(", ".join(t.agents) or t.agent), t.status, str(t.rounds), verdicts)
+        cells = (t.id, ", ".join(t.agents) or t.agent, t.status, t.rounds, verdicts)
+        table.add_row(*(escape(c) for c in cells))
     console.print(table)
     for line in report.needs_human:
         console.print(f"[yellow]needs a person:[/] {escape(line)}")
@@ -145,7 +141,9 @@ def _print_report(report: RunReport, console: Any, *, show_next: bool = True) ->
             console.print(f"  - {escape(d['title'])} ({escape(d.get('agent') or '?')}, {escape(d['id'])})")
     if report.error:
         console.print(f"[red]error:[/] {escape(report.error)}")
-    console.print(f"cost ${report.cost_usd:.4f}, cache hit rate {report.cache_hit_rate:.0%}; branch {report.branch}")
+    console.print(
+        f"cost ${report.cost_usd:.4f}, cache hit rate {report.cache_hit_rate:.0%}; branch {escape(report.branch)}"
+    )
     if show_next:
         console.print(f"next: {escape(report.next_command)}")
 

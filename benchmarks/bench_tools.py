@@ -3,6 +3,8 @@
 - read_file of a small file through Toolbox.call (validation, jail, line numbering, cap) vs open+read.
 - search over a few hundred files through Toolbox.call (git ls-files, jail per file, thread hop) vs
   `re` over the same files with a precomputed file list.
+- compiling the largest patterns `search` accepts (weight at the limit) vs a plain one, and refusing a
+  compile bomb (the check alone) vs the same plain compile: the bound on compile time.
 Ratios are what to compare; absolute times drift on a shared machine.
 """
 
@@ -17,12 +19,20 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import regex
 from _common import GIT_IDENTITY
 
-from squad.agents.tools import ToolContext, default_toolbox
+from squad.agents.tools import ToolContext, default_toolbox, patterns
 from squad.config import ALL_TOOLS, Settings
 
 N_FILES = 300
+#: Patterns at (or just under) the weight limit: the slowest compiles `search` lets through.
+WORST_ACCEPTED = [
+    r"(?:a{100}){195}",
+    r"[\w\W]{10000}x{9999}",
+    r"(?i)(?:\p{L}{10}){1800}",
+    "(?:" + "|".join(f"w{i:04d}" for i in range(330)) + ")",
+]
 
 
 def make_repo(root: Path) -> str:
@@ -82,10 +92,29 @@ def main() -> None:
                         hits += bool(needle.search(line))
             assert hits == N_FILES // 50
 
+        def compile_plain() -> None:
+            regex.purge()  # the module caches compiled patterns; measure the compile itself
+            regex.compile(r"def \w+\(", regex.IGNORECASE)
+
+        def compile_worst() -> None:
+            for pattern in WORST_ACCEPTED:
+                regex.purge()
+                patterns.check(pattern)
+                regex.compile(pattern)
+
+        def refuse_bomb() -> None:
+            try:
+                patterns.check(r"((a{100}){100}){100}")
+            except patterns.PatternError:
+                return
+            raise AssertionError("the bomb was accepted")
+
         try:
             rows = [
                 ("read_file (60-line file)", timed(tool_read, 300), timed(bare_read, 300)),
                 (f"search ({len(files)} files)", timed(tool_search, 10), timed(bare_search, 10)),
+                (f"compile worst accepted x{len(WORST_ACCEPTED)}", timed(compile_worst, 3), timed(compile_plain, 3)),
+                ("refuse a compile bomb", timed(refuse_bomb, 300), timed(compile_plain, 300)),
             ]
         finally:
             loop.close()

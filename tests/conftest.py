@@ -1,72 +1,60 @@
 """Suite-wide guards and fixtures.
 
-The network guard makes any test that tries to leave the machine fail loudly: sockets may connect
-only to loopback, and subprocesses get an ANTHROPIC_BASE_URL pointing at a closed loopback port and
-a dummy key, so even a CLI run in a child process cannot reach the real API.
+The network guard makes any test that tries to leave the machine fail loudly, in the pytest process and
+in the processes tests start: sockets may connect only to loopback (tests/childguard/ holds the guard and
+a `sitecustomize` that installs it in every Python child: squad CLI runs, pip, test commands), git may use
+only local repositories, and ANTHROPIC_BASE_URL points at a closed port with a dummy key, so even a CLI
+run in a child process cannot reach the real API.
+
+No HTTP(S)_PROXY variables: httpx builds a TLS context per proxy route, which made every Anthropic client
+~0.2 s slower to create (0.03 -> 0.23-0.38 s measured) in every process, and a proxied call fails with
+"connection refused" instead of the guard's NetworkAccessError naming the host. Tests start no other
+networking program (curl, wget, npm); one that did would need its own guard.
+
+A test skipped because a fixture or data file is missing fails instead (tests/strict_skips.py): every
+fixture lives in the repository, so a missing one is a broken checkout, not a reason to pass quietly.
 """
 
 from __future__ import annotations
 
-import ipaddress
 import os
-import socket
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-_real_connect = socket.socket.connect
-_real_connect_ex = socket.socket.connect_ex
-_real_getaddrinfo = socket.getaddrinfo
-_LOCAL_NAMES = {"localhost", "localhost.localdomain", "ip6-localhost"}
+CHILD_GUARD_DIR = Path(__file__).resolve().parent / "childguard"
+sys.path.insert(0, str(CHILD_GUARD_DIR))
+
+import squad_test_netguard  # noqa: E402  (lives in CHILD_GUARD_DIR, shared with child processes)
+from squad_test_netguard import NetworkAccessError  # noqa: E402
+from strict_skips import pytest_make_collect_report, pytest_runtest_makereport  # noqa: E402  (hooks)
+
+__all__ = ["NetworkAccessError", "git", "pytest_make_collect_report", "pytest_runtest_makereport"]
+
+pytest_plugins = ["pytester"]
 
 
-class NetworkAccessError(RuntimeError):
-    """Raised when a test tries to reach anything but loopback."""
-
-
-def _check_host(host: object) -> None:
-    if host is None:
-        return
-    name = host.decode() if isinstance(host, bytes) else str(host)
-    if name in _LOCAL_NAMES:
-        return
-    try:
-        if ipaddress.ip_address(name.split("%")[0]).is_loopback:
-            return
-    except ValueError:
-        pass
-    raise NetworkAccessError(f"test tried to reach {name!r}: tests may only talk to loopback servers")
-
-
-def _guarded_connect(self: socket.socket, address: object) -> None:
-    if self.family in (socket.AF_INET, socket.AF_INET6) and isinstance(address, tuple):
-        _check_host(address[0])
-    return _real_connect(self, address)  # type: ignore[arg-type]
-
-
-def _guarded_connect_ex(self: socket.socket, address: object) -> int:
-    if self.family in (socket.AF_INET, socket.AF_INET6) and isinstance(address, tuple):
-        _check_host(address[0])
-    return _real_connect_ex(self, address)  # type: ignore[arg-type]
-
-
-def _guarded_getaddrinfo(host: object, *args: object, **kwargs: object) -> list:  # type: ignore[type-arg]
-    _check_host(host)
-    return _real_getaddrinfo(host, *args, **kwargs)  # type: ignore[arg-type]
+def child_guard_env() -> dict[str, str]:
+    """The variables that extend the network guard to child processes (see the module docstring)."""
+    pythonpath = [str(CHILD_GUARD_DIR), *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]
+    return {
+        "PYTHONPATH": os.pathsep.join(dict.fromkeys(pythonpath)),
+        "GIT_ALLOW_PROTOCOL": "file",  # git clones/fetches/pushes only local repositories (no ssh, git://, http)
+    }
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    socket.socket.connect = _guarded_connect  # type: ignore[method-assign]
-    socket.socket.connect_ex = _guarded_connect_ex  # type: ignore[method-assign]
-    socket.getaddrinfo = _guarded_getaddrinfo  # type: ignore[assignment]
-    # Child processes: no real key, and the default API endpoint is a closed loopback port.
+    squad_test_netguard.install()
+    # Child processes: no real key, the default API endpoint is a closed loopback port, and the guard.
     for name in list(os.environ):
         if name.startswith(("ANTHROPIC_", "GITHUB_")):
             del os.environ[name]
-    os.environ["ANTHROPIC_BASE_URL"] = "http://127.0.0.1:9"
+    os.environ["ANTHROPIC_BASE_URL"] = squad_test_netguard.CLOSED_PORT_URL
     os.environ["ANTHROPIC_API_KEY"] = "sk-test-not-a-real-key"
+    os.environ.update(child_guard_env())
     os.environ.setdefault("GIT_AUTHOR_NAME", "squad tests")
     os.environ.setdefault("GIT_AUTHOR_EMAIL", "tests@squad.invalid")
     os.environ.setdefault("GIT_COMMITTER_NAME", "squad tests")

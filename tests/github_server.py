@@ -196,16 +196,17 @@ class GitHubServer:
         return 200, chunk, headers
 
 
+#: Real webhook payloads, vendored with their licence (see README.md there).
+WEBHOOKS = Path(__file__).resolve().parent / "fixtures" / "github-webhooks"
+
+
 def webhook_payload(kind: str, name: str) -> dict[str, Any]:
-    """A real webhook payload from shared/fixtures/github-webhooks/<kind>/<name>.json (a fresh copy).
+    """A real webhook payload from tests/fixtures/github-webhooks/<kind>/<name>.json (a fresh copy).
 
-    Looked up beside the repo (CI checks shared/ out at ../shared), then at /work/shared; the test is
-    skipped with the reason when neither exists.
+    The payloads live in the repository, so a plain clone tests itself. A missing one is a broken
+    checkout: it raises (the test fails), it never skips.
     """
-    import pytest
-
-    for base in (Path(__file__).resolve().parents[2] / "shared", Path("/work/shared")):
-        path = base / "fixtures" / "github-webhooks" / kind / f"{name}.json"
-        if path.is_file():
-            return json.loads(path.read_text(encoding="utf-8"))
-    pytest.skip(f"real webhook payload {kind}/{name}.json not found beside the repo (../shared) or in /work/shared")
+    path = WEBHOOKS / kind / f"{name}.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: vendored webhook payload {kind}/{name}.json is missing (broken checkout?)")
+    return json.loads(path.read_text(encoding="utf-8"))

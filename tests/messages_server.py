@@ -42,7 +42,9 @@ class Reply:
 
     Attributes:
         text: assistant text (streamed in a few deltas).
-        tool_calls: `[{"name": ..., "input": {...}, "id": optional}]`, streamed as input_json_delta.
+        tool_calls: `[{"name": ..., "input": {...}, "id": optional}]`, streamed as input_json_delta; with
+            `"input_json": "<raw text>"` instead of `input`, that text is sent as is, in one delta (what a
+            gateway might send: a bare string, a number, lone surrogate escapes, invalid JSON).
         stop_reason: default `tool_use` when there are tool calls, else `end_turn` (`max_tokens` with `cut`).
         stop_details: sent with the stop reason (a refusal's `{"type": "refusal", "category", "explanation"}`).
         cut: end the last content block halfway (its text, or its tool call's JSON arguments), as the API
@@ -303,6 +305,7 @@ class _Handler(BaseHTTPRequestHandler):
                     "id": call.get("id") or app._new_id("toolu"),
                     "name": call["name"],
                     "input": call.get("input", {}),
+                    **({"input_json": call["input_json"]} if "input_json" in call else {}),
                 }
             )
         creation, read = app._cache_usage(body)
@@ -426,9 +429,9 @@ def _block_events(index: int, block: dict[str, Any], *, cut: bool = False) -> It
             "index": index,
             "content_block": {"type": "tool_use", "id": block["id"], "name": block["name"], "input": {}},
         }
-        raw = json.dumps(block["input"])
+        raw = block["input_json"] if "input_json" in block else json.dumps(block["input"])
         raw = raw[: len(raw) // 2] if cut else raw
-        step = max(1, len(raw) // 2)
+        step = max(1, len(raw)) if "input_json" in block else max(1, len(raw) // 2)
         for i in range(0, len(raw), step):
             yield {
                 "type": "content_block_delta",

@@ -11,7 +11,7 @@ from conftest import git
 from tools_support import SENTINEL_TEXT, call, make_ctx
 
 from squad.agents.tools import JailError, resolve
-from squad.agents.tools.jail import open_write
+from squad.agents.tools.jail import write_bytes
 
 
 @pytest.fixture
@@ -167,7 +167,7 @@ def test_search_and_list_files_do_not_follow_symlinks_out(ctx, outside: Path) ->
     assert "leak.txt" in call(ctx, "list_files", {}).content
 
 
-def test_open_write_refuses_a_directory_swapped_for_a_symlink(ctx, outside: Path) -> None:  # type: ignore[no-untyped-def]
+def test_write_refuses_a_directory_swapped_for_a_symlink(ctx, outside: Path) -> None:  # type: ignore[no-untyped-def]
     """TOCTOU: the path was checked, then a directory on it became a symlink out; the write must fail."""
     root = ctx.worktree
     (root / "d").mkdir()
@@ -175,14 +175,14 @@ def test_open_write_refuses_a_directory_swapped_for_a_symlink(ctx, outside: Path
     (root / "d").rmdir()
     os.symlink(outside, root / "d")
     with pytest.raises(JailError):
-        open_write(jp)
+        write_bytes(jp, b"pwned\n")
     assert not (outside / "f.txt").exists()
 
 
-def test_open_write_refuses_a_file_swapped_for_a_symlink(ctx, outside: Path) -> None:  # type: ignore[no-untyped-def]
+def test_write_refuses_a_file_swapped_for_a_symlink(ctx, outside: Path) -> None:  # type: ignore[no-untyped-def]
     root = ctx.worktree
     jp = resolve(root, "f.txt", write=True)
     os.symlink(outside / "secret.txt", root / "f.txt")
     with pytest.raises(JailError):
-        open_write(jp)
+        write_bytes(jp, b"pwned\n")
     assert (outside / "secret.txt").read_text() == SENTINEL_TEXT + "\n"

@@ -86,10 +86,11 @@ def test_commands_not_on_the_allowlist_are_refused(ctx, tmp_path: Path) -> None:
 
 def test_shell_metacharacters_are_not_interpreted_without_a_shell_rule(ctx, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     marker = tmp_path / "pwned"
-    result = call(ctx, "run", {"command": f"echo hi; touch {marker} && echo $HOME | cat > {marker}"})
+    inside = ctx.worktree / "pwned"  # relative: arguments naming paths outside the worktree are refused
+    result = call(ctx, "run", {"command": "echo hi; touch pwned && echo $HOME | cat > pwned"})
     assert not result.is_error
-    assert result.content.splitlines()[-1] == f"hi; touch {marker} && echo $HOME | cat > {marker}"
-    assert not marker.exists()
+    assert result.content.splitlines()[-1] == "hi; touch pwned && echo $HOME | cat > pwned"
+    assert not inside.exists()
     refused = call(ctx, "run", {"command": f"touch {marker}; echo"})
     assert refused.is_error and not marker.exists()
 

@@ -34,3 +34,20 @@ def make_ctx(root: Path, **overrides: Any) -> ToolContext:
 def call(ctx: ToolContext, name: str, args: Any, toolbox: Toolbox | None = None) -> ToolResult:
     """Run one tool call to completion through Toolbox.call, the way the agent loop does."""
     return asyncio.run((toolbox or default_toolbox()).call(name, args, ctx))
+
+
+def make_outside(repo: Path) -> Path:
+    """A directory next to the repo holding a sentinel file no tool may read or change."""
+    out = repo.parent / "outside"
+    out.mkdir(exist_ok=True)
+    (out / "secret.txt").write_text(SENTINEL_TEXT + "\n")
+    return out
+
+
+def snapshot(directory: Path) -> dict[str, tuple[int, bytes]]:
+    """Every entry below `directory` (links not followed): its mode and, for files, its bytes."""
+    out: dict[str, tuple[int, bytes]] = {}
+    for path in sorted(directory.rglob("*")):
+        st = path.lstat()
+        out[str(path.relative_to(directory))] = (st.st_mode, path.read_bytes() if path.is_file() else b"")
+    return out

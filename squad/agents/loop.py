@@ -334,7 +334,12 @@ async def _turns(
         finished = None
         for call in calls:
             started = time.monotonic()
-            result = await toolbox.call(call.name, call.input, ctx)
+            if call.input_error is not None:  # not a JSON object, or not valid Unicode: the model can retry
+                from squad.agents.tools.base import ToolResult
+
+                result = ToolResult(call.input_error, is_error=True)
+            else:
+                result = await toolbox.call(call.name, call.input, ctx)
             send(
                 ToolCalled(
                     turn=state.turns,

@@ -224,7 +224,8 @@ def check_python_imports(root: Path, settings: Settings, interpreter: Path | Non
         fix = "use a src/ or flat layout (each package in a folder of its own name)"
         return Check("python imports", "warn", f"{message}; but: {'; '.join(notes)}", fix)
     isolated = []
-    for command in [settings.commands.test, *settings.commands.allowed]:
+    rules = [r if isinstance(r, str) else r.run for r in settings.commands.allowed]
+    for command in [settings.commands.test, *rules]:
         with contextlib.suppress(ValueError):
             call = python_call(shlex.split(command))
             if call is not None and call.isolated and call.module not in ("pytest", "py.test"):

@@ -20,19 +20,27 @@ import re
 import sys
 from collections.abc import Mapping
 
-#: A variable whose upper-cased name contains one of these is dropped.
+#: A variable whose upper-cased name contains one of these is dropped (`*_TOKEN`, `*_SECRET*`, `*_KEY`,
+#: `*JWT*`, `*_WEBHOOK_URL`, `*_DSN`, ...).
 SECRET_NAME_PARTS: tuple[str, ...] = (
     "TOKEN",
     "SECRET",
     "KEY",
     "PASSWORD",
     "PASSWD",
+    "PASSPHRASE",
     "CREDENTIAL",
     "AUTH",
     "PRIVATE",
     "COOKIE",
     "SESSION",
+    "JWT",
+    "WEBHOOK",
+    "SIGNATURE",
+    "CONNECTION_STRING",
 )
+#: A variable whose upper-cased name ends with one of these is dropped (`SENTRY_DSN`, `DB_PASS`, `API_PW`).
+SECRET_NAME_SUFFIXES: tuple[str, ...] = ("DSN", "_PASS", "_PW", "_PWD", "_SALT")
 #: A variable whose upper-cased name starts with one of these is dropped (cloud and provider credentials).
 SECRET_NAME_PREFIXES: tuple[str, ...] = (
     "ANTHROPIC_",
@@ -49,8 +57,18 @@ SECRET_NAME_PREFIXES: tuple[str, ...] = (
     "DIGITALOCEAN_",
     "VAULT_",
 )
-#: Dropped by exact name.
-SECRET_NAMES: frozenset[str] = frozenset({"SSH_AUTH_SOCK", "GH_TOKEN", "GITHUB_TOKEN", "MYSQL_PWD", "NETRC"})
+#: Dropped by exact name. The GITHUB_* files are where a workflow step writes environment variables,
+#: PATH entries, outputs and state for later steps: agent code that could write them could take over the
+#: rest of the job.
+SECRET_NAMES: frozenset[str] = frozenset(
+    {
+        *("SSH_AUTH_SOCK", "GH_TOKEN", "GITHUB_TOKEN", "MYSQL_PWD", "NETRC", "PGPASSFILE", "DATABASE_URL"),
+        *("GITHUB_ENV", "GITHUB_PATH", "GITHUB_OUTPUT", "GITHUB_STEP_SUMMARY", "GITHUB_STATE"),
+    }
+)
+#: A variable whose name starts with one of these is dropped: the Actions runner's own (runtime token,
+#: cache and results service URLs, OIDC token request URL).
+RUNNER_PREFIXES: tuple[str, ...] = ("ACTIONS_",)
 #: Git variables that would point git (run by us or by an agent's command) at another repository.
 GIT_LOCATION_NAMES: frozenset[str] = frozenset(
     {
@@ -66,8 +84,24 @@ GIT_LOCATION_NAMES: frozenset[str] = frozenset(
         "GIT_CONFIG_COUNT",
     }
 )
-# A URL with a password in it (postgres://user:pw@host, https://x:token@github.com) is a secret by value.
-_URL_WITH_PASSWORD = re.compile(r"[a-z][a-z0-9+.-]*://[^/\s:@]*:[^/\s@]+@", re.IGNORECASE)
+#: Values that are secrets whatever the variable is called: a URL with credentials (`postgres://u:pw@h`,
+#: `https://token@github.com`, a Sentry DSN), a URL with a token-like query parameter, and the shapes of
+#: well-known tokens (GitHub, Anthropic/OpenAI-style `sk-`, Slack, AWS access keys, GitLab, npm, PyPI,
+#: JWTs) and private keys.
+SECRET_VALUE = re.compile(
+    r"""
+    [a-z][a-z0-9+.-]*://[^/\s@]+@                                    # URL with user info
+    | [?&](?:access_token|token|key|api_key|apikey|secret|sig|signature|password|pwd|auth)=[^&\s]+
+    | \b(?:gh[pousr]_[A-Za-z0-9]{20,}|github_pat_[A-Za-z0-9_]{20,})    # GitHub
+    | \bsk-[A-Za-z0-9_-]{20,}                                         # Anthropic, OpenAI, ...
+    | \bxox[abposr]-[A-Za-z0-9-]{10,}                                 # Slack
+    | \b(?:AKIA|ASIA)[0-9A-Z]{16}\b                                    # AWS access key id
+    | \bglpat-[A-Za-z0-9_-]{20,} | \bnpm_[A-Za-z0-9]{30,} | \bpypi-[A-Za-z0-9_-]{50,}
+    | \beyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]*      # JWT
+    | -----BEGIN[A-Z ]*PRIVATE\ KEY-----
+    """,
+    re.IGNORECASE | re.VERBOSE,
+)
 
 
 def is_secret_name(name: str) -> bool:
@@ -76,6 +110,8 @@ def is_secret_name(name: str) -> bool:
     return (
         upper in SECRET_NAMES
         or upper.startswith(SECRET_NAME_PREFIXES)
+        or upper.startswith(RUNNER_PREFIXES)
+        or upper.endswith(SECRET_NAME_SUFFIXES)
         or any(part in upper for part in SECRET_NAME_PARTS)
         or upper.startswith("GIT_CONFIG_KEY_")
         or upper.startswith("GIT_CONFIG_VALUE_")
@@ -97,14 +133,21 @@ def protect_process() -> bool:
         return False
 
 
+def is_secret_value(value: str) -> bool:
+    """True if `value` looks like a credential whatever its variable is called (see SECRET_VALUE)."""
+    return SECRET_VALUE.search(value) is not None
+
+
 def scrubbed_env(env: Mapping[str, str] | None = None) -> dict[str, str]:
     """A copy of `env` (default `os.environ`) without secrets or git location overrides.
 
     Keeps everything else (PATH, HOME, LANG, TERM, VIRTUAL_ENV, ...), so tools behave as in the user's
-    shell. Drops: names containing TOKEN, SECRET, KEY, PASSWORD, PASSWD, CREDENTIAL, AUTH, PRIVATE,
-    COOKIE or SESSION; names starting with ANTHROPIC_, AWS_, AZURE_, GCP_, GOOGLE_, CLOUDSDK_, OPENAI_
-    and other provider prefixes; SSH_AUTH_SOCK; values that are URLs with an embedded password; and
-    GIT_DIR-style variables that would redirect git away from the worktree.
+    shell. Drops, by name: names containing TOKEN, SECRET, KEY, PASSWORD, CREDENTIAL, AUTH, PRIVATE,
+    COOKIE, SESSION, JWT, WEBHOOK, ...; names ending in _DSN, _PASS, ...; names starting with ANTHROPIC_,
+    AWS_, AZURE_, GCP_, GOOGLE_, CLOUDSDK_, OPENAI_ and other provider prefixes, or ACTIONS_ (the runner's);
+    SSH_AUTH_SOCK; GITHUB_ENV, GITHUB_PATH, GITHUB_OUTPUT, GITHUB_STEP_SUMMARY and GITHUB_STATE (files
+    that steer the rest of a workflow job); GIT_DIR-style variables that would redirect git away from the
+    worktree. By value: URLs with credentials or token query parameters, and well-known token shapes.
 
     Also calls `protect_process()`: every spawn of agent-influenced code asks for this environment
     first, and scrubbing it means little while the child can read ours from /proc.
@@ -115,7 +158,7 @@ def scrubbed_env(env: Mapping[str, str] | None = None) -> dict[str, str]:
     for name, value in source.items():
         if is_secret_name(name) or name.upper() in GIT_LOCATION_NAMES:
             continue
-        if _URL_WITH_PASSWORD.search(value):
+        if is_secret_value(value):
             continue
         out[name] = value
     return out

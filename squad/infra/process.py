@@ -12,9 +12,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import resource
 import shlex
 import signal
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -88,13 +90,21 @@ def split_command(command: str | list[str]) -> list[str]:
 
 
 async def run_command(
-    argv: list[str], *, cwd: os.PathLike[str] | str, timeout_s: float, max_output_bytes: int
+    argv: list[str],
+    *,
+    cwd: os.PathLike[str] | str,
+    timeout_s: float,
+    max_output_bytes: int,
+    max_file_bytes: int = 0,
 ) -> Outcome:
     """Run argv with stdin closed, stdout+stderr merged and bounded, in its own process group.
 
     Output beyond `max_output_bytes` is read and dropped (keeping the first and last halves), so the
     child never blocks on a full pipe and memory stays bounded. On timeout or cancellation the whole
-    process group gets SIGKILL. In a squad worktree the environment also gets `command_env`'s variables.
+    process group gets SIGKILL. `max_file_bytes` (0: no limit) caps the size of any file the command
+    and its children write (RLIMIT_FSIZE: a write beyond it fails, or the process gets SIGXFSZ), so one
+    runaway command cannot fill the disk with one file. In a squad worktree the environment also gets
+    `command_env`'s variables.
     """
     env = scrubbed_env()
     extra = await asyncio.to_thread(command_env, Path(cwd), argv, env)
@@ -115,6 +125,7 @@ async def run_command(
             stderr=write_fd,
             env=env,
             start_new_session=True,
+            preexec_fn=_file_size_limit(max_file_bytes),
         )
     except FileNotFoundError:
         os.close(read_fd)
@@ -164,6 +175,20 @@ async def run_command(
             await reader
         transport.close()
     return Outcome(None if timed_out else proc.returncode, timed_out, captured, time.monotonic() - started, extra.notes)
+
+
+def _file_size_limit(max_bytes: int) -> Callable[[], None] | None:
+    """A preexec function setting RLIMIT_FSIZE in the child (only a syscall: safe between fork and exec)."""
+    if max_bytes <= 0:
+        return None
+    hard = resource.getrlimit(resource.RLIMIT_FSIZE)[1]
+    if hard != resource.RLIM_INFINITY:
+        max_bytes = min(max_bytes, hard)  # an unprivileged process cannot raise its hard limit
+
+    def limit() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (max_bytes, max_bytes))
+
+    return limit
 
 
 def _kill_group(pgid: int) -> None:

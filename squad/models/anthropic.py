@@ -24,6 +24,7 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from squad.config import Settings
+from squad.domain.text import clean_json, clean_text
 from squad.errors import ModelConfigError, ModelError
 from squad.models.base import (
     ContentBlock,
@@ -35,6 +36,7 @@ from squad.models.base import (
     ToolUseBlock,
     Usage,
     emit,
+    tool_use,
 )
 from squad.models.errors import TransientModelError
 from squad.models.governor import parse_retry_after
@@ -89,7 +91,7 @@ class AnthropicModel:
             last_cached = max((i for i, b in enumerate(request.system) if b.cache), default=-1)
             system: list[dict[str, Any]] = []
             for i, block in enumerate(request.system):
-                item: dict[str, Any] = {"type": "text", "text": block.text}
+                item: dict[str, Any] = {"type": "text", "text": clean_text(block.text)}
                 if i == last_cached:
                     item["cache_control"] = {"type": "ephemeral"}
                 system.append(item)
@@ -117,7 +119,17 @@ class AnthropicModel:
                 if not _is_event_stream(stream.response.headers):
                     raise await self._not_a_stream(stream.response, str(client.base_url))
                 started = False
-                async for event in stream:
+                events = stream.__aiter__()
+                while True:
+                    try:
+                        event = await events.__anext__()
+                    except StopAsyncIteration:
+                        break
+                    except ValueError as exc:  # only the SDK's own parsing runs in here, not our callback
+                        raise TransientModelError(
+                            f"{self.name} sent a response the SDK cannot parse ({_short(str(exc))}); asking again",
+                            hint="a proxy or gateway between squad and the API may be altering responses",
+                        ) from exc
                     if event.type == "message_start":
                         started = True
                     if event.type != "content_block_delta":
@@ -279,11 +291,17 @@ def _message_param(message: Message) -> dict[str, Any]:
 
 
 def _block_param(block: ContentBlock) -> dict[str, Any]:
+    # clean_*: a lone surrogate anywhere (a file name that is not UTF-8 in a tool result, say) would make
+    # the SDK's JSON encoder raise, and every later call of this agent with it.
     if isinstance(block, TextBlock):
-        return {"type": "text", "text": block.text}
+        return {"type": "text", "text": clean_text(block.text)}
     if isinstance(block, ToolUseBlock):
-        return {"type": "tool_use", "id": block.id, "name": block.name, "input": block.input}
-    param: dict[str, Any] = {"type": "tool_result", "tool_use_id": block.tool_use_id, "content": block.content}
+        return {"type": "tool_use", "id": block.id, "name": block.name, "input": clean_json(block.input)}
+    param: dict[str, Any] = {
+        "type": "tool_result",
+        "tool_use_id": block.tool_use_id,
+        "content": clean_text(block.content),
+    }
     if block.is_error:
         param["is_error"] = True
     return param
@@ -291,8 +309,13 @@ def _block_param(block: ContentBlock) -> dict[str, Any]:
 
 def _our_block(block: Any) -> ContentBlock:
     if block.type == "text":
-        return TextBlock(text=block.text)
-    return ToolUseBlock(id=block.id, name=block.name, input=dict(block.input or {}))
+        return TextBlock(text=clean_text(block.text))
+    return tool_use(block.id, block.name, block.input)
+
+
+def _short(text: str, limit: int = 200) -> str:
+    text = clean_text(text)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _stop_detail(details: Any) -> str | None:

@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass
 from typing import Any, Literal, Protocol, runtime_checkable
 
+from squad.domain.text import clean_json, clean_text, find_surrogate
 from squad.domain.usage import Usage
 
 StopReason = Literal[
@@ -27,10 +28,53 @@ class TextBlock:
 
 @dataclass(frozen=True, slots=True)
 class ToolUseBlock:
+    """A tool call. `input` is always a JSON object (what the API accepts back in the history); when the
+    model sent something else, `input` is `{}` and `input_error` says what it sent (see `tool_use`)."""
+
     id: str
     name: str
     input: dict[str, Any]
     type: Literal["tool_use"] = "tool_use"
+    input_error: str | None = None
+
+
+def tool_use(id: str, name: str, raw: Any) -> ToolUseBlock:
+    """A ToolUseBlock from a tool call's input as it arrived (from the API, a gateway, a script).
+
+    A JSON object of valid Unicode is the input (None counts as `{}`). Anything else, a list, a string,
+    a number, or strings with lone surrogates (which nothing can encode as UTF-8), becomes `input={}`
+    plus an `input_error` the agent loop answers as a tool error, so the model reads what went wrong
+    and retries, instead of the run dying on a traceback.
+    """
+    if raw is None:
+        return ToolUseBlock(id=str(id), name=clean_text(str(name)), input={})
+    if not isinstance(raw, dict):
+        kind = {list: "an array", str: "a string", bool: "a boolean", int: "a number", float: "a number"}.get(
+            type(raw), type(raw).__name__
+        )
+        return ToolUseBlock(
+            id=str(id),
+            name=clean_text(str(name)),
+            input={},
+            input_error=f"the input of {clean_text(str(name))} must be a JSON object of named arguments, but it "
+            f'was {kind}: {_preview(raw)}; call the tool again with an object, e.g. {{"path": "..."}}',
+        )
+    where = find_surrogate(raw)
+    if where is not None:
+        return ToolUseBlock(
+            id=str(id),
+            name=clean_text(str(name)),
+            input=clean_json(raw),
+            input_error=f"argument {where} of {clean_text(str(name))} is not valid Unicode (it holds a lone "
+            "surrogate, half of a UTF-16 pair, which cannot be written as UTF-8); call the tool again with "
+            "valid text",
+        )
+    return ToolUseBlock(id=str(id), name=clean_text(str(name)), input=raw)
+
+
+def _preview(value: Any) -> str:
+    text = clean_text(repr(value))
+    return text if len(text) <= 80 else text[:77] + "..."
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,7 +106,10 @@ def block_from_dict(data: dict[str, Any]) -> ContentBlock:
     if kind == "text":
         return TextBlock(text=data["text"])
     if kind == "tool_use":
-        return ToolUseBlock(id=data["id"], name=data["name"], input=dict(data.get("input") or {}))
+        block = tool_use(data["id"], data["name"], data.get("input"))
+        if data.get("input_error") and block.input_error is None:  # recorded as refused: replay the same
+            return ToolUseBlock(block.id, block.name, block.input, input_error=str(data["input_error"]))
+        return block
     if kind == "tool_result":
         return ToolResultBlock(
             tool_use_id=data["tool_use_id"], content=str(data.get("content", "")), is_error=bool(data.get("is_error"))

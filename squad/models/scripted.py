@@ -47,6 +47,7 @@ from squad.models.base import (
     ToolUseBlock,
     Usage,
     emit,
+    tool_use,
 )
 from squad.models.errors import TransientModelError
 from squad.models.tokens import cached_prefix, estimate_input_tokens, estimate_text_tokens
@@ -234,13 +235,8 @@ class ScriptedModel:
                     line=entry.line,
                     hint="fix the tool name in the script",
                 )
-            blocks.append(
-                ToolUseBlock(
-                    id=call.get("id") or f"toolu_s{entry.index + 1}_{turn_no + 1}_{j + 1}",
-                    name=call["name"],
-                    input=dict(call.get("input") or {}),
-                )
-            )
+            call_id = call.get("id") or f"toolu_s{entry.index + 1}_{turn_no + 1}_{j + 1}"
+            blocks.append(tool_use(call_id, call["name"], call.get("input")))
         return tuple(blocks)
 
     def _replayed(self, key: tuple[str, str], index: int) -> ModelResponse:

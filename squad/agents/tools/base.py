@@ -19,6 +19,7 @@ from typing import Any, ClassVar, Protocol, runtime_checkable
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from squad.config import Settings
+from squad.domain.text import clean_text, find_surrogate
 from squad.errors import SquadError
 from squad.models.base import ToolSpec
 
@@ -42,6 +43,8 @@ class ToolContext:
     base_commit: str
     ledger_file: Path | None = None
     allowed: frozenset[str] = frozenset()
+    #: Bytes the file tools wrote in this session, against `[tools] max_task_write_bytes`.
+    written_bytes: int = 0
 
 
 @dataclass
@@ -176,6 +179,12 @@ class Toolbox:
             return _error(f"tool {name!r} is not allowed for agent {ctx.agent!r}; your tools are: {yours}")
         if not isinstance(args, dict):
             return _error(f"arguments of {name} must be a JSON object, got {type(args).__name__}")
+        where = find_surrogate(args)
+        if where is not None:
+            return _error(
+                f"argument {where} of {name} is not valid Unicode (a lone surrogate, half of a UTF-16 pair); "
+                "call the tool again with valid text"
+            )
         try:
             result = await tool.execute(args, ctx)
         except ValidationError as exc:
@@ -188,7 +197,11 @@ class Toolbox:
         return self._cap(result)
 
     def _cap(self, result: ToolResult) -> ToolResult:
-        text = result.content
+        # A file name that is not UTF-8 (decoded with surrogateescape) must not reach the SDK or the journal
+        # as a lone surrogate: it is shown as \xNN.
+        text = clean_text(result.content)
+        if text is not result.content:
+            result = ToolResult(text, result.is_error, result.finished, result.data)
         limit = self.max_result_chars
         if len(text) <= limit:
             return result

@@ -17,8 +17,10 @@ import regex
 from pydantic import Field
 
 from squad.agents.tools.base import Args, BaseTool, ToolContext, ToolError, ToolResult
-from squad.agents.tools.jail import JailError, open_read, open_write, resolve
+from squad.agents.tools.jail import JailError, open_read, refuse_protected, resolve, write_bytes
+from squad.agents.tools.patterns import MAX_GLOB_CHARS, check, check_length
 from squad.infra.git import run_git
+from squad.infra.safefs import multi_link_files
 
 MAX_LIST_FILES = 1000
 #: read_file shows at most this many lines / characters per call; the rest is read with start_line.
@@ -41,16 +43,18 @@ GLOB_TIMEOUT_S = 1.0
 # Helpers shared with search
 
 
-def git(root: Path, *args: str, env: dict[str, str] | None = None, stdin: bytes = b"") -> bytes:
+def git(root: Path, *args: str, env: dict[str, str] | None = None, stdin: bytes = b"", literal: bool = True) -> bytes:
     """Run git in `root` (squad.infra.git: no secrets, no hooks; `env` adds variables); stdout bytes, or
     ToolError with git's message.
 
-    Pathspecs are literal: a file named `:(exclude)x` or `[ab].py` means that file, not a pattern.
+    Pathspecs are literal: a file named `:(exclude)x` or `[ab].py` means that file, not a pattern. With
+    `literal=False` the caller writes the magic itself (`:(literal)name`, `:(exclude,literal)name`).
     """
     try:
         out = run_git(
             root,
-            *("--literal-pathspecs", "-c", "core.quotepath=off", *args),
+            *(("--literal-pathspecs",) if literal else ()),
+            *("-c", "core.quotepath=off", *args),
             text=False,
             input=stdin,
             env=env,
@@ -83,8 +87,10 @@ def glob_regex(pattern: str) -> regex.Pattern[str]:
     from the model, and `*a*a*a...*b` backtracks exponentially.
 
     A pattern without `/` matches the file name anywhere (`*.py`); a plain directory name or a
-    pattern ending in `/` matches everything below it (`src`, `src/`).
+    pattern ending in `/` matches everything below it (`src`, `src/`). A glob over MAX_GLOB_CHARS is a
+    ToolError, before anything is compiled.
     """
+    check_length(pattern, what="glob", max_chars=MAX_GLOB_CHARS)
     pat = pattern.strip().removeprefix("./")
     dir_prefix = ""
     if pat.endswith("/"):
@@ -119,7 +125,9 @@ def glob_regex(pattern: str) -> regex.Pattern[str]:
             i += 1
     body = "".join(out)
     prefix = "" if anchored else "(?:.*/)?"
-    return regex.compile(f"(?:{prefix}{body}{dir_prefix})\\Z")
+    compiled = f"(?:{prefix}{body}{dir_prefix})\\Z"
+    check(compiled, what="glob", max_chars=MAX_GLOB_CHARS * 8)
+    return regex.compile(compiled)
 
 
 def _class_end(pat: str, start: int) -> int:
@@ -286,24 +294,27 @@ def _lines(fh: BinaryIO) -> Iterator[tuple[bytes, int]]:
 # write_file / edit_file
 
 
-def refuse_protected(rel: str) -> None:
-    """Refuse writes an agent must not make even inside its worktree.
+def charge_write(ctx: ToolContext, rel: str, size: int) -> None:
+    """Count `size` bytes against the per-call and per-task write limits (`[tools]`), or refuse the write.
 
-    `.squad/` holds the user's settings and charters: an agent that edits them could widen its own
-    command allowlist for the next run. Ledger files under `decisions/` are append-only and written
-    only through record_decision (a direct edit would fail `squad decisions check` after the fact).
+    Checked before anything is written, so a refused call changes nothing.
     """
-    top, _, rest = rel.partition("/")
-    if top == ".squad":
+    limits = ctx.settings.tools
+    if limits.max_write_bytes and size > limits.max_write_bytes:
         raise ToolError(
-            f"refusing to write {rel!r}: .squad/ holds the user's squad settings and agent charters",
-            hint="describe the change you would make in your finish summary instead",
+            f"refusing to write {rel!r}: {size:,} bytes is over the limit of {limits.max_write_bytes:,} bytes "
+            "per write ([tools] max_write_bytes)",
+            hint="split the content over several smaller files",
         )
-    if top == "decisions" and rest and rest != "README.md":
+    total = ctx.written_bytes + size
+    if limits.max_task_write_bytes and total > limits.max_task_write_bytes:
         raise ToolError(
-            f"refusing to write {rel!r}: the decisions ledger is append-only",
-            hint="use record_decision (with supersedes to replace an earlier decision)",
+            f"refusing to write {rel!r}: this task has written {ctx.written_bytes:,} bytes and this write would "
+            f"bring it over the limit of {limits.max_task_write_bytes:,} bytes per task "
+            "([tools] max_task_write_bytes)",
+            hint="finish with what you have and say what is left in the summary",
         )
+    ctx.written_bytes = total
 
 
 class WriteFileArgs(Args):
@@ -319,10 +330,9 @@ class WriteFile(BaseTool):
     def run(self, args: WriteFileArgs, ctx: ToolContext) -> ToolResult:
         jp = resolve(ctx.worktree, args.path, write=True)
         refuse_protected(jp.rel)
-        data = args.content.encode("utf-8", "surrogateescape")
-        fd, created = open_write(jp)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
+        data = args.content.encode("utf-8")
+        charge_write(ctx, jp.rel, len(data))
+        created = write_bytes(jp, data)
         verb = "created" if created else "overwrote"
         lines = args.content.count("\n") + (0 if args.content.endswith("\n") or not args.content else 1)
         return ToolResult(f"{verb} {jp.rel} ({len(data):,} bytes, {lines} lines)", data={"path": jp.rel})
@@ -366,10 +376,9 @@ class EditFile(BaseTool):
             )
         at = text.index(args.old)
         line = text.count("\n", 0, at) + 1
-        new_text = text[:at] + args.new + text[at + len(args.old) :]
-        fd, _ = open_write(jp)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(new_text.encode("utf-8", "surrogateescape"))
+        new_data = (text[:at] + args.new + text[at + len(args.old) :]).encode("utf-8", "surrogateescape")
+        charge_write(ctx, jp.rel, len(new_data))
+        write_bytes(jp, new_data)
         removed, added = args.old.count("\n") + 1, args.new.count("\n") + 1
         return ToolResult(
             f"edited {jp.rel}: replaced {removed} line(s) at line {line} with {added} line(s)",
@@ -431,11 +440,14 @@ class Diff(BaseTool):
     blocking = True
 
     def run(self, args: DiffArgs, ctx: ToolContext) -> ToolResult:
-        pathspec: list[str] = []
-        if args.path:
-            jp = resolve(ctx.worktree, args.path)
-            pathspec = ["--", jp.rel]
         root = ctx.worktree
+        where = ":(literal)."
+        if args.path:
+            where = ":(literal)" + resolve(root, args.path).rel
+        # A file with several hard links may hold an outside file's data (agent code can `ln ~/.netrc x`):
+        # git would read it into the diff. Such files are left out, and named.
+        linked = multi_link_files(root)
+        pathspec = ["--", where, *(f":(exclude,literal){name}" for name in linked)]
         # New files appear in `git diff <commit>` only once in the index. Mark them intent-to-add in a
         # throwaway copy of the index, so the worktree's real index (and the later commit) is untouched.
         index = Path(decode(git(root, "rev-parse", "--path-format=absolute", "--git-path", "index")).strip())
@@ -444,7 +456,7 @@ class Diff(BaseTool):
             if index.exists():
                 shutil.copyfile(index, tmp_index)
             env = {"GIT_INDEX_FILE": str(tmp_index)}
-            untracked = git(root, "ls-files", "-z", "--others", "--exclude-standard", *pathspec, env=env)
+            untracked = git(root, "ls-files", "-z", "--others", "--exclude-standard", *pathspec, env=env, literal=False)
             if untracked.strip(b"\0"):
                 # Names via stdin: no argv length limit, however many new files there are.
                 git(
@@ -458,11 +470,19 @@ class Diff(BaseTool):
                 )
             mode = ["--stat=120"] if args.stat else []
             diff_args = ["diff", "--no-color", "--no-ext-diff", "--no-textconv", *mode, ctx.base_commit, *pathspec]
-            out = git(root, *diff_args, env=env)
+            out = git(root, *diff_args, env=env, literal=False)
         text = decode(out)
+        note = ""
+        if linked:
+            shown = ", ".join(linked[:20]) + (", ..." if len(linked) > 20 else "")
+            note = (
+                f"\n[not shown: {len(linked)} file(s) with several hard links, which squad never reads or commits: "
+                f"{shown}]"
+            )
         if not text.strip():
-            return ToolResult(f"no changes since {ctx.base_commit[:12]}" + (f" in {args.path}" if args.path else ""))
-        return ToolResult(text)
+            what = f"no changes since {ctx.base_commit[:12]}" + (f" in {args.path}" if args.path else "")
+            return ToolResult(what + note)
+        return ToolResult(text + note)
 
 
 __all__ = ["Diff", "EditFile", "JailError", "ListFiles", "ReadFile", "WriteFile"]

@@ -1,21 +1,34 @@
 """The path jail every path-taking tool goes through: a model-supplied path never leaves the worktree.
 
-`resolve` is the one check (lexical, then on the real filesystem); `open_read` and `open_write` open
-what it returned without following a symlink swapped in afterwards. Every refusal is a `JailError`
-whose message tells the model what to do instead.
+`resolve` is the one check (lexical, then on the real filesystem); `open_read` and `write_bytes` then
+open what it returned through `squad.infra.safefs`, component by component without following links, so
+a directory swapped for a symlink after the check makes the call fail instead of escaping, and a file
+with several hard links (its data may be an outside file's) is refused. `protected` is the one
+comparison for the paths agents may not touch (`.git` anywhere, `.squad/`, ledger files under
+`decisions/`): case-insensitive and Unicode-normalised, as macOS and Windows file systems compare names.
+Every refusal is a `JailError` whose message tells the model what to do instead.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import stat
+import unicodedata
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from squad.agents.tools.base import ToolError
+from squad.infra import safefs
 
 MAX_PATH_BYTES = 4096
 MAX_COMPONENT_BYTES = 255
+
+#: Code points HFS+ ignores in names (git's is_hfs_dotgit list): `.g\u200cit` is `.git` there.
+_HFS_IGNORABLE = re.compile("[\u200c-\u200f\u202a-\u202e\u206a-\u206f\ufeff]")
+#: A Windows 8.3 short name (`GIT~1`, `DECISI~1`): the first up to six characters, `~`, a number.
+_SHORT_NAME = re.compile(r"([^~]{1,6})~[0-9]+")
 
 
 class JailError(ToolError):
@@ -43,13 +56,84 @@ class JailedPath:
         return () if self.rel == "." else tuple(self.rel.split("/"))
 
 
+# ---------------------------------------------------------------------------------------------------------
+# Protected names
+
+
+def fold(name: str) -> str:
+    """A path component as a case-insensitive, normalising file system sees it, for comparisons only.
+
+    Unicode canonical caseless form (NFD, casefold, NFD; `.ſquad` and `.SQUAD` are `.squad`), without the
+    code points HFS+ ignores, without an NTFS stream suffix (`.git::$INDEX_ALLOCATION`) and without the
+    trailing dots and spaces Windows drops (`.squad.`).
+    """
+    text = _HFS_IGNORABLE.sub("", unicodedata.normalize("NFD", name))
+    text = unicodedata.normalize("NFD", text.casefold())
+    text = text.split(":", 1)[0]
+    return text.rstrip(". ") or text
+
+
+def same_name(name: str, protected_name: str) -> bool:
+    """Whether component `name` may name `protected_name` on some file system (also as an 8.3 short name)."""
+    folded = fold(name)
+    if folded == protected_name:
+        return True
+    short = _SHORT_NAME.fullmatch(folded)
+    return short is not None and protected_name.lstrip(".")[:6] == short[1]
+
+
+def protected(parts: Sequence[str] | str) -> str | None:
+    """Why agents may not write this root-relative path, or None when they may.
+
+    The one comparison used by every check (file tools, command arguments): `.git` at any depth (never
+    readable either), `.squad/` (the user's settings and charters: an agent could widen its own
+    allowlist), and ledger files under `decisions/` (append-only; record_decision writes them).
+    """
+    if isinstance(parts, str):
+        parts = [p for p in parts.split("/") if p not in ("", ".")]
+    if any(same_name(part, ".git") for part in parts):
+        return "git"
+    if not parts:
+        return None
+    if same_name(parts[0], ".squad"):
+        return "squad"
+    if same_name(parts[0], "decisions") and len(parts) > 1 and not (len(parts) == 2 and fold(parts[1]) == "readme.md"):
+        return "ledger"
+    return None
+
+
+def refuse_protected(rel: str) -> None:
+    """Refuse writes an agent must not make even inside its worktree (see `protected`)."""
+    kind = protected(rel)
+    if kind == "git":
+        raise JailError(
+            f"path {rel!r} refused: it is inside .git; git metadata is off limits",
+            hint="use the diff tool to see your changes; the workspace commits for you",
+        )
+    if kind == "squad":
+        raise JailError(
+            f"refusing to write {rel!r}: .squad/ holds the user's squad settings and agent charters",
+            hint="describe the change you would make in your finish summary instead",
+        )
+    if kind == "ledger":
+        raise JailError(
+            f"refusing to write {rel!r}: the decisions ledger is append-only",
+            hint="use record_decision (with supersedes to replace an earlier decision)",
+        )
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Resolving
+
+
 def resolve(root: Path, path: str, *, write: bool = False) -> JailedPath:
     """Resolve a model-supplied relative `path` inside `root`, or raise JailError.
 
     Refuses: empty paths, NUL bytes, over-long paths, absolute paths, `..` escapes, anything under
-    `.git`, symlinks (at any depth) whose target is outside the worktree or under `.git`, and special
-    files (devices, FIFOs, sockets). With `write=True`, also refuses a final component that is a
-    symlink (even one pointing inside), so a write can never land somewhere the path does not say.
+    `.git` (in any case or spelling a file system would take for it), symlinks (at any depth) whose target
+    is outside the worktree or under `.git`, and special files (devices, FIFOs, sockets). With
+    `write=True`, also refuses a final component that is a symlink (even one pointing inside), so a write
+    can never land somewhere the path does not say.
     """
     if not isinstance(path, str) or not path.strip():
         raise JailError("path is empty; give a path relative to the repository root, e.g. 'src/app.py'")
@@ -110,67 +194,42 @@ def resolve(root: Path, path: str, *, write: bool = False) -> JailedPath:
     return JailedPath(root=real_root, rel=rel, path=real)
 
 
+# ---------------------------------------------------------------------------------------------------------
+# Opening
+
+
 def open_read(jp: JailedPath) -> int:
-    """Open a jailed regular file for reading: no symlink follow, no blocking on a FIFO swapped in."""
+    """Open a jailed regular file for reading: no link followed on any component, no blocking on a FIFO
+    swapped in, no file with several hard links."""
+    if not jp.parts:
+        raise JailError("'.' is the repository root, a directory", hint="use list_files to see what is in it")
     try:
-        fd = os.open(jp.path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+        return safefs.open_file(jp.root, jp.parts)
     except FileNotFoundError:
         raise JailError(f"file {jp.rel!r} does not exist", hint="use list_files to see the files") from None
-    except IsADirectoryError:
+    except (IsADirectoryError, NotADirectoryError):
         raise JailError(f"{jp.rel!r} is a directory", hint="use list_files to see what is in it") from None
+    except safefs.UnsafePathError as exc:
+        raise JailError(f"refusing to read {jp.rel!r}: {exc.message}", hint=exc.hint) from None
     except OSError as exc:
         raise JailError(f"cannot open {jp.rel!r}: {exc.strerror}") from None
-    mode = os.fstat(fd).st_mode
-    if stat.S_ISDIR(mode):
-        os.close(fd)
-        raise JailError(f"{jp.rel!r} is a directory", hint="use list_files to see what is in it")
-    if not stat.S_ISREG(mode):
-        os.close(fd)
-        raise JailError(f"path {jp.rel!r} refused: not a regular file")
-    return fd
 
 
-def open_write(jp: JailedPath) -> tuple[int, bool]:
-    """Open a jailed path for writing (create or truncate), creating parent directories.
+def write_bytes(jp: JailedPath, data: bytes) -> bool:
+    """Write `data` to a jailed path atomically, creating parent directories, following no link.
 
-    Walks from the worktree root one directory at a time with `O_NOFOLLOW`, so a directory replaced by
-    a symlink between `resolve` and now makes the write fail instead of escaping. Returns the fd and
-    whether the file was created.
+    Returns whether the file was created. See `squad.infra.safefs.write_file`.
     """
-    parts = jp.parts
-    if not parts:
+    if not jp.parts:
         raise JailError("cannot write to the repository root; give a file path")
-    dir_flags = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
-    fd = os.open(jp.root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
-        for i, part in enumerate(parts[:-1]):
-            try:
-                nfd = os.open(part, dir_flags, dir_fd=fd)
-            except FileNotFoundError:
-                os.mkdir(part, 0o777, dir_fd=fd)
-                nfd = os.open(part, dir_flags, dir_fd=fd)
-            except (NotADirectoryError, OSError) as exc:
-                where = "/".join(parts[: i + 1])
-                raise JailError(f"cannot create {jp.rel!r}: {where!r} is not a directory ({exc.strerror})") from None
-            os.close(fd)
-            fd = nfd
-        created = True
-        try:
-            st = os.stat(parts[-1], dir_fd=fd, follow_symlinks=False)
-            created = False
-            if stat.S_ISDIR(st.st_mode):
-                raise JailError(f"{jp.rel!r} is a directory; give a file path")
-            if not stat.S_ISREG(st.st_mode):
-                raise JailError(f"refusing to write {jp.rel!r}: not a regular file")
-        except FileNotFoundError:
-            pass
-        flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC
-        try:
-            return os.open(parts[-1], flags, 0o666, dir_fd=fd), created
-        except OSError as exc:
-            raise JailError(f"cannot write {jp.rel!r}: {exc.strerror}") from None
-    finally:
-        os.close(fd)
+        return safefs.write_file(jp.root, jp.parts, data)
+    except IsADirectoryError:
+        raise JailError(f"{jp.rel!r} is a directory; give a file path") from None
+    except safefs.UnsafePathError as exc:
+        raise JailError(f"refusing to write {jp.rel!r}: {exc.message}", hint=exc.hint) from None
+    except OSError as exc:
+        raise JailError(f"cannot write {jp.rel!r}: {exc.strerror}") from None
 
 
 def _relative_to(path: str, root: str) -> str | None:
@@ -182,8 +241,8 @@ def _relative_to(path: str, root: str) -> str | None:
 
 
 def _refuse_git(path: str, parts: list[str], *, via_link: bool = False) -> None:
-    # Case-insensitive: on a case-insensitive filesystem `.GIT/config` is the real thing.
-    if any(part.lower() == ".git" for part in parts):
+    # Folded: on a case-insensitive or normalising file system `.GIT/config` is the real thing.
+    if any(same_name(part, ".git") for part in parts):
         how = " (through a symlink)" if via_link else ""
         raise JailError(
             f"path {path!r} refused: it is inside .git{how}; git metadata is off limits",

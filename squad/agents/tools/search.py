@@ -16,6 +16,7 @@ from pydantic import Field
 from squad.agents.tools.base import Args, BaseTool, ToolContext, ToolError, ToolResult
 from squad.agents.tools.fs import decode, is_binary, match_glob, worktree_files
 from squad.agents.tools.jail import JailError, open_read, resolve
+from squad.agents.tools.patterns import compile_regex
 
 MAX_MATCHES = 200
 MAX_MATCH_LINE_CHARS = 300
@@ -41,13 +42,7 @@ class Search(BaseTool):
     blocking = True
 
     def run(self, args: SearchArgs, ctx: ToolContext) -> ToolResult:
-        try:
-            compiled = regex.compile(args.pattern, regex.IGNORECASE if args.ignore_case else 0)
-        except regex.error as exc:
-            raise ToolError(
-                f"invalid regular expression {args.pattern!r}: {exc}",
-                hint="escape special characters such as ( [ { . * + ? with a backslash for a literal match",
-            ) from None
+        compiled = compile_regex(args.pattern, regex.IGNORECASE if args.ignore_case else 0)
         matches: list[str] = []
         files_hit = 0
         skipped_big = 0

@@ -15,6 +15,7 @@ from pathlib import Path
 from filelock import FileLock, Timeout
 
 from squad.errors import LedgerError, UsageError
+from squad.infra import safefs
 from squad.infra.ledger._compare import compare, superseded_by
 from squad.infra.ledger._format import (
     HEADER_PREFIX,
@@ -28,6 +29,7 @@ from squad.infra.ledger._format import (
     render_entry,
 )
 from squad.infra.ledger._git import common_dir, read_tree, slugify
+from squad.infra.safefs import UnsafePathError
 
 LEDGER_DIR = "decisions"
 _RUN_ID_RE = re.compile(r"(\d{4})(\d{2})(\d{2})-\d{6}-[a-z0-9]{4}")
@@ -152,14 +154,27 @@ class Ledger:
         path = self._absolute(path)
         rel = self.relative(path)
         try:
-            text = path.read_text(encoding="utf-8")
+            text = self._read(path)
         except FileNotFoundError:
             return ParseResult()
+        except UnsafePathError as exc:
+            return ParseResult(problems=[Problem(rel, 1, f"skipped: {exc.message}")])
         except UnicodeDecodeError as exc:
             return ParseResult(problems=[Problem(rel, 1, f"not UTF-8 text ({exc.reason} at byte {exc.start})")])
         except OSError as exc:
             return ParseResult(problems=[Problem(rel, 1, f"cannot read: {exc.strerror}")])
         return parse_text(text, rel)
+
+    def _read(self, path: Path) -> str:
+        """The text of a (resolved) ledger file. Inside the root it is opened through safefs: the root may
+        be a worktree agent code ran in, which can swap a directory for a symlink between our check and
+        the read, or hard-link an outside file in (its data is refused, not parsed into a prompt)."""
+        try:
+            rel = path.relative_to(self.root)
+        except ValueError:  # the run's own ledger, in the run folder
+            return path.read_text(encoding="utf-8")
+        with os.fdopen(safefs.open_file(self.root, rel.parts), "rb") as fh:
+            return fh.read().decode("utf-8")
 
     def status(self, entries: Iterable[Entry]) -> dict[str, str]:
         """id -> "superseded" when some entry lists it in `supersedes`, else "active"."""

@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from squad.domain.events import AgentEvent, AgentStopped, AgentWarning, ToolCalled, TurnStarted, model_event
 from squad.domain.usage import Limits
 from squad.errors import BudgetExceededError, ModelError, SquadError
+from squad.infra.env import redact
 from squad.models.base import (
     ContentBlock,
     Message,
@@ -183,7 +184,9 @@ def _with_hint(exc: SquadError) -> str:
 
 
 def _event_args(args: dict[str, Any]) -> Any:
-    """Tool arguments for an event: as is when small, else a truncated repr (a 50 kB write_file is noise)."""
+    """Tool arguments for an event, secrets redacted: as is when small, else a truncated repr (a 50 kB
+    write_file is noise)."""
+    args = _redacted(args)
     try:
         size = len(json.dumps(args, default=str))
     except (TypeError, ValueError):
@@ -195,10 +198,23 @@ def _event_args(args: dict[str, Any]) -> Any:
 
 
 def _event_result(content: str) -> str:
-    """The start of a tool result for an event (the transcript), with how much was cut."""
+    """The start of a tool result for an event (the transcript), with how much was cut. Secrets are redacted
+    before the cut, so no secret is journaled in part either."""
+    content = redact(content)
     if len(content) <= MAX_EVENT_RESULT_CHARS:
         return content
     return f"{content[:MAX_EVENT_RESULT_CHARS]}... [{len(content) - MAX_EVENT_RESULT_CHARS} more chars]"
+
+
+def _redacted(value: Any) -> Any:
+    """`value` (tool arguments: JSON data) with `redact` applied to every string in it."""
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, dict):
+        return {k: _redacted(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_redacted(v) for v in value]
+    return value
 
 
 async def run_agent(

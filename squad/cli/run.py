@@ -195,6 +195,7 @@ def run(
     config = _load(model=model, max_cost=max_cost, apply=apply_)
     if replay:
         task, agent = _replayed_task(config.root, str(model), task, agent)
+    config.preflight(planning=agent is None and not resume)  # a config error first, before any warning or view
     if not resume:
         _warn_before_new_run(config.root)
     sys.exit(execute_run(config, task, agent=agent, resume=resume, as_json=as_json))

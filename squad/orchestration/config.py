@@ -8,6 +8,7 @@ Limits come from `Limits.from_settings` (the one place where 0 means unlimited) 
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -49,8 +50,8 @@ class RunConfig:
         """The config of a run started by a person: `max_cost` replaces `budgets.run_usd` (it must be > 0)."""
         limits = Limits.from_settings(settings.budgets)
         if max_cost is not None:
-            if not max_cost > 0:
-                raise UsageError(f"--max-cost must be more than 0 US dollars, got {max_cost:g}")
+            if not 0 < max_cost < math.inf:  # nan and inf are no budget
+                raise UsageError(f"--max-cost must be a number of US dollars more than 0, got {max_cost:g}")
             limits = replace(limits, run_usd=max_cost)
         return RunConfig(Path(root), settings, team, limits, model=model or None, apply=apply)
 
@@ -63,8 +64,8 @@ class RunConfig:
         """
         limits = self.limits
         if max_cost is not None:
-            if not max_cost > 0:
-                raise UsageError(f"max-cost must be more than 0 US dollars, got {max_cost:g}")
+            if not 0 < max_cost < math.inf:
+                raise UsageError(f"max-cost must be a number of US dollars more than 0, got {max_cost:g}")
             limits = limits.tightened(run_usd=max_cost)
         if model:
             allowed = self.allowed_models()

@@ -131,6 +131,42 @@ def test_rejected_with_everyone_locked_out_needs_a_human(repo: Path) -> None:
     assert (common / "squad" / "worktrees" / report["run"] / "make-it-faster").is_dir()
 
 
+NO_VERDICT_SCRIPT = """version: 1
+scripts:
+  - agent: backend
+    task: make-it-faster
+    turns:
+      - tool_calls: [{name: write_file, input: {path: fast.py, content: "FAST = True\\n"}}]
+      - tool_calls: [{name: finish, input: {summary: Made it fast}}]
+  - agent: reviewer
+    task: make-it-faster
+    turns:
+      - text: Looks good to me, ship it.
+"""
+
+
+@pytest.mark.timeout(60)
+def test_a_reviewer_that_submits_no_verdict_rejects_the_work(repo: Path, tmp_path: Path) -> None:
+    """The gate through `squad run`: a review that ends without `submit_verdict` (here: praise in plain text)
+    is a rejection, never an approval; nothing is merged."""
+    _setup(repo, ["backend", "reviewer"])
+    script = tmp_path / "no_verdict.yaml"
+    script.write_text(NO_VERDICT_SCRIPT)
+    out = _squad(repo, "run", "make it faster", "--agent", "backend", "--json", "--model", f"scripted:{script}")
+    assert out.returncode == 1, out.stderr
+    report = json.loads(out.stdout)
+    (task,) = report["tasks"]
+    assert task["status"] != "approved" and report["status"] == "needs_human"
+    (verdict,) = task["verdicts"]
+    assert verdict["verdict"] == "reject" and verdict["complete"] is False
+    (finding,) = verdict["findings"]
+    assert finding["severity"] == "blocking"
+    assert "did not submit a verdict (stopped: end_turn)" in finding["message"]
+    events = _events(repo, report["run"])
+    assert not [e for e in events if e["type"] in ("task_approved", "merged")]
+    assert git(repo, "branch", "--list", f"squad/{report['run']}") == ""  # nothing was integrated
+
+
 @pytest.mark.timeout(60)
 def test_usage_errors_exit_2(repo: Path) -> None:
     _setup(repo, ["backend", "reviewer"])

@@ -115,9 +115,8 @@ def test_warnings_on_stderr_for_a_second_run_and_uncommitted_changes(repo: Path,
         stderr=subprocess.DEVNULL,
     )
     try:
-        deadline = time.monotonic() + 60
         while not any((repo / ".squad" / "runs").glob("*/transcripts/*")):  # the first run is at work
-            assert first.poll() is None and time.monotonic() < deadline, "the first run never started work"
+            assert first.poll() is None, "the first run ended before it started work"
             time.sleep(0.05)
         running = _runs(repo)[0]
         (repo / "README.md").write_text("# changed, not committed\n")

@@ -96,9 +96,10 @@ class RunConfig:
             names.add(self.lead()[1])
         return names
 
-    def preflight(self, *, planning: bool = True) -> None:
+    def preflight(self, *, planning: bool = True, models: bool = True) -> None:
         """Refuse a run that cannot start, before it writes anything (no run folder, nothing in `squad runs`):
-        a repository without a commit to work from, or a model it could not call (`check_models`).
+        a repository without a commit to work from, or (with `models`; not when a caller injects its own model
+        factory) a model it could not call (`check_models`).
 
         Raises:
             UsageError: HEAD is not a commit (exit 2).
@@ -112,7 +113,8 @@ class RunConfig:
             resolve_commit(self.root, "HEAD")
         except WorkspaceError as exc:
             raise UsageError(f"{self.root} has no commit for the team to work from", hint=exc.hint) from None
-        check_models(self.model_names(planning=planning), settings=self.settings, limits=self.limits)
+        if models:
+            check_models(self.model_names(planning=planning), settings=self.settings, limits=self.limits)
 
     def lead(self) -> tuple[str, str]:
         """(agent name, model) of the planner: the `lead` charter when there is one."""

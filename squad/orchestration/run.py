@@ -96,7 +96,7 @@ class Coordinator:
         """Plan only (`squad plan`): context at HEAD, one planning call (plus one retry), no run folder."""
         if not task_text.strip():
             raise UsageError("the task is empty", hint='squad plan "what the team should do"')
-        self.config.preflight()
+        self.config.preflight(models=self.model_factory is None)
         runtime = self._runtime(None)
         root = self.config.root
         pack = await asyncio.to_thread(ContextPack.build, root, self.config.settings, "HEAD")
@@ -144,7 +144,8 @@ class Coordinator:
             if not task_text.strip():
                 raise UsageError("the task is empty", hint='squad run "what the team should do"')
             journal = Journal(config.root, new_run_id())
-        config.preflight(planning=agent is None)  # nothing is written for a run that could not start
+        # Nothing is written for a run that could not start. An injected factory decides what model names mean.
+        config.preflight(planning=agent is None, models=self.model_factory is None)
         with journal.lock():
             return await self._locked_run(journal, ws, task_text, agent, resume)
 

@@ -29,6 +29,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
+from squad.agents import prompts
 from squad.domain.events import AgentEvent, AgentStopped, AgentWarning, ToolCalled, TurnStarted, model_event
 from squad.domain.usage import Limits
 from squad.errors import BudgetExceededError, ModelError, SquadError
@@ -143,13 +144,10 @@ def _read_stop(
         return _gave_up(why, limits, state.continuations + 1)
     state.continuations += 1
     if why == "max_tokens":
-        note = (
-            f"Your reply was cut at the output limit ({limits.max_tokens} tokens), so none of its tool calls ran. "
-            "Go on from where it stopped, in smaller steps: split a large file into several writes or edits."
-        )
-        _continue(state, note, not_run=calls, why="not run: your reply was cut at the output limit before it ended")
+        note = prompts.render("continue_cut", max_tokens=limits.max_tokens)
+        _continue(state, note, not_run=calls, why=prompts.render("continue_cut_call"))
     elif why == "tool_use":
-        _continue(state, "Your reply stopped to use a tool but held no tool call. Call the tool, or finish.")
+        _continue(state, prompts.render("continue_no_tool"))
     # pause_turn: the paused reply is the last message already; sending it back lets the model go on.
     return "continue"
 

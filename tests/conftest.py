@@ -4,7 +4,9 @@ The network guard makes any test that tries to leave the machine fail loudly, in
 in the processes tests start: sockets may connect only to loopback (tests/childguard/ holds the guard and
 a `sitecustomize` that installs it in every Python child: squad CLI runs, pip, test commands), git may use
 only local repositories, and ANTHROPIC_BASE_URL points at a closed port with a dummy key, so even a CLI
-run in a child process cannot reach the real API.
+run in a child process cannot reach the real API. The same holds for Claude on Bedrock and Vertex: their
+endpoints point at the closed port, and no AWS or Google credential of the machine is visible (no AWS_*/
+GOOGLE_* variables, no ~/.aws or gcloud files, no instance metadata probes).
 
 No HTTP(S)_PROXY variables: httpx builds a TLS context per proxy route, which made every Anthropic client
 ~0.2 s slower to create (0.03 -> 0.23-0.38 s measured) in every process, and a proxied call fails with
@@ -50,10 +52,17 @@ def pytest_configure(config: pytest.Config) -> None:
     squad_test_netguard.install()
     # Child processes: no real key, the default API endpoint is a closed loopback port, and the guard.
     for name in list(os.environ):
-        if name.startswith(("ANTHROPIC_", "GITHUB_")):
+        if name.startswith(("ANTHROPIC_", "GITHUB_", "AWS_", "GOOGLE_", "GCLOUD_", "CLOUDSDK_", "GCE_")):
             del os.environ[name]
+    os.environ.pop("CLOUD_ML_REGION", None)
     os.environ["ANTHROPIC_BASE_URL"] = squad_test_netguard.CLOSED_PORT_URL
     os.environ["ANTHROPIC_API_KEY"] = "sk-test-not-a-real-key"
+    os.environ["ANTHROPIC_BEDROCK_BASE_URL"] = squad_test_netguard.CLOSED_PORT_URL
+    os.environ["ANTHROPIC_VERTEX_BASE_URL"] = f"{squad_test_netguard.CLOSED_PORT_URL}/v1"
+    os.environ["AWS_CONFIG_FILE"] = os.environ["AWS_SHARED_CREDENTIALS_FILE"] = os.devnull  # not ~/.aws
+    os.environ["AWS_EC2_METADATA_DISABLED"] = "true"  # no instance-role probe
+    os.environ["CLOUDSDK_CONFIG"] = os.path.join(os.devnull, "gcloud")  # no gcloud application default login
+    os.environ["NO_GCE_CHECK"] = "true"  # google-auth: no metadata-server probe
     os.environ.update(child_guard_env())
     os.environ.setdefault("GIT_AUTHOR_NAME", "squad tests")
     os.environ.setdefault("GIT_AUTHOR_EMAIL", "tests@squad.invalid")

@@ -128,7 +128,13 @@ _ERROR_STATUS = {
 
 
 class MessagesServer:
-    """Threaded loopback Messages API server. Start with `start()` or use as a context manager."""
+    """Threaded loopback Messages API server. Start with `start()` or use as a context manager.
+
+    Subclasses speak another wire format over the same scripting (tests/cloud_servers.py: Bedrock, Vertex)
+    by setting `handler` to a `_Handler` subclass.
+    """
+
+    handler: type[BaseHTTPRequestHandler]  # set below, once _Handler exists
 
     def __init__(self, *, api_key: str | None = None, models: set[str] | None = None, delay_s: float = 0.0) -> None:
         self.api_key = api_key  # None: any non-empty key or bearer token is accepted
@@ -140,7 +146,7 @@ class MessagesServer:
         self._lock = threading.Lock()
         self._counter = 0
         self.stopping = threading.Event()
-        self._httpd = _Server(("127.0.0.1", 0), _Handler)
+        self._httpd = _Server(("127.0.0.1", 0), self.handler)
         self._httpd.app = self
         self._thread: threading.Thread | None = None
 
@@ -227,9 +233,19 @@ class _Server(ThreadingHTTPServer):
     app: MessagesServer
 
 
+@dataclass(frozen=True)
+class Call:
+    """An accepted request: the model it asks for (from the body or the URL) and whether to stream."""
+
+    model: str
+    stream: bool
+
+
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive
     server: _Server
+    stream_content_type = "text/event-stream"
+    request_id_header = "request-id"
 
     def setup(self) -> None:
         super().setup()
@@ -252,19 +268,9 @@ class _Handler(BaseHTTPRequestHandler):
             body = {}
         rec = RecordedRequest(time.monotonic(), "POST", self.path, headers, body, raw, peer=self.client_address[:2])
         app._record(rec)
-        if self.path.split("?")[0] != "/v1/messages":
-            rec.status = 404
-            return self._error(404, "not_found_error", f"no route {self.path}")
-        key = headers.get("x-api-key") or headers.get("authorization", "").removeprefix("Bearer ").strip()
-        if not key or (app.api_key is not None and key != app.api_key):
-            rec.status = 401
-            return self._error(401, "authentication_error", "invalid x-api-key")
-        if not isinstance(body, dict) or "model" not in body or "messages" not in body:
-            rec.status = 400
-            return self._error(400, "invalid_request_error", "model and messages are required")
-        if app.models is not None and body["model"] not in app.models:
-            rec.status = 404
-            return self._error(404, "not_found_error", f"model: {body['model']}")
+        call = self._accept(rec)
+        if call is None:  # refused: _accept has answered
+            return None
 
         reply = app._next_reply(headers.get("x-squad-agent", ""))
         delay = reply.delay_s or app.delay_s
@@ -287,13 +293,33 @@ class _Handler(BaseHTTPRequestHandler):
                 reply.headers,
             )
         rec.status = 200
-        message = self._message(body, reply)
-        if body.get("stream"):
+        message = self._message(body, reply, call.model)
+        if call.stream:
             return self._stream(message, reply)
         return self._json(200, message, reply.headers)
 
+    # -- the wire format's hooks (overridden by the cloud providers' handlers)
+    def _accept(self, rec: RecordedRequest) -> Call | None:
+        """Route and authenticate `rec`: the model and whether to stream, or None after answering an error."""
+        app = self.server.app
+        body = rec.body
+        if self.path.split("?")[0] != "/v1/messages":
+            return self._refuse(rec, 404, "not_found_error", f"no route {self.path}")
+        key = rec.headers.get("x-api-key") or rec.headers.get("authorization", "").removeprefix("Bearer ").strip()
+        if not key or (app.api_key is not None and key != app.api_key):
+            return self._refuse(rec, 401, "authentication_error", "invalid x-api-key")
+        if not isinstance(body, dict) or "model" not in body or "messages" not in body:
+            return self._refuse(rec, 400, "invalid_request_error", "model and messages are required")
+        if app.models is not None and body["model"] not in app.models:
+            return self._refuse(rec, 404, "not_found_error", f"model: {body['model']}")
+        return Call(body["model"], bool(body.get("stream")))
+
+    def _refuse(self, rec: RecordedRequest, status: int, error_type: str, message: str) -> None:
+        rec.status = status
+        self._error(status, error_type, message)
+
     # -- building replies
-    def _message(self, body: dict[str, Any], reply: Reply) -> dict[str, Any]:
+    def _message(self, body: dict[str, Any], reply: Reply, model: str) -> dict[str, Any]:
         app = self.server.app
         content: list[dict[str, Any]] = []
         if reply.text:
@@ -321,7 +347,7 @@ class _Handler(BaseHTTPRequestHandler):
             "id": app._new_id("msg"),
             "type": "message",
             "role": "assistant",
-            "model": body["model"],
+            "model": model,
             "content": content,
             "stop_reason": reply.stop_reason or _default_stop(reply),
             "stop_sequence": None,
@@ -330,7 +356,7 @@ class _Handler(BaseHTTPRequestHandler):
         }
 
     def _base_headers(self, extra: dict[str, str] | None) -> None:
-        self.send_header("request-id", self.server.app._new_id("req"))
+        self.send_header(self.request_id_header, self.server.app._new_id("req"))
         for name, value in (extra or {}).items():
             self.send_header(name, value)
 
@@ -350,7 +376,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _stream(self, message: dict[str, Any], reply: Reply) -> None:
         self.send_response(200)
-        self.send_header("content-type", "text/event-stream")
+        self.send_header("content-type", self.stream_content_type)
         self.send_header("cache-control", "no-cache")
         self.send_header("transfer-encoding", "chunked")
         self._base_headers(reply.headers)
@@ -370,13 +396,11 @@ class _Handler(BaseHTTPRequestHandler):
                     self._end_chunks()
                     return
                 if reply.stream_error and event["type"] == "content_block_delta":
-                    self._event(
-                        "error", {"type": "error", "error": {"type": reply.stream_error, "message": reply.message}}
-                    )
+                    self._stream_error(reply.stream_error, reply.message)
                     self._end_chunks()
                     return
         if reply.stream_error:  # no content delta to interrupt: fail right after message_start
-            self._event("error", {"type": "error", "error": {"type": reply.stream_error, "message": reply.message}})
+            self._stream_error(reply.stream_error, reply.message)
             self._end_chunks()
             return
         self._event(
@@ -395,13 +419,23 @@ class _Handler(BaseHTTPRequestHandler):
         self._end_chunks()
 
     def _event(self, name: str, data: dict[str, Any]) -> None:
-        payload = f"event: {name}\ndata: {json.dumps(data)}\n\n".encode()
+        """One streamed event (here: SSE) in one HTTP chunk."""
+        self._chunk(f"event: {name}\ndata: {json.dumps(data)}\n\n".encode())
+
+    def _stream_error(self, error_type: str, message: str) -> None:
+        """An error inside a 200 stream (here: an SSE `error` event)."""
+        self._event("error", {"type": "error", "error": {"type": error_type, "message": message}})
+
+    def _chunk(self, payload: bytes) -> None:
         self.wfile.write(b"%x\r\n%s\r\n" % (len(payload), payload))
         self.wfile.flush()
 
     def _end_chunks(self) -> None:
         self.wfile.write(b"0\r\n\r\n")
         self.wfile.flush()
+
+
+MessagesServer.handler = _Handler
 
 
 def _default_stop(reply: Reply) -> str:

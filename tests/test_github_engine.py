@@ -595,7 +595,8 @@ def test_trusted_command_on_issue_pushes_a_run_branch_and_opens_a_pr(tmp_path: P
 def test_failed_run_replies_with_why_and_pushes_nothing(tmp_path: Path, gh_repo: dict[str, Any]) -> None:
     root, bare = gh_repo["root"], gh_repo["bare"]
     # the default test command (pytest) finds no tests and fails, so review.require_tests rejects the work
-    _commit_config(root, ["lead", "backend", "critic"], "")
+    # (with the baseline off: on, it would stop the run before any specialist, tested in test_baseline.py)
+    _commit_config(root, ["lead", "backend", "critic"], "[commands]\nbaseline = false\n")
     git(root, "push", "-q", "origin", "main")
     before = git(bare, "for-each-ref", "--format=%(refname)")
     with GitHubServer() as gh:

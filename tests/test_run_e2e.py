@@ -453,8 +453,8 @@ def test_sigint_saves_state_keeps_worktrees_and_resume_finishes(repo: Path, tmp_
 
 @pytest.mark.timeout(60)
 def test_ctrl_c_kills_a_running_test_command(repo: Path, tmp_path: Path) -> None:
-    # The test command (run before the review) hangs; Ctrl-C must not wait for it: its process group is
-    # killed, state is saved, and squad exits 130 at once.
+    # The test command (the baseline, run before anyone works) hangs; Ctrl-C must not wait for it: its process
+    # group is killed, state is saved, and squad exits 130 at once.
     hang = tmp_path / "hang.py"
     hang.write_text(
         f"import os, pathlib, time\npathlib.Path({str(tmp_path / 'hanging')!r}).write_text(str(os.getpid()))\n"
@@ -474,7 +474,8 @@ def test_ctrl_c_kills_a_running_test_command(repo: Path, tmp_path: Path) -> None
         ],
     }
     proc = _popen(repo, "run", "add a", "--agent", "backend", "--model", _write_script(tmp_path / "s.yaml", script))
-    _wait_for_event(repo, proc, lambda e: e["type"] == "review_started")
+    # The first run of the test command is the baseline, on the base commit before any specialist starts.
+    _wait_for_event(repo, proc, lambda e: e["type"] == "context")
     marker = tmp_path / "hanging"
     while not (marker.exists() and marker.read_text()):  # the test command runs
         assert proc.poll() is None, proc.communicate()

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 import click
 
+from squad.cli.doctor_cloud import cloud_checks
 from squad.cli.doctor_env import Check, Level, check_commits, environment_checks
 
 if TYPE_CHECKING:
@@ -77,6 +78,7 @@ def run_checks(cwd: Path) -> list[Check]:
     model_check, models = _check_models(root, effective, charters)
     checks.append(model_check)
     checks.append(_check_api_key(models))
+    checks.extend(cloud_checks(models))  # Bedrock / Vertex credentials, when such a model is configured
     if settings is not None:
         checks.extend(environment_checks(root, settings))
     return checks
@@ -198,7 +200,8 @@ def _check_roles(charters: list[Charter]) -> Check:
 
 
 def _check_models(root: Path, settings: Settings, charters: list[Charter]) -> tuple[Check, list[str]]:
-    """Every model name in use must be `claude-*`, `scripted:<path to an existing file>` or `replay:<recorded run>`."""
+    """Every model name in use must be `claude-*`, `bedrock:<id>`, `vertex:<id>`, `scripted:<path to an existing
+    file>` or `replay:<recorded run>`."""
     named: dict[str, list[str]] = {}
 
     def use(model: str, where: str) -> None:
@@ -219,8 +222,8 @@ def _check_models(root: Path, settings: Settings, charters: list[Charter]) -> tu
             bad.append(f"{model!r} ({', '.join(where)}): {problem}")
     if bad:
         fix = (
-            "use a Claude model id such as `claude-sonnet-5-5`, `scripted:<path to a script file>`, "
-            "or `replay:<run id or run folder>` (see `squad runs`)"
+            "use a Claude model id such as `claude-sonnet-5-5`, `bedrock:<model id>`, `vertex:<model id>`, "
+            "`scripted:<path to a script file>`, or `replay:<run id or run folder>` (see `squad runs`)"
         )
         return Check("models", "error", "; ".join(bad), fix), list(named)
     return Check("models", "ok", ", ".join(sorted(named))), list(named)
@@ -229,6 +232,8 @@ def _check_models(root: Path, settings: Settings, charters: list[Charter]) -> tu
 def _model_problem(root: Path, model: str) -> str:
     if model.startswith("claude-") and len(model) > len("claude-"):
         return ""
+    if model.startswith(("bedrock:", "vertex:")):
+        return "" if model.partition(":")[2].strip() else "needs a model id after the colon"
     if model.startswith("scripted:"):
         script = Path(model.removeprefix("scripted:")).expanduser()
         path = script if script.is_absolute() else root / script
@@ -251,7 +256,7 @@ def _check_api_key(models: list[str]) -> Check:
     if os.environ.get("ANTHROPIC_API_KEY"):
         return Check("api key", "ok", "ANTHROPIC_API_KEY is set")
     if not needs_key:
-        return Check("api key", "ok", "ANTHROPIC_API_KEY is not set; not needed (only scripted models)")
+        return Check("api key", "ok", "ANTHROPIC_API_KEY is not set; not needed (no claude-* model)")
     return Check(
         "api key",
         "warn",

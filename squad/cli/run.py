@@ -29,13 +29,27 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 
 
-def _load(*, model: str | None = None, max_cost: float | None = None, apply: bool = False) -> RunConfig:
+def _load(
+    *,
+    model: str | None = None,
+    max_cost: float | None = None,
+    apply: bool = False,
+    allow_failing_baseline: bool = False,
+) -> RunConfig:
     from squad.config import load_settings, load_team
     from squad.infra.git import find_repo_root
     from squad.orchestration import RunConfig
 
     root = find_repo_root()
-    return RunConfig.build(root, load_settings(root), load_team(root), model=model, max_cost=max_cost, apply=apply)
+    return RunConfig.build(
+        root,
+        load_settings(root),
+        load_team(root),
+        model=model,
+        max_cost=max_cost,
+        apply=apply,
+        allow_failing_baseline=allow_failing_baseline,
+    )
 
 
 def _run_until_done(make: Callable[[], Awaitable[T]], say: Callable[[str], None]) -> T:
@@ -155,10 +169,15 @@ def _print_report(report: RunReport, console: Any, *, show_next: bool = True) ->
 @click.option("--apply", "apply_", is_flag=True, help="Merge squad/<run> into your branch when done (clean tree).")
 @click.option("--json", "as_json", is_flag=True, help="Print only the final report, as JSON.")
 @click.option(
+    "--allow-failing-baseline",
+    is_flag=True,
+    help="Start even when the tests fail on the base commit; then only NEW failures veto an approval.",
+)
+@click.option(
     "--model",
     metavar="NAME",
-    help="Use this model for every agent: claude-..., scripted:<script.yaml>, or replay:<run> "
-    "(replay a recorded run's model responses offline; give the same task).",
+    help="Use this model for every agent: claude-..., bedrock:<model id>, vertex:<model id>, scripted:<script.yaml>, "
+    "or replay:<run> (replay a recorded run's model responses offline; give the same task).",
 )
 @click.option(
     "--max-cost",
@@ -172,6 +191,7 @@ def run(
     resume: str | None,
     apply_: bool,
     as_json: bool,
+    allow_failing_baseline: bool,
     model: str | None,
     max_cost: float | None,
 ) -> None:
@@ -192,7 +212,7 @@ def run(
         raise UsageError("give a task, or --resume RUN", hint='squad run "what the team should do"')
     if task.strip() and resume:
         raise UsageError("--resume continues a recorded task; do not give a new TASK with it")
-    config = _load(model=model, max_cost=max_cost, apply=apply_)
+    config = _load(model=model, max_cost=max_cost, apply=apply_, allow_failing_baseline=allow_failing_baseline)
     if replay:
         task, agent = _replayed_task(config.root, str(model), task, agent)
     config.preflight(planning=agent is None and not resume)  # a config error first, before any warning or view

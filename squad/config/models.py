@@ -130,6 +130,7 @@ class CommandSettings(_Section):
     timeout_s: float = Field(300.0, gt=0)
     max_output_bytes: int = Field(200_000, ge=1024)
     max_file_bytes: int = Field(1_000_000_000, ge=0)
+    baseline: bool = True  # run the test command on the base commit before any specialist starts
 
 
 class ToolSettings(_Section):

@@ -12,62 +12,35 @@ unknown types (a newer squad's, a hand edit) load as `UnknownEvent` and are show
 
 from __future__ import annotations
 
-import json
 from typing import Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import ConfigDict, Field, ValidationError, field_validator
 
+# Agent-session events live in their own module; importing them here registers their types for parse_event.
+from squad.domain.agent_events import (
+    MODEL_EVENTS,
+    AgentModelCall,
+    AgentStopped,
+    AgentWarning,
+    ModelFellBack,
+    ModelRetried,
+    ToolCalled,
+    TurnStarted,
+    model_event,
+)
+from squad.domain.event_base import (
+    MIN_SCHEMA,
+    SCHEMA,
+    AgentEvent,
+    Event,
+    JournalSchemaError,
+    TaskEvent,
+    _line,
+    _short,
+)
 from squad.domain.plan import PlanTask
 from squad.domain.review import Finding, Verdict
 from squad.domain.usage import Usage
-
-#: The journal schema this release writes. Schema 1 (squad 0.1) wrote the same records without `v`.
-SCHEMA = 2
-#: Oldest schema this release reads.
-MIN_SCHEMA = 1
-
-
-class JournalSchemaError(ValueError):
-    """A record was written by a journal schema this release cannot read."""
-
-
-class Event(BaseModel):
-    """Base of every journal record. `ts` is set by the journal when the event is written."""
-
-    model_config = ConfigDict(frozen=True, extra="ignore")
-    type: str
-    ts: float = 0.0
-
-    def to_record(self) -> dict[str, Any]:
-        """The JSON object written to events.jsonl: `ts`, `type`, `v`, then the fields (None values omitted)."""
-        data = self.model_dump(mode="json", exclude_none=True)
-        head = {"ts": data.pop("ts"), "type": data.pop("type"), "v": SCHEMA}
-        return {**head, **data}
-
-    def describe(self) -> str:
-        """One readable line (the timeline of `squad log`, the plain output of `squad run`)."""
-        rest = {k: v for k, v in self.model_dump(mode="json", exclude_none=True).items() if k not in ("ts", "type")}
-        detail = _short(json.dumps(rest, ensure_ascii=False, default=str), 160) if rest else ""
-        return _line(self.type, self._who(), detail)
-
-    def _who(self) -> str:
-        return " ".join(str(v) for k in ("agent", "task") if (v := getattr(self, k, None)))
-
-
-class TaskEvent(Event):
-    """An event about one planned task."""
-
-    task: str
-
-
-class AgentEvent(Event):
-    """An event of one agent's session (turns, tool calls, its stop). `task` is the plan task (or `plan`,
-    `review`), `lease` the worktree it ran in."""
-
-    agent: str = ""
-    task: str = ""
-    lease: str | None = None
-
 
 # ---------------------------------------------------------------------------------------------------------
 # The run
@@ -219,11 +192,59 @@ class TestsRan(Event):
     passed: bool = False
     timed_out: bool = False
     output_tail: str = ""
+    failures: list[str] | None = None  # failing test ids, when the runner reports them (pytest's junit XML)
 
     def describe(self) -> str:
         return _line(
             self.type, self.task or "", f"{self.where}: `{self.command}` -> {'pass' if self.passed else 'FAIL'}"
         )
+
+
+class WorkspacePrepared(Event):
+    """A worktree got its `[workspace]` copies, links and submodules (`task` None: the integration worktree)."""
+
+    type: Literal["workspace_prepared"] = "workspace_prepared"
+    task: str | None = None
+    lease: str = ""
+    steps: list[dict[str, Any]] = Field(default_factory=list)
+    duration_s: float = 0.0
+
+    def describe(self) -> str:
+        done = ", ".join(f"{s.get('action')} {s.get('path')}" for s in self.steps) or "nothing to do"
+        return _line(self.type, self.lease, f"{_short(done, 200)} ({self.duration_s:.1f}s)")
+
+
+class SetupRan(Event):
+    """One `[workspace] setup` command ran in a worktree."""
+
+    type: Literal["setup"] = "setup"
+    task: str | None = None
+    lease: str = ""
+    command: str = ""
+    exit_code: int | None = None
+    duration_s: float = 0.0
+    output_tail: str = ""
+    timed_out: bool = False
+    error: str = ""
+
+    def describe(self) -> str:
+        ended = self.error or ("timed out" if self.timed_out else f"exit {self.exit_code}")
+        return _line(self.type, self.lease, f"`{self.command}` -> {ended} in {self.duration_s:.1f}s")
+
+
+class SetupDone(Event):
+    """A worktree's setup finished: all commands passed (`ok`), or `failure` says which did not."""
+
+    type: Literal["setup_done"] = "setup_done"
+    task: str | None = None
+    lease: str = ""
+    ok: bool = True
+    duration_s: float = 0.0
+    failure: str | None = None
+
+    def describe(self) -> str:
+        detail = f"ok in {self.duration_s:.1f}s" if self.ok else f"FAILED: {_short(self.failure, 200)}"
+        return _line(self.type, self.lease, detail)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -351,73 +372,6 @@ class Merged(TaskEvent):
         return _line(self.type, self._who(), self.branch)
 
 
-# ---------------------------------------------------------------------------------------------------------
-# Agents' sessions (written as `agent.<kind>`, and to the task's transcript)
-
-
-class TurnStarted(AgentEvent):
-    type: Literal["agent.turn_start"] = "agent.turn_start"
-    turn: int = 0
-
-
-class ToolCalled(AgentEvent):
-    type: Literal["agent.tool_call"] = "agent.tool_call"
-    turn: int = 0
-    name: str = ""
-    args: Any = None
-    result_chars: int = 0
-    result: str | None = None  # the start of what the tool returned (bounded): what the agent saw
-    is_error: bool = False
-    duration_s: float = 0.0
-
-
-class AgentModelCall(AgentEvent):
-    """Schema 1 only: the agent loop's copy of a model call (schema 2 has the one `model_call`)."""
-
-    type: Literal["agent.model_call"] = "agent.model_call"
-    turn: int = 0
-    model: str = ""
-
-
-class AgentStopped(AgentEvent):
-    type: Literal["agent.agent_stop"] = "agent.agent_stop"
-    stop_reason: str
-    turns: int = 0
-    usage: Usage = Field(default_factory=Usage)
-    cost_usd: float = 0.0
-    summary: str = ""
-    error: str | None = None
-
-    @field_validator("usage", mode="before")
-    @classmethod
-    def _usage(cls, value: Any) -> Any:
-        return Usage.from_dict(value) if isinstance(value, dict) or value is None else value
-
-
-class ModelRetried(AgentEvent):
-    type: Literal["agent.model_retry"] = "agent.model_retry"
-    turn: int | None = None
-    model: str = ""
-    attempt: int = 0
-    wait_s: float = 0.0
-    error: str = ""
-
-
-class ModelFellBack(AgentEvent):
-    type: Literal["agent.model_fallback"] = "agent.model_fallback"
-    turn: int | None = None
-    model: str = ""
-    after: str = ""
-    reason: str = ""
-
-
-class AgentWarning(AgentEvent):
-    type: Literal["agent.warning"] = "agent.warning"
-    turn: int | None = None
-    message: str = ""
-    hint: str | None = None
-
-
 class UnknownEvent(Event):
     """A record of a type this release does not know (kept whole in `data`, shown by `squad log`)."""
 
@@ -435,12 +389,6 @@ def _concrete(cls: type[Event]) -> list[type[Event]]:
 
 
 _TYPES: dict[str, type[Event]] = {cls.model_fields["type"].default: cls for cls in _concrete(Event)}
-#: Model-layer events (`on_event` dicts of Model.complete) that an agent session journals, by kind.
-MODEL_EVENTS: dict[str, type[AgentEvent]] = {
-    "model_retry": ModelRetried,
-    "model_fallback": ModelFellBack,
-    "warning": AgentWarning,
-}
 
 
 def parse_event(record: dict[str, Any]) -> Event:
@@ -468,16 +416,47 @@ def parse_event(record: dict[str, Any]) -> Event:
         raise ValueError(f"invalid {kind} event: {problems}") from None
 
 
-def model_event(kind: str, fields: dict[str, Any]) -> AgentEvent | None:
-    """The journal event for a model-layer `on_event` dict (`model_retry`, `model_fallback`, `warning`), or None."""
-    cls = MODEL_EVENTS.get(kind)
-    return cls.model_validate(fields) if cls is not None else None
-
-
-def _short(text: Any, limit: int = 100) -> str:
-    line = " ".join(str(text or "").split())
-    return line if len(line) <= limit else line[: limit - 1] + "…"
-
-
-def _line(kind: str, who: str, detail: str) -> str:
-    return " ".join(p for p in (kind, who, detail) if p)
+__all__ = [
+    "MIN_SCHEMA",
+    "MODEL_EVENTS",
+    "SCHEMA",
+    "AgentEvent",
+    "AgentModelCall",
+    "AgentStopped",
+    "AgentWarning",
+    "Applied",
+    "ApplyRefused",
+    "ContextBuilt",
+    "Event",
+    "Interrupted",
+    "JournalSchemaError",
+    "LedgerCommitted",
+    "LockedOut",
+    "MergeConflict",
+    "Merged",
+    "ModelCalled",
+    "ModelFellBack",
+    "ModelRetried",
+    "PlanInvalid",
+    "PlanMade",
+    "Released",
+    "ReviewStarted",
+    "RunFinished",
+    "RunResumed",
+    "RunStarted",
+    "SetupDone",
+    "SetupRan",
+    "TaskApproved",
+    "TaskCommitted",
+    "TaskEvent",
+    "TaskStarted",
+    "TaskStatus",
+    "TestsRan",
+    "ToolCalled",
+    "TurnStarted",
+    "UnknownEvent",
+    "VerdictGiven",
+    "WorkspacePrepared",
+    "model_event",
+    "parse_event",
+]

@@ -122,16 +122,38 @@ def verdict_from_submission(
     return Verdict(reviewer=reviewer, verdict=submitted.verdict, summary=submitted.summary, findings=tuple(findings))
 
 
-def veto_on_tests(verdict: Verdict, tests: TestResult | None, require_tests: bool) -> Verdict:
-    """An approval with a failing test command becomes a rejection when `[review] require_tests` is on."""
+def new_failures(tests: TestResult, baseline: TestResult | None) -> list[str] | None:
+    """What fails now that did not fail on the base commit: failing test ids when both runs name them, else
+    `[]` when the command fails the same way it did before (same exit code), `None` when that cannot be
+    told (the base passed, or the exit codes differ: every failure counts)."""
+    if baseline is None or baseline.passed or tests.passed:
+        return None
+    if tests.failures is not None and baseline.failures is not None:
+        return sorted(set(tests.failures) - set(baseline.failures))
+    return [] if tests.exit_code == baseline.exit_code else None
+
+
+def veto_on_tests(
+    verdict: Verdict, tests: TestResult | None, require_tests: bool, baseline: TestResult | None = None
+) -> Verdict:
+    """An approval with a failing test command becomes a rejection when `[review] require_tests` is on.
+
+    When the base commit already failed (a run allowed to start on a failing baseline), only NEW failures
+    veto: failing test ids compared for pytest (junit XML), the exit code for other runners.
+    """
     if not verdict.approved or tests is None or tests.passed or not require_tests:
         return verdict
+    new = new_failures(tests, baseline)
+    if new == []:
+        return verdict  # the same failures as before any change: not this work's doing
+    what = f"the test command `{tests.command}` failed (exit {tests.exit_code})"
+    if new:
+        what += " with failures the base commit did not have: " + ", ".join(new[:20])
     finding = Finding(
         reviewer="gate",
         file="",
         severity="blocking",
-        message=f"the test command `{tests.command}` failed (exit {tests.exit_code}); "
-        "review.require_tests turns the approval into a rejection",
+        message=f"{what}; review.require_tests turns the approval into a rejection",
     )
     return verdict.model_copy(update={"verdict": "reject", "findings": (*verdict.findings, finding)})
 
@@ -167,10 +189,17 @@ class TestResult(BaseModel):
     exit_code: int | None
     output: str = ""
     timed_out: bool = False
+    failures: tuple[str, ...] | None = None  # failing test ids, when the runner reports them
 
     @property
     def passed(self) -> bool:
         return self.exit_code == 0
+
+    def summary(self) -> str:
+        """One paragraph for a prompt: how the command ended and what failed."""
+        ended = f"exited with {self.exit_code}" + (" (timed out)" if self.timed_out else "")
+        failing = f"; failing: {', '.join(self.failures[:30])}" if self.failures else ""
+        return f"`{self.command}` {ended}{failing}"
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -179,4 +208,5 @@ class TestResult(BaseModel):
             "passed": self.passed,
             "timed_out": self.timed_out,
             "output_tail": self.output[-2000:],
+            "failures": list(self.failures) if self.failures is not None else None,
         }

@@ -97,6 +97,8 @@ class RunState:
     context_commit: str | None = None
     ledger_commit: str | None = None
     integration_tests: ev.TestsRan | None = None
+    baseline: ev.TestsRan | None = None
+    ready_leases: set[str] = field(default_factory=set)  # worktrees whose setup passed
     applied: bool = False
     spend: Spend = field(default_factory=Spend)
     spend_by_agent: dict[str, Spend] = field(default_factory=dict)
@@ -167,8 +169,15 @@ class RunState:
                 self.ledger_commit = commit
             case ev.Applied():
                 self.applied = True
+            case ev.TestsRan(task=None, where="baseline"):
+                self.baseline = event
             case ev.TestsRan(task=None):
                 self.integration_tests = event
+            case ev.SetupDone(lease=lease, ok=ok):
+                if ok:
+                    self.ready_leases.add(lease)
+                else:
+                    self.ready_leases.discard(lease)
             case ev.ModelCalled():
                 self._spent(event)
             case ev.TurnStarted(agent=agent, task=task):

@@ -32,6 +32,7 @@ from squad.domain.ids import (
 from squad.errors import NotARepoError, WorkspaceError
 from squad.infra.git import identity, run_git
 from squad.infra.locks import LockTimeoutError, hold
+from squad.infra.safefs import multi_link_files
 
 #: Worktree folder of a run's integration worktree (where merges into `squad/<run>` happen). Not a valid
 #: task id, so it can never collide with a task.
@@ -253,6 +254,12 @@ class Workspace:
         self._check_lease(lease)
         if not message.strip():
             raise WorkspaceError("a commit message is required")
+        # A hard link's data may be an outside file's (agent code can make one): never copy it into history.
+        linked = multi_link_files(lease.path)
+        for rel in linked:
+            (lease.path / rel).unlink()
+        if linked:
+            message += "\n\nsquad left out hard-linked file(s), whose data may belong elsewhere: " + ", ".join(linked)
         _run_git(["add", "-A"], lease.path)
         if _run_git(["diff", "--cached", "--quiet"], lease.path, check=False).returncode == 0:
             return None
@@ -405,6 +412,15 @@ class Workspace:
         Whether there is anything to commit is decided by the branch's tree, not by the work tree's files.
         """
         self._check_lease(lease)
+        parts = path.split("/")
+        for depth in range(1, len(parts)):  # a file where a folder of the path must be: say so, never replace it
+            where = "/".join(parts[:depth])
+            kind = _run_git(["cat-file", "-t", f"HEAD:{where}"], lease.path, check=False).stdout.strip()
+            if kind and kind != "tree":
+                raise WorkspaceError(
+                    f"cannot commit {path} on {lease.branch}: the branch has a file at {where}, where a folder must be",
+                    hint=f"remove or rename {where} on {lease.branch} (it came from the run's work), then resume",
+                )
         blob = _run_git(["hash-object", "-w", "--stdin"], lease.path, input=data.decode("utf-8")).stdout.strip()
         current = _run_git(["rev-parse", "-q", "--verify", f"HEAD:{path}"], lease.path, check=False).stdout.strip()
         if current == blob:

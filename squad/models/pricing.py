@@ -7,6 +7,14 @@ Ids match by longest prefix, so dated ids (`claude-sonnet-4-5-20250929`) find th
 `settings.pricing` overrides or extends the table (`[pricing."claude-foo"] input = ...`). A model with no price
 makes dollar budgets fail closed (squad.domain.usage.Limits); without them its calls cost 0 and are reported once
 (a logged warning, and the Priced policy's journal event). Scripted and replayed calls are free: a known price of 0.
+
+Claude on Bedrock and Vertex (`bedrock:<id>`, `vertex:<id>`) is priced per provider: an override names the model
+with its prefix (`[pricing."bedrock:us.anthropic.claude-sonnet-4-5"]`, longest prefix wins, so one key can cover
+dated ids); a first-party override (`claude-sonnet-4-5`) does not apply to them, because a provider's contract may
+differ. Without an override, the provider id maps to its family row above (squad.models.providers.family_of) at the
+list price, which Bedrock and Vertex share with the Anthropic API on global endpoints; from Sonnet 4.5 on, their
+regional endpoints cost 10% more ("Global vs regional endpoints" on platform.claude.com's Bedrock and Vertex AI
+pages): a Bedrock id without the `global.` profile prefix, a Vertex region other than `global`.
 """
 
 from __future__ import annotations
@@ -16,6 +24,7 @@ from collections.abc import Callable
 
 from squad.config import Price, Settings
 from squad.models.base import Usage
+from squad.models.providers import family_of
 
 log = logging.getLogger("squad.models")
 
@@ -58,6 +67,14 @@ PRICES: dict[str, Price] = {
     "claude-3-haiku": _p(0.25, 1.25, 0.30, 0.50, 0.03),
 }
 
+#: Price factor of a regional Bedrock or Vertex endpoint, from Sonnet 4.5 on.
+REGIONAL_PREMIUM = 1.10
+#: Families priced before global and regional endpoints existed: no regional premium.
+_BEFORE_ENDPOINT_PRICING = frozenset(
+    {"claude-opus-4-1", "claude-opus-4", "claude-3-opus", "claude-sonnet-4", "claude-3-7-sonnet"}
+    | {"claude-3-5-haiku", "claude-3-haiku"}
+)
+
 #: What scripted and replayed calls cost.
 FREE = _p(0, 0, 0, 0, 0)
 
@@ -76,16 +93,33 @@ def price_list(settings: Settings | None = None, *, free: bool = False) -> Price
 
 
 def lookup(model: str, settings: Settings | None = None) -> Price | None:
-    """The price row for `model`: settings.pricing first, then the built-in table; longest prefix wins."""
-    tables = [settings.pricing] if settings is not None and settings.pricing else []
-    tables.append(PRICES)
-    for table in tables:
-        if model in table:
-            return table[model]
-        hits = [key for key in table if model.startswith(key)]
-        if hits:
-            return table[max(hits, key=len)]
-    return None
+    """The price row for `model`: settings.pricing first, then the built-in table; longest prefix wins.
+
+    A `bedrock:` / `vertex:` name is looked up in settings.pricing as it is, then as its first-party family in the
+    built-in table, with the regional premium where it applies (see the module docstring).
+    """
+    if settings is not None and settings.pricing:
+        key = _longest_prefix(model, settings.pricing)
+        if key is not None:
+            return settings.pricing[key]
+    family = family_of(model)
+    if family is None:
+        return None
+    family_id, regional = family
+    key = _longest_prefix(family_id, PRICES)
+    if key is None:
+        return None
+    row = PRICES[key]
+    if regional and key not in _BEFORE_ENDPOINT_PRICING:
+        row = Price(**{field: round(value * REGIONAL_PREMIUM, 6) for field, value in row.model_dump().items()})
+    return row
+
+
+def _longest_prefix(model: str, table: dict[str, Price]) -> str | None:
+    if model in table:
+        return model
+    hits = [key for key in table if model.startswith(key)]
+    return max(hits, key=len) if hits else None
 
 
 def cost(row: Price, usage: Usage) -> float:

@@ -1,8 +1,9 @@
 """create_model and ModelRuntime: every model call goes through the same stack of policies.
 
 `create_model(name, settings=..., runtime=...)` resolves `name` and each `[models] fallback` name to a
-backend ("claude-*" -> AnthropicModel, "scripted:<path>" -> ScriptedModel, "replay:<run id or run folder>"
--> ScriptedModel.from_journal) and wraps each in the policies of `squad.models.policies`, innermost first:
+backend ("claude-*", "bedrock:<model id>", "vertex:<model id>" -> AnthropicModel over the Anthropic API, Amazon
+Bedrock or Google Vertex AI; "scripted:<path>" -> ScriptedModel, "replay:<run id or run folder>" ->
+ScriptedModel.from_journal) and wraps each in the policies of `squad.models.policies`, innermost first:
 RateLimited, CircuitBreaking, Retrying, Priced, Budgeted; then Fallback over the chain and Recorded on top.
 So a call is checked against the budget (fails closed, before any request), waits for the shared rate
 governor, is retried while transient, fails over while the model cannot serve, and leaves priced and
@@ -107,8 +108,8 @@ def create_model(name: str, *, settings: Settings, runtime: ModelRuntime) -> Mod
     """The model called `name`, wrapped in the shared policies (see module docstring).
 
     Raises:
-        ConfigError: the name (or a `models.fallback` name) is not `claude-...`, `scripted:<path>` or
-            `replay:<run>`, the script is invalid, or the run to replay is not found.
+        ConfigError: the name (or a `models.fallback` name) is not `claude-...`, `bedrock:<id>`, `vertex:<id>`,
+            `scripted:<path>` or `replay:<run>`, the script is invalid, or the run to replay is not found.
     """
     chain = [name, *(m for m in settings.models.fallback if m != name)]
     model: Model = Fallback([_managed(m, settings=settings, runtime=runtime) for m in chain])
@@ -141,13 +142,14 @@ def backend(name: str, *, settings: Settings, runtime: ModelRuntime) -> Model:
         from squad.models.scripted import ScriptedModel
 
         model = ScriptedModel.from_journal(replay_dir(name.removeprefix("replay:")))
-    elif name.startswith("claude-"):
+    elif name.startswith(("claude-", "bedrock:", "vertex:")):
         from squad.models.anthropic import AnthropicModel
 
         model = AnthropicModel(name, settings=settings, on_headers=runtime.governor.observe_headers)
     else:
         raise ConfigError(
-            f"unknown model name {name!r}: expected `claude-...`, `scripted:<path>` or `replay:<run>`",
+            f"unknown model name {name!r}: expected `claude-...`, `bedrock:<model id>`, `vertex:<model id>`, "
+            "`scripted:<path>` or `replay:<run>`",
             hint="check [models] in .squad/squad.toml and the `model:` field of the charters in .squad/agents/",
         )
     runtime.backends[name] = model
@@ -160,16 +162,16 @@ def check_models(names: Iterable[str], *, settings: Settings, limits: Limits) ->
     price under a dollar budget. The `[models] fallback` chain is checked too.
 
     Raises:
-        ConfigError: the first problem found (exit 2: the configuration, not the work, is wrong).
+        ConfigError, ModelConfigError: the first problem found (exit 2: the configuration, not the work, is wrong).
     """
     runtime = ModelRuntime.from_settings(settings, limits=limits)
     for name in sorted({*names, *settings.models.fallback}):
         backend(name, settings=settings, runtime=runtime)
-        if name.startswith("claude-"):
-            from squad.models.anthropic import missing_key
+        if name.startswith("claude-"):  # cloud credentials come from their SDKs' chains: found when called
+            from squad.models.providers import missing_key
 
             if (missing := missing_key(name)) is not None:
-                raise ConfigError(missing[0], hint=missing[1])
+                raise missing
         free = name.startswith(("scripted:", "replay:"))
         if limits.has_dollar_limit and price_list(settings, free=free)(name) is None:
             key = "run_usd" if limits.run_usd is not None else "agent_usd"

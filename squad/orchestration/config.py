@@ -28,6 +28,7 @@ class RunConfig:
         limits: the run's budgets (derived from `settings.budgets`, then overridden).
         model: use this model for every agent (`claude-...`, `scripted:<path>`, `replay:<run>`), or None.
         apply: after a successful run, merge `squad/<run>` into the user's current branch (clean tree only).
+        allow_failing_baseline: start even when the tests fail on the base commit; then only NEW failures veto.
     """
 
     root: Path
@@ -36,6 +37,7 @@ class RunConfig:
     limits: Limits
     model: str | None = None
     apply: bool = False
+    allow_failing_baseline: bool = False
 
     @staticmethod
     def build(
@@ -46,6 +48,7 @@ class RunConfig:
         model: str | None = None,
         max_cost: float | None = None,
         apply: bool = False,
+        allow_failing_baseline: bool = False,
     ) -> RunConfig:
         """The config of a run started by a person: `max_cost` replaces `budgets.run_usd` (it must be > 0)."""
         limits = Limits.from_settings(settings.budgets)
@@ -53,7 +56,15 @@ class RunConfig:
             if not 0 < max_cost < math.inf:  # nan and inf are no budget
                 raise UsageError(f"--max-cost must be a number of US dollars more than 0, got {max_cost:g}")
             limits = replace(limits, run_usd=max_cost)
-        return RunConfig(Path(root), settings, team, limits, model=model or None, apply=apply)
+        return RunConfig(
+            Path(root),
+            settings,
+            team,
+            limits,
+            model=model or None,
+            apply=apply,
+            allow_failing_baseline=allow_failing_baseline,
+        )
 
     def tightened(self, *, model: str | None = None, max_cost: float | None = None) -> RunConfig:
         """This config with inputs that may only TIGHTEN it (the Action's, which a PR can edit): a lower run

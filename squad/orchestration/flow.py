@@ -31,7 +31,8 @@ from squad.domain.review import Finding, TestResult, veto_on_tests
 from squad.domain.task import Done, Phase, Review, Settle, Work, next_step
 from squad.orchestration.executor import TaskOutcome, TaskSpec
 from squad.orchestration.review import ReviewSetup, joint_verdict, run_reviewers
-from squad.orchestration.testing import run_tests
+from squad.orchestration.testing import baseline_result, baseline_text, run_tests
+from squad.orchestration.worktrees import make_ready
 
 if TYPE_CHECKING:
     from squad.domain.state import TaskState
@@ -106,6 +107,11 @@ class TaskFlow:
                 reason = "the approved work of its dependencies conflicts"
                 self.rc.emit(TaskStatus(task=self.pt.id, status=Phase.CONFLICT.value, reason=reason, files=conflicts))
                 return
+        # A fresh or reset worktree gets its copies, links and setup; a failing setup fails the task, not the agent.
+        failure = await make_ready(self.rc, lease, self.pt.id, setup_again=True)
+        if failure:
+            self.rc.emit(TaskStatus(task=self.pt.id, status=Phase.FAILED.value, reason=failure))
+            return
         task_base = ts.base_commit
         if task_base is None:
             task_base = await self.rc.in_thread(ws.head, lease.path)
@@ -199,7 +205,12 @@ class TaskFlow:
         rc.emit(ReviewStarted(task=self.pt.id, reviewer=", ".join(c.name for c in reviewers), round=step.round))
         tests: TestResult | None = None
         if settings.commands.test.strip():
-            tests = await run_tests(settings.commands.test, lease.path, settings)
+            failure = await make_ready(rc, lease, self.pt.id, setup_again=False)
+            if failure:  # the worktree cannot run the tests: the gate cannot approve what it cannot test
+                tests = TestResult(command=settings.commands.test, exit_code=None, output=failure)
+            else:
+                junit = rc.journal.dir / "junit" / f"{lease.task}.xml"
+                tests = await run_tests(settings.commands.test, lease.path, settings, junit=junit)
             rc.emit(TestsRan(task=self.pt.id, where=lease.task, **tests.to_dict()))
         diff = await rc.in_thread(rc.workspace.diff, lease, task_base)
         if len(diff) > MAX_REVIEW_DIFF_CHARS:
@@ -209,6 +220,7 @@ class TaskFlow:
         else:
             status = f"{tests.exit_code}{' (timed out)' if tests.timed_out else ''}"
             test_text = f"`{tests.command}` exited with {status}:\n```\n{tests.output.strip()}\n```"
+        baseline = rc.state.baseline
         prompt = prompts.render(
             "review",
             task=self.pt.id,
@@ -217,6 +229,7 @@ class TaskFlow:
             goal=self.pt.goal,
             summary=ts.summary or "(none)",
             tests=test_text,
+            baseline=baseline_text(baseline),
             diff=diff.strip() or "(no changes)",
         )
         assert rc.pack is not None
@@ -239,7 +252,8 @@ class TaskFlow:
             emit_for=lambda c: rc.agent_emit(self.pt.id, lease.task),
             max_parallel=settings.concurrency.max_agents,
         )
-        verdict = veto_on_tests(joint_verdict(results), tests, settings.review.require_tests)
+        base = baseline_result(rc.state.baseline)
+        verdict = veto_on_tests(joint_verdict(results), tests, settings.review.require_tests, base)
         newly_locked = [a for a in ts.authors if a not in ts.locked_out]
         rc.emit(VerdictGiven.of(self.pt.id, step.round, verdict))
         if verdict.approved:

@@ -36,7 +36,7 @@ class RunReport:
     """What a run did and what happens next; written to report.json and printed by `squad run`."""
 
     run: str
-    status: str  # done | needs_human | failed | conflict | tests_failed | interrupted
+    status: str  # done | needs_human | failed | conflict | tests_failed | baseline_failed | interrupted
     task: str
     branch: str
     base_commit: str | None = None
@@ -119,6 +119,8 @@ def build_report(
     branch = run_branch(state.run)
     if status == "done":
         nxt = "(merged into your branch)" if state.applied else f"git merge {branch}"
+    elif status == "baseline_failed":
+        nxt = f"fix the failing tests on your branch, or: squad run --resume {state.run} --allow-failing-baseline"
     elif status in ("interrupted", "failed"):
         nxt = f"squad run --resume {state.run}"
     else:

@@ -260,7 +260,9 @@ def test_a_task_cut_at_max_tokens_fails_with_the_reason_in_squad_log(repo: Path)
         "---\nname: backend\nrole: backend\ntools: [read, write]\n---\nYou are backend.\n"
     )
     (agents / "reviewer.md").write_text("---\nname: reviewer\nrole: reviewer\ntools: [read]\nreviewer: true\n---\nR.\n")
-    (repo / ".squad" / "squad.toml").write_text('[models]\ndefault = "claude-sonnet-5-5"\nmax_tokens = 700\n')
+    (repo / ".squad" / "squad.toml").write_text(
+        '[commands]\ntest = ""\n[models]\ndefault = "claude-sonnet-5-5"\nmax_tokens = 700\n'
+    )
     (repo / ".gitignore").write_text(".squad/runs/\n")
     git(repo, "add", "-A")
     git(repo, "commit", "-qm", "squad setup")
@@ -274,7 +276,7 @@ def test_a_task_cut_at_max_tokens_fails_with_the_reason_in_squad_log(repo: Path)
         reviewed = server.requests_for("reviewer")
     assert run.returncode == 1, run.stderr
     report = json.loads(run.stdout)
-    assert [t["status"] for t in report["tasks"]] == ["failed"]
+    assert [t["status"] for t in report["tasks"]] == ["failed"], report
     assert not reviewed  # a cut task never goes to review
     log = subprocess.run([sys.executable, "-m", "squad", "log"], cwd=repo, capture_output=True, text=True, env=env)
     assert "task_status big failed: backend stopped: cut (the model's reply was cut at max_tokens (700) 3 times" in (

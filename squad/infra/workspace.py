@@ -30,6 +30,7 @@ from squad.domain.ids import (
     task_branch,
 )
 from squad.errors import NotARepoError, WorkspaceError
+from squad.infra import faults
 from squad.infra.git import identity, run_git
 from squad.infra.locks import LockTimeoutError, hold
 from squad.infra.safefs import multi_link_files
@@ -70,6 +71,17 @@ def _run_git(
     if check and proc.returncode != 0:
         raise WorkspaceError(f"`git {' '.join(args)}` failed in {cwd}: {(proc.stderr or proc.stdout).strip()}")
     return proc
+
+
+def _git_dir(worktree: Path) -> Path:
+    """A worktree's own git folder (where its index and HEAD live)."""
+    return Path(_run_git(["rev-parse", "--absolute-git-dir"], worktree).stdout.strip())
+
+
+def _abandon_merge(worktree: Path) -> None:
+    """Abort a merge a killed squad left half done (MERGE_HEAD present), so the next merge starts clean."""
+    if _run_git(["rev-parse", "-q", "--verify", "MERGE_HEAD"], worktree, check=False).returncode == 0:
+        _run_git(["merge", "--abort"], worktree, check=False)
 
 
 class Workspace:
@@ -187,8 +199,9 @@ class Workspace:
                     sha = None
                 else:
                     sha = base_sha or self._resolve(base)  # raises the clear error
-                    self._add(path, ["-b", branch, str(path), sha], created_branch=branch)
+                    # Recorded before the branch exists: a kill between the two never leaves a branch without it.
                     self._git("config", f"branch.{branch}.{_BASE_KEY}", sha)
+                    self._add(path, ["-b", branch, str(path), sha], created_branch=branch)
         # Reading the recorded base of an existing branch needs no lock either.
         lease = Lease(run, task, path, branch, sha or self._base_of(branch))
         self._checkout(lease)
@@ -202,8 +215,7 @@ class Workspace:
         A worktree has no index until its checkout completes (git writes the index last, atomically), so a
         missing index means "not checked out yet" — also after a crash, when the lease is reused.
         """
-        git_dir = Path(_run_git(["rev-parse", "--absolute-git-dir"], lease.path).stdout.strip())
-        if not (git_dir / "index").exists():
+        if not (_git_dir(lease.path) / "index").exists():
             _run_git(["reset", "--hard", "-q"], lease.path)
 
     def _add(self, path: Path, args: list[str], *, created_branch: str | None) -> None:
@@ -261,6 +273,8 @@ class Workspace:
         if linked:
             message += "\n\nsquad left out hard-linked file(s), whose data may belong elsewhere: " + ", ".join(linked)
         _run_git(["add", "-A"], lease.path)
+        faults.point("git_commit")  # test-only: killed between staging and committing
+        faults.point("git_commit_locked", leave=lambda: _git_dir(lease.path) / "index.lock")  # git died too
         if _run_git(["diff", "--cached", "--quiet"], lease.path, check=False).returncode == 0:
             return None
         full = _run_git(
@@ -336,8 +350,10 @@ class Workspace:
     def _merge_locked(self, lease: Lease, source_branch: str, source_sha: str, message: str | None) -> MergeResult:
         """Merge `source_sha` in the integration worktree `lease` (merge lock held); abort on conflict."""
         wt = lease.path
-        if _run_git(["rev-parse", "-q", "--verify", "MERGE_HEAD"], wt, check=False).returncode == 0:
-            _run_git(["merge", "--abort"], wt, check=False)  # left over from a crash mid-merge
+        _abandon_merge(wt)
+        if _run_git(["status", "--porcelain", "--untracked-files=no"], wt).stdout.strip():
+            # Only squad writes tracked files here (merges, the ledger commit); changes are a killed step's leftovers.
+            _run_git(["reset", "-q", "--hard", "HEAD"], wt)
         name, email = "squad", "squad@squad.invalid"
         env = identity(name, email)
         proc = _run_git(
@@ -350,6 +366,7 @@ class Workspace:
             env=env,
         )
         if proc.returncode == 0:
+            faults.point("merged")  # test-only: killed after the merge commit, before the journal says so
             return MergeResult(True, [], _run_git(["rev-parse", "HEAD"], wt).stdout.strip())
         conflicts = _run_git(["diff", "--name-only", "--diff-filter=U", "-z"], wt, check=False).stdout
         paths = [p for p in conflicts.split("\0") if p]
@@ -377,6 +394,7 @@ class Workspace:
         merge is aborted and the worktree is left as it was.
         """
         self._check_lease(lease)
+        _abandon_merge(lease.path)
         for sha in commits:
             if _run_git(["merge-base", "--is-ancestor", sha, "HEAD"], lease.path, check=False).returncode == 0:
                 continue
@@ -424,13 +442,17 @@ class Workspace:
         blob = _run_git(["hash-object", "-w", "--stdin"], lease.path, input=data.decode("utf-8")).stdout.strip()
         current = _run_git(["rev-parse", "-q", "--verify", f"HEAD:{path}"], lease.path, check=False).stdout.strip()
         if current == blob:
+            # Committed already (a resume after a kill before the work tree followed): make sure it follows now.
+            _run_git(["reset", "-q", "--hard", "HEAD"], lease.path)
             return None
         _run_git(["update-index", "--add", "--replace", "--cacheinfo", f"100644,{blob},{path}"], lease.path)
+        faults.point("ledger_commit")  # test-only: killed between staging and committing the decisions
         _run_git(
             ["-c", "commit.gpgsign=false", "commit", "-q", "--no-verify", "-m", message],
             lease.path,
             env=identity("squad", "squad@squad.invalid"),
         )
+        faults.point("ledger_committed")  # test-only: killed before the work tree follows the commit
         _run_git(["reset", "-q", "--hard", "HEAD"], lease.path)
         return self.head(lease.path)
 

@@ -30,6 +30,7 @@ from squad.domain.ids import lease_id
 from squad.domain.review import Finding, TestResult, veto_on_tests
 from squad.domain.task import Done, Phase, Review, Settle, Work, next_step
 from squad.orchestration.executor import TaskOutcome, TaskSpec
+from squad.orchestration.resume import keep_decisions
 from squad.orchestration.review import ReviewSetup, joint_verdict, run_reviewers
 from squad.orchestration.testing import baseline_result, baseline_text, run_tests
 from squad.orchestration.worktrees import make_ready
@@ -146,6 +147,7 @@ class TaskFlow:
                 error=result.error,
             )
         )
+        await keep_decisions(self.rc, self.pt.id, step.round)  # the attempt's work is committed: its decisions count
 
     async def _agent(self, author: Charter, lease: Lease, task_base: str, round_: int) -> AgentResult:
         rc = self.rc
@@ -159,6 +161,7 @@ class TaskFlow:
             settings=rc.config.settings,
             base_commit=task_base,
             ledger_file=rc.journal.ledger_path,
+            attempt_ledger=rc.journal.attempt_ledger(self.pt.id, round_),
             allowed=allowed,
         )
         return await run_agent(

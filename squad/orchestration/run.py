@@ -39,6 +39,7 @@ from squad.domain.state import RunState
 from squad.domain.task import APPROVED, Phase
 from squad.domain.usage import SpendTotals
 from squad.errors import RunError, SquadError, UsageError
+from squad.infra import processes
 from squad.infra.journal import Journal
 from squad.infra.workspace import Workspace
 from squad.orchestration.config import RunConfig
@@ -48,6 +49,7 @@ from squad.orchestration.flow import LocalExecutor
 from squad.orchestration.integrate import integrate
 from squad.orchestration.planner import make_plan
 from squad.orchestration.report import RunReport, build_report, run_decisions, run_status
+from squad.orchestration.resume import only_report_left, process_registry, recover
 from squad.orchestration.scheduler import schedule
 from squad.orchestration.testing import run_tests
 from squad.orchestration.worktrees import make_ready
@@ -147,7 +149,7 @@ class Coordinator:
             if not task_text.strip():
                 raise UsageError("the task is empty", hint='squad run "what the team should do"')
             journal = Journal(config.root, new_run_id())
-        with journal.lock():
+        with journal.lock(), processes.tracking(process_registry(journal)):
             return await self._locked_run(journal, ws, task_text, agent, resume)
 
     async def _locked_run(
@@ -156,9 +158,8 @@ class Coordinator:
         config = self.config
         journal.create()
         state = journal.state() if resume else RunState(run=journal.run)
+        finishing = bool(resume) and only_report_left(journal, state)  # raises when the run is fully finished
         if resume:
-            if state.status == "done":
-                raise UsageError(f"run {resume} already finished", hint=f"its branch is squad/{resume}")
             task_text, agent = state.task_text, agent or state.agent
             base = state.base_commit or resolve_commit(config.root)
         else:
@@ -183,7 +184,10 @@ class Coordinator:
         )
         rc.runtime = self._runtime(rc.record, state)
         try:
-            return await _Run(rc, agent).execute()
+            if resume:
+                await recover(rc)  # what the killed process left: processes, git locks, attempts' decisions
+            run = _Run(rc, agent)
+            return await (run._finish("done", None, []) if finishing else run.execute())
         except SquadError as exc:
             journal.emit(RunFinished(status="failed", error=str(exc)))
             raise

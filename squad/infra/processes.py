@@ -1,0 +1,183 @@
+"""The processes a run started, recorded while they run, so a resumed run can end what a killed squad left.
+
+A run installs a `ProcessRegistry` (its run folder's `procs/`) with `tracking()` for as long as it works on
+the run; every process squad starts meanwhile gets a record file `<pid>.json` for as long as it runs: the
+git commands of `squad.infra.git.run_git`, and the commands of `squad.infra.process.run_command` (the test
+command, the `run` tool, `[workspace] setup`), which run in their own session. Outside a run (a context
+variable holds the registry) nothing is recorded, and both runners work as before.
+
+SIGKILL gives squad no chance to stop its children: a command in its own session keeps running in the
+worktree the resumed attempt is about to reset, and a git command finishes on its own. What was running when
+squad died is exactly the records left in `procs/`. `reap()`, called on resume under the run lock before
+any work, ends them:
+
+- a command in its own session is killed with its whole process group (the command may have exited and
+  left children behind: the group is what is killed);
+- a git command (in squad's own process group, so it outlived squad) is waited for, briefly, then killed:
+  git commands are short, and one allowed to finish leaves its lock files released.
+
+A record names a process by pid AND start time: a pid the system has since given to another process is
+never signalled. After `reap()`, no process squad started for the run is alive, and the run lock keeps other
+squad processes away — which is what lets the resume treat git's lock files in the run's worktrees as stale.
+Only a process that puts itself in a new session of its own (a daemon) escapes the group kill.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import json
+import os
+import signal
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+#: How long `reap` waits for a git command the killed squad left running before it kills it.
+GIT_GRACE_S = 10.0
+
+_ACTIVE: contextvars.ContextVar[ProcessRegistry | None] = contextvars.ContextVar("squad_processes", default=None)
+
+
+@dataclass(frozen=True)
+class Reaped:
+    """A recorded process found alive on resume, and what was done: `killed`, or `exited` (waited for)."""
+
+    pid: int
+    command: str
+    action: Literal["killed", "exited"]
+
+
+def _start_time(pid: int) -> float | None:
+    import psutil
+
+    try:
+        return float(psutil.Process(pid).create_time())
+    except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+        return None
+
+
+_own: tuple[int, float | None] | None = None
+
+
+def _me() -> tuple[int, float | None]:
+    """This process as a record's owner: pid and start time (a pid alone may be a reuse of a dead squad's)."""
+    global _own
+    if _own is None or _own[0] != os.getpid():
+        _own = (os.getpid(), _start_time(os.getpid()))
+    return _own
+
+
+def _same(pid: int, started: float) -> bool:
+    """True when `pid` is still the process that started at `started` (not a reuse of its pid)."""
+    now = _start_time(pid)
+    return now is not None and abs(now - started) < 0.01
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class ProcessRegistry:
+    """The record files of one run's running processes (`<run folder>/procs/`)."""
+
+    def __init__(self, directory: Path) -> None:
+        self.dir = Path(directory)
+
+    def add(self, pid: int, argv: Sequence[str], *, session: bool) -> Path | None:
+        """Record the running process `pid` (`session`: it leads its own session and process group)."""
+        started = _start_time(pid)
+        if started is None:  # already gone: nothing to end later
+            return None
+        record = {
+            "pid": pid,
+            "started": started,
+            "session": session,
+            "owner": list(_me()),
+            "command": " ".join(str(a) for a in argv)[:300],
+        }
+        self.dir.mkdir(parents=True, exist_ok=True)
+        path = self.dir / f"{pid}.json"
+        path.write_text(json.dumps(record), encoding="utf-8")
+        return path
+
+    @staticmethod
+    def remove(path: Path | None) -> None:
+        if path is not None:
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+
+    def reap(self, *, git_grace_s: float = GIT_GRACE_S) -> list[Reaped]:
+        """End every recorded process of an earlier squad process of this run that is still alive.
+
+        Records of this process (its own running children) are left alone. Every other record is removed.
+        """
+        import psutil
+
+        reaped: list[Reaped] = []
+        if not self.dir.is_dir():
+            return reaped
+        for path in sorted(self.dir.glob("*.json")):
+            try:
+                record = json.loads(path.read_text(encoding="utf-8"))
+                pid, started, session = int(record["pid"]), float(record["started"]), bool(record["session"])
+                owner, command = tuple(record.get("owner") or ()), str(record.get("command", ""))
+            except (OSError, ValueError, KeyError, TypeError):  # torn by the kill: nothing to identify it by
+                self.remove(path)
+                continue
+            if owner == tuple(_me()):
+                continue
+            if session:
+                # The group is ours unless its leader's pid now belongs to another process: a pid is not given
+                # out again while a process group of that id has members.
+                leader_is_other = _start_time(pid) is not None and not _same(pid, started)
+                if not leader_is_other and _group_alive(pid):
+                    with contextlib.suppress(ProcessLookupError, PermissionError):
+                        os.killpg(pid, signal.SIGKILL)
+                    reaped.append(Reaped(pid, command, "killed"))
+            elif _same(pid, started):
+                proc = psutil.Process(pid)
+                try:
+                    proc.wait(git_grace_s)
+                    reaped.append(Reaped(pid, command, "exited"))
+                except psutil.TimeoutExpired:
+                    with contextlib.suppress(psutil.Error):
+                        proc.kill()
+                    reaped.append(Reaped(pid, command, "killed"))
+                except psutil.Error:
+                    reaped.append(Reaped(pid, command, "exited"))
+            self.remove(path)
+        return reaped
+
+
+@contextlib.contextmanager
+def tracking(registry: ProcessRegistry) -> Iterator[ProcessRegistry]:
+    """Record the processes started in this context (and the tasks and threads it hands its context to)."""
+    token = _ACTIVE.set(registry)
+    try:
+        yield registry
+    finally:
+        _ACTIVE.reset(token)
+
+
+def current() -> ProcessRegistry | None:
+    """The registry of the run this code works for, or None outside a run."""
+    return _ACTIVE.get()
+
+
+@contextlib.contextmanager
+def tracked(pid: int, argv: Sequence[str], *, session: bool) -> Iterator[None]:
+    """Keep a record of process `pid` while the block runs (nothing outside a run)."""
+    registry = _ACTIVE.get()
+    path = registry.add(pid, argv, session=session) if registry is not None else None
+    try:
+        yield
+    finally:
+        ProcessRegistry.remove(path)

@@ -24,6 +24,8 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "decisions": ("squad.cli.decisions", "decisions", "Add, list, show, search and check decisions."),
     "plan": ("squad.cli.run", "plan", "Show the plan the coordinator would run for a task."),
     "run": ("squad.cli.run", "run", "Plan a task and run the team on it."),
+    "approve": ("squad.cli.people", "approve", "Accept a task's rejected work as a person's verdict."),
+    "reject": ("squad.cli.people", "reject", "Send a task's approved work back, with a note."),
     "runs": ("squad.cli.journal", "runs", "List the runs recorded in .squad/runs/."),
     "log": ("squad.cli.journal", "log", "Show what happened in a run."),
     "cost": ("squad.cli.journal", "cost", "Tokens and dollars of a run, per agent and model."),

@@ -39,16 +39,16 @@ def process_registry(journal: Journal) -> ProcessRegistry:
     return ProcessRegistry(journal.procs_dir)
 
 
-def only_report_left(journal: Journal, state: RunState) -> bool:
+def only_report_left(journal: Journal, state: RunState, *, retry: str | None = None) -> bool:
     """True when the run finished `done` but was killed before its report was written or its worktrees released.
 
     Raises:
-        UsageError: the run finished `done` and nothing is left to do.
+        UsageError: the run finished `done` and nothing is left to do, or a task of a done run is to be retried.
     """
     if state.status != "done":
         return False
     report = journal.read_report()
-    if report is not None and report.get("status") == "done" and state.released:
+    if retry is not None or (report is not None and report.get("status") == "done" and state.released):
         raise UsageError(f"run {journal.run} already finished", hint=f"its branch is squad/{journal.run}")
     return True
 

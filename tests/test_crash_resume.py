@@ -259,8 +259,10 @@ CHAINS: dict[str, list[str]] = {
     "start": [
         "event:run_started:1",
         "event:context:1",
+        "event:setup:1",
         "event:setup_done:1",
         "point:command_output:1",  # the baseline test command, its helper left running
+        "event:process_reaped:1",  # the resume killed them, and is killed in turn
         "event:tests:1",
         "event:plan:1",
     ],
@@ -277,6 +279,7 @@ CHAINS: dict[str, list[str]] = {
         "event:task_started:2",
         "point:git_commit:1",
         "point:git_commit_locked:1",  # git's index.lock left behind
+        "event:stale_lock_removed:1",
         "event:task_committed:1",
         "point:decisions_kept:1",
         "event:attempt_decisions:1",
@@ -287,10 +290,11 @@ CHAINS: dict[str, list[str]] = {
         "event:tests:2",
         "event:verdict:1",
         "event:task_approved:1",
-        "event:merged:2",
+        "event:ledger_committed:1",
     ],
     "revision": [
         "event:lockout:1",  # right after the rejection (a kill between the two: the fold locks the author out)
+        "event:run_resumed:1",
         "event:task_started:1",
         "point:tool_write:2",
         "point:git_commit_locked:1",
@@ -370,3 +374,18 @@ def test_killed_anywhere_resumes_to_the_same_result(
 
     state = Journal(repo, run).state()
     assert 0 < state.spend.output_tokens <= RUN_OUTPUT_TOKEN_BUDGET
+
+
+def test_the_harness_covers_every_kind_of_kill_point() -> None:
+    points = [p for chain in CHAINS.values() for p in chain]
+    assert len(points) >= 30
+    assert {p.split(":")[1] for p in points if p.startswith("point:")} == {
+        "tool_write",
+        "git_commit",
+        "git_commit_locked",
+        "merged",
+        "decisions_kept",
+        "ledger_commit",
+        "ledger_committed",
+        "command_output",
+    }

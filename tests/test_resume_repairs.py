@@ -92,24 +92,22 @@ def _pgid(pid: int) -> int | None:
         return None
 
 
-def _record(procs: Path, proc: subprocess.Popen[bytes], *, session: bool, started: float | None = None) -> None:
-    procs.mkdir(exist_ok=True)
-    record = {
-        "pid": proc.pid,
-        "started": started if started is not None else psutil.Process(proc.pid).create_time(),
-        "session": session,
-        "owner": [1, 0.0],  # a squad process that is gone
-        "command": "git something",
-    }
-    (procs / f"{proc.pid}.json").write_text(json.dumps(record))
+def _record(procs: Path, proc: subprocess.Popen[bytes], *, session: bool, older: bool = False) -> None:
+    """Record `proc` as a killed squad process would have (`older`: as a process that had the same pid before)."""
+    path = ProcessRegistry(procs).add(proc.pid, ["git", "something"], session=session)
+    assert path is not None
+    record = json.loads(path.read_text())
+    record["owner"] = [1, 0.0]  # a squad process that is gone
+    if older:
+        record["started"] -= 100
+    path.write_text(json.dumps(record))
 
 
 def test_a_reused_pid_is_never_signalled(tmp_path: Path) -> None:
     procs = tmp_path / "procs"
     stranger = subprocess.Popen(["sleep", "60"], start_new_session=True)
     try:
-        started = psutil.Process(stranger.pid).create_time()
-        _record(procs, stranger, session=True, started=started - 100)  # the record of an older process, same pid
+        _record(procs, stranger, session=True, older=True)  # the record of an older process with the same pid
         assert ProcessRegistry(procs).reap() == []
         assert stranger.poll() is None  # alive
         assert list(procs.iterdir()) == []

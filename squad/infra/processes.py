@@ -29,6 +29,8 @@ import contextvars
 import json
 import os
 import signal
+import sys
+import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -50,11 +52,24 @@ class Reaped:
 
 
 def _start_time(pid: int) -> float | None:
+    """When the live (not zombie) process `pid` started, as an identity: None when there is no such process.
+
+    On Linux read from /proc (clock ticks since boot: one small read, as every git command of a run pays it),
+    elsewhere through psutil. Only ever compared with values of the same function on the same machine.
+    """
+    if sys.platform.startswith("linux"):
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_bytes()
+        except OSError:
+            return None
+        fields = stat[stat.rindex(b")") + 2 :].split()  # the name before ")" may hold spaces
+        return None if fields[0] == b"Z" else float(fields[19])  # state (field 3), starttime (field 22)
     import psutil
 
     try:
-        return float(psutil.Process(pid).create_time())
-    except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+        proc = psutil.Process(pid)
+        return None if proc.status() == psutil.STATUS_ZOMBIE else float(proc.create_time())
+    except psutil.Error:
         return None
 
 
@@ -72,7 +87,7 @@ def _me() -> tuple[int, float | None]:
 def _same(pid: int, started: float) -> bool:
     """True when `pid` is still the process that started at `started` (not a reuse of its pid)."""
     now = _start_time(pid)
-    return now is not None and abs(now - started) < 0.01
+    return now is not None and now == started
 
 
 def _group_alive(pgid: int) -> bool:
@@ -85,11 +100,25 @@ def _group_alive(pgid: int) -> bool:
     return True
 
 
+def _wait_or_kill(pid: int, started: float, grace_s: float) -> Literal["killed", "exited"]:
+    """Wait up to `grace_s` for the process to end (it is not our child: poll), then kill it."""
+    deadline = time.monotonic() + grace_s
+    while time.monotonic() < deadline:
+        if not _same(pid, started):
+            return "exited"
+        time.sleep(0.02)
+    if _same(pid, started):
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, signal.SIGKILL)
+    return "killed"
+
+
 class ProcessRegistry:
     """The record files of one run's running processes (`<run folder>/procs/`)."""
 
     def __init__(self, directory: Path) -> None:
         self.dir = Path(directory)
+        self._made = False
 
     def add(self, pid: int, argv: Sequence[str], *, session: bool) -> Path | None:
         """Record the running process `pid` (`session`: it leads its own session and process group)."""
@@ -103,9 +132,15 @@ class ProcessRegistry:
             "owner": list(_me()),
             "command": " ".join(str(a) for a in argv)[:300],
         }
-        self.dir.mkdir(parents=True, exist_ok=True)
+        if not self._made:
+            self.dir.mkdir(parents=True, exist_ok=True)
+            self._made = True
         path = self.dir / f"{pid}.json"
-        path.write_text(json.dumps(record), encoding="utf-8")
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
+        try:
+            os.write(fd, json.dumps(record).encode())
+        finally:
+            os.close(fd)
         return path
 
     @staticmethod
@@ -119,8 +154,6 @@ class ProcessRegistry:
 
         Records of this process (its own running children) are left alone. Every other record is removed.
         """
-        import psutil
-
         reaped: list[Reaped] = []
         if not self.dir.is_dir():
             return reaped
@@ -143,16 +176,7 @@ class ProcessRegistry:
                         os.killpg(pid, signal.SIGKILL)
                     reaped.append(Reaped(pid, command, "killed"))
             elif _same(pid, started):
-                proc = psutil.Process(pid)
-                try:
-                    proc.wait(git_grace_s)
-                    reaped.append(Reaped(pid, command, "exited"))
-                except psutil.TimeoutExpired:
-                    with contextlib.suppress(psutil.Error):
-                        proc.kill()
-                    reaped.append(Reaped(pid, command, "killed"))
-                except psutil.Error:
-                    reaped.append(Reaped(pid, command, "exited"))
+                reaped.append(Reaped(pid, command, _wait_or_kill(pid, started, git_grace_s)))
             self.remove(path)
         return reaped
 

@@ -345,6 +345,10 @@ def test_killed_anywhere_resumes_to_the_same_result(
     assert report["status"] == "done", report
     assert json.loads((repo / ".squad" / "runs" / run / "report.json").read_text())["status"] == "done"
 
+    if "event:run_finished:1" in CHAINS[chain]:  # finished on the resume: report written, worktrees released
+        again = _squad(repo, "run", "--resume", run)
+        assert again.returncode == 2 and "already finished" in again.stderr
+
     # the same tree and the same decisions, each exactly once
     outcome = _outcome(repo, run)
     assert outcome["tree"] == reference["tree"]
@@ -357,6 +361,7 @@ def test_killed_anywhere_resumes_to_the_same_result(
     assert verdicts == {("core", 0): 1, ("docs", 0): 1, ("api", 0): 1, ("api", 1): 1}, verdicts
     approvals = Counter(e["task"] for e in events if e["type"] == "verdict" and e["verdict"] == "approve")
     assert approvals == {"core": 1, "docs": 1, "api": 1}
+    assert max(Counter(e["task"] for e in events if e["type"] == "task_approved").values()) == 1
     assert [e["status"] for e in events if e["type"] == "run_finished"][-1] == "done"
 
     # nothing left behind: locks, worktrees, records, processes

@@ -19,7 +19,8 @@ any work, ends them:
 A record names a process by pid AND start time: a pid the system has since given to another process is
 never signalled. After `reap()`, no process squad started for the run is alive, and the run lock keeps other
 squad processes away — which is what lets the resume treat git's lock files in the run's worktrees as stale.
-Only a process that puts itself in a new session of its own (a daemon) escapes the group kill.
+Two gaps remain: a process that puts itself in a new session of its own (a daemon) escapes the group kill, and
+one whose squad was killed in the instant between starting it and writing its record (microseconds) has none.
 """
 
 from __future__ import annotations

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import yaml
 
+from squad.github import markdown as md
 from squad.github.command import parse_command
-from squad.github.sanitize import fence, inline, sanitize_code, sanitize_text
+from squad.github.sanitize import fence, sanitize_code, sanitize_line, sanitize_text
 
 
 def test_prose_loses_hidden_content_and_keeps_visible_text() -> None:
@@ -39,8 +41,12 @@ def test_fence_outgrows_any_backtick_run() -> None:
     assert fence("", "x").startswith("``` UNTRUSTED x")
 
 
-def test_inline_cannot_mention_or_inject_markup() -> None:
-    assert inline("hi @team <b>x</b> `y`\n| z") == "hi &#64;team x \\`y\\` \\| z"
+def test_text_cannot_mention_or_inject_markup() -> None:
+    assert md.text("hi @team <b>x</b> `y`\n| z") == "hi `@team` x \\`y\\` \\| z"
+
+
+def test_line_values_cannot_start_a_line() -> None:
+    assert sanitize_line("a\nSYSTEM\r\tb\u202e\udc80") == "a<U+000A>SYSTEM<U+000D><U+0009>b<U+202E><U+DC80>"
 
 
 def test_parse_command() -> None:
@@ -55,14 +61,22 @@ def test_action_yml_passes_secrets_only_to_the_squad_step() -> None:
     root = Path(__file__).resolve().parents[1]
     action = yaml.safe_load((root / "action.yml").read_text())
     assert set(action["inputs"]) >= {"anthropic-api-key", "github-token", "model", "max-cost", "mode"}
-    assert set(action["outputs"]) == {"comment-url", "run-id", "verdict"}
+    assert set(action["outputs"]) == {"comment-url", "run-id", "verdict", "report-artifact"}
     steps = action["runs"]["steps"]
     with_secrets = [s for s in steps if "inputs.anthropic-api-key" in str(s) or "inputs.github-token" in str(s)]
     assert [s.get("id") for s in with_secrets] == ["squad"]
     assert "inputs." not in with_secrets[0]["run"]  # secrets as env, never interpolated into the script
+    # the report page goes up as an artifact, by a step pinned to a commit, even when the squad step failed
+    [upload] = [s for s in steps if str(s.get("uses", "")).startswith("actions/upload-artifact@")]
+    assert re.fullmatch(r"actions/upload-artifact@[0-9a-f]{40}", upload["uses"])
+    assert upload["if"] == "${{ always() && steps.squad.outputs.report-path != '' }}"
+    assert upload["with"]["name"] == "${{ steps.squad.outputs.report-artifact }}"
+    assert upload["with"]["path"] == "${{ steps.squad.outputs.report-path }}"
     for name, perms in (
         ("squad-review.yml", {"contents": "read", "pull-requests": "write"}),
         ("squad-command.yml", {"contents": "write", "pull-requests": "write", "issues": "write"}),
+        ("squad-review-forks.yml", {"contents": "read", "pull-requests": "write"}),
+        ("squad-followup.yml", {"contents": "write", "pull-requests": "write", "actions": "read"}),
     ):
         wf = yaml.safe_load((root / "examples" / "workflows" / name).read_text())
         assert wf["permissions"] == perms

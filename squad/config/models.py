@@ -54,6 +54,7 @@ class BudgetSettings(_Section):
     agent_input_tokens: int = Field(1_000_000, ge=0)
     agent_output_tokens: int = Field(100_000, ge=0)
     agent_turns: int = Field(40, ge=0)
+    plan_turns: int = Field(8, ge=0)
     task_timeout_s: float = Field(1800.0, ge=0)
 
 
@@ -222,6 +223,19 @@ class GitHubSettings(_Section):
     trusted_bots: list[str] = Field(default_factory=list)
     fail_on: list[FailOn] = Field(default_factory=lambda: list(FAIL_ON))
     max_diff_bytes: int = Field(400_000, ge=1000)
+    #: Findings on changed lines become inline review comments, at most this many new ones per review.
+    max_inline_comments: int = Field(25, ge=0, le=100)
+    #: Severities that make the inline review REQUEST_CHANGES (else it is a COMMENT review).
+    request_changes_on: list[Literal["blocking", "major", "minor"]] = Field(default_factory=list)
+    #: Revisions squad makes on its own PR (after a trusted reviewer requests changes, or CI fails), per PR.
+    max_followups: int = Field(3, ge=0, le=20)
+
+
+class TelemetrySettings(_Section):
+    """OpenTelemetry traces of each run (README "Traces"); OTEL_EXPORTER_OTLP_ENDPOINT also turns them on."""
+
+    otlp_endpoint: str = Field("", pattern=r"^(https?://\S+)?$")  # the OTLP/HTTP base URL (/v1/traces is added)
+    content: bool = False  # also export prompts, summaries and tool text (secrets are redacted all the same)
 
 
 class Settings(_Section):
@@ -240,6 +254,7 @@ class Settings(_Section):
     pricing: dict[str, Price] = Field(default_factory=dict)
     github: GitHubSettings = Field(default_factory=GitHubSettings)
     workspace: WorkspaceSettings = Field(default_factory=WorkspaceSettings)
+    telemetry: TelemetrySettings = Field(default_factory=TelemetrySettings)
 
 
 class Charter(BaseModel):

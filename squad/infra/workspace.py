@@ -33,8 +33,12 @@ from squad.errors import NotARepoError, WorkspaceError
 from squad.infra import faults
 from squad.infra.git import identity, run_git
 from squad.infra.locks import LockTimeoutError, hold
+from squad.infra.merging import MergeResult, merge_all, merge_commit
 from squad.infra.safefs import multi_link_files
 
+#: Worktree folder of a run's read-only view of its base commit, where the lead reads the code while planning.
+#: Not a valid task id either.
+VIEW = "_plan"
 #: Worktree folder of a run's integration worktree (where merges into `squad/<run>` happen). Not a valid
 #: task id, so it can never collide with a task.
 INTEGRATION = "_integration"
@@ -54,15 +58,6 @@ class Lease:
     base_commit: str
 
 
-@dataclass
-class MergeResult:
-    """Outcome of `Workspace.merge`: `sha` is the target's new head when ok, `conflicts` the unmerged paths."""
-
-    ok: bool
-    conflicts: list[str]
-    sha: str | None
-
-
 def _run_git(
     args: Iterable[str], cwd: Path, *, check: bool = True, input: str | None = None, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
@@ -76,12 +71,6 @@ def _run_git(
 def _git_dir(worktree: Path) -> Path:
     """A worktree's own git folder (where its index and HEAD live)."""
     return Path(_run_git(["rev-parse", "--absolute-git-dir"], worktree).stdout.strip())
-
-
-def _abandon_merge(worktree: Path) -> None:
-    """Abort a merge a killed squad left half done (MERGE_HEAD present), so the next merge starts clean."""
-    if _run_git(["rev-parse", "-q", "--verify", "MERGE_HEAD"], worktree, check=False).returncode == 0:
-        _run_git(["merge", "--abort"], worktree, check=False)
 
 
 class Workspace:
@@ -174,6 +163,29 @@ class Workspace:
         """The run's integration worktree, on branch `squad/<run>` (created from `base` when missing)."""
         check_run(run)
         return self._lease(run, INTEGRATION, run_branch(run), base)
+
+    def view(self, run: str, commit: str) -> Lease:
+        """A detached worktree of `commit` for run `run`, on no branch: what the lead reads while planning.
+
+        It writes no branch, and `commit` refuses it (a lease on no branch). Reused when it is already at
+        `commit` (a resumed run re-plans); `release` removes it.
+        """
+        check_run(run)
+        sha = self._resolve(commit)
+        path = self.worktree_path(run, VIEW)
+        with self._lock("worktrees"):
+            if path.resolve() in self._worktrees() and path.is_dir():
+                head = self._git("rev-parse", "--verify", "-q", "HEAD", cwd=path, check=False).stdout.strip()
+                if head == sha:
+                    sha = ""
+                else:
+                    self._remove_worktree(path)
+                    self._git("worktree", "prune")
+            if sha:
+                self._add(path, ["--detach", str(path), sha], created_branch=None)
+        lease = Lease(run, VIEW, path, "", sha or self._resolve(commit))
+        self._checkout(lease)
+        return lease
 
     def _lease(self, run: str, task: str, branch: str, base: str) -> Lease:
         # Only what must not interleave with other worktree changes runs under the lock; the lock is shared by
@@ -349,33 +361,7 @@ class Workspace:
 
     def _merge_locked(self, lease: Lease, source_branch: str, source_sha: str, message: str | None) -> MergeResult:
         """Merge `source_sha` in the integration worktree `lease` (merge lock held); abort on conflict."""
-        wt = lease.path
-        _abandon_merge(wt)
-        if _run_git(["status", "--porcelain", "--untracked-files=no"], wt).stdout.strip():
-            # Only squad writes tracked files here (merges, the ledger commit); changes are a killed step's leftovers.
-            _run_git(["reset", "-q", "--hard", "HEAD"], wt)
-        name, email = "squad", "squad@squad.invalid"
-        env = identity(name, email)
-        proc = _run_git(
-            [
-                *("-c", "commit.gpgsign=false", "merge", "--no-ff", "--no-edit", "--no-verify"),
-                *("-m", message or f"Merge {source_branch} into {lease.branch}", source_sha),
-            ],
-            wt,
-            check=False,
-            env=env,
-        )
-        if proc.returncode == 0:
-            faults.point("merged")  # test-only: killed after the merge commit, before the journal says so
-            return MergeResult(True, [], _run_git(["rev-parse", "HEAD"], wt).stdout.strip())
-        conflicts = _run_git(["diff", "--name-only", "--diff-filter=U", "-z"], wt, check=False).stdout
-        paths = [p for p in conflicts.split("\0") if p]
-        _run_git(["merge", "--abort"], wt, check=False)
-        if not paths:
-            raise WorkspaceError(
-                f"merging {source_branch} into {lease.branch} failed: {(proc.stderr or proc.stdout).strip()}"
-            )
-        return MergeResult(False, sorted(paths), None)
+        return merge_commit(lease.path, source_sha, message or f"Merge {source_branch} into {lease.branch}")
 
     # ---------------------------------------------------------------- other reads and writes
 
@@ -399,25 +385,7 @@ class Workspace:
         progress with git's conflict markers, for an agent to resolve (its commit completes the merge).
         """
         self._check_lease(lease)
-        _abandon_merge(lease.path)
-        for sha in commits:
-            if _run_git(["merge-base", "--is-ancestor", sha, "HEAD"], lease.path, check=False).returncode == 0:
-                continue
-            proc = _run_git(
-                ["-c", "commit.gpgsign=false", "merge", "--no-ff", "--no-edit", "--no-verify", sha],
-                lease.path,
-                check=False,
-                env=identity("squad", "squad@squad.invalid"),
-            )
-            if proc.returncode != 0:
-                out = _run_git(["diff", "--name-only", "--diff-filter=U", "-z"], lease.path, check=False).stdout
-                if keep_conflicts and out.strip("\0"):
-                    return sorted(p for p in out.split("\0") if p)
-                _run_git(["merge", "--abort"], lease.path, check=False)
-                return sorted(p for p in out.split("\0") if p) or [
-                    f"(merge of {sha[:12]} failed: {proc.stderr.strip()})"
-                ]
-        return []
+        return merge_all(lease.path, commits, keep_conflicts=keep_conflicts)
 
     def reset(self, lease: Lease, commit: str) -> None:
         """Put the lease's worktree and branch back at `commit`, with no untracked or ignored files left.

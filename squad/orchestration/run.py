@@ -42,6 +42,7 @@ from squad.domain.usage import SpendTotals
 from squad.errors import RunError, SquadError, UsageError
 from squad.infra import processes
 from squad.infra.journal import Journal
+from squad.infra.telemetry import run_telemetry
 from squad.infra.workspace import Workspace
 from squad.orchestration.config import RunConfig
 from squad.orchestration.context import ModelFactory, RunContext
@@ -101,21 +102,22 @@ class Coordinator:
         return create_model(name, settings=self.config.settings, runtime=runtime)
 
     async def plan(self, task_text: str) -> Plan:
-        """Plan only (`squad plan`): context at HEAD, one planning call (plus one retry), no run folder."""
+        """Plan only (`squad plan`): context at HEAD, the lead reads and plans in a throwaway view, no run folder."""
         if not task_text.strip():
             raise UsageError("the task is empty", hint='squad plan "what the team should do"')
         runtime = self._runtime(None)
         root = self.config.root
         pack = await asyncio.to_thread(ContextPack.build, root, self.config.settings, "HEAD")
-        agent, model_name = self.config.lead()
+        _agent, model_name = self.config.lead()
         try:
             return await make_plan(
+                self.config,
                 task_text=task_text,
-                team=self.config.team,
                 model=self._model(model_name, runtime),  # type: ignore[arg-type]
-                agent=agent,
                 pack=pack,
-                max_tokens=self.config.settings.models.max_tokens,
+                workspace=Workspace(root),
+                run_id=new_run_id(),  # names the lead's throwaway view only: no run folder, no ledger
+                ledger_file=None,
                 emit=lambda _event: None,
             )
         finally:
@@ -162,7 +164,11 @@ class Coordinator:
             if not task_text.strip():
                 raise UsageError("the task is empty", hint='squad run "what the team should do"')
             journal = Journal(config.root, new_run_id())
-        with journal.lock(), processes.tracking(process_registry(journal)):
+        with (
+            journal.lock(),
+            processes.tracking(process_registry(journal)),
+            run_telemetry(journal, config.settings.telemetry, config.requested_model),
+        ):
             return await self._locked_run(journal, ws, task_text, agent, resume, retry, note)
 
     async def _locked_run(
@@ -347,14 +353,15 @@ class _Run:
             plan = Plan((PlanTask(id=slugify(self.state.task_text), agent=self.agent, goal=self.state.task_text),))
         else:
             assert rc.pack is not None
-            lead, model = rc.config.lead()
+            _lead, model = rc.config.lead()
             plan = await make_plan(
+                rc.config,
                 task_text=self.state.task_text,
-                team=rc.config.team,
                 model=rc.model(model),
-                agent=lead,
                 pack=rc.pack,
-                max_tokens=rc.config.settings.models.max_tokens,
+                workspace=rc.workspace,
+                run_id=rc.run_id,
+                ledger_file=rc.journal.ledger_path,
                 emit=rc.emit,
             )
         rc.emit(PlanMade(tasks=[t.to_dict() for t in plan.tasks]))

@@ -7,7 +7,7 @@ derived from later entries' `supersedes`, never written. See `_format` for the e
 
 from squad.infra.ledger._attempts import attempt_entries, drop_attempt, keep_attempt, remove_temp_files
 from squad.infra.ledger._compare import Comparison, compare, superseded_by
-from squad.infra.ledger._format import Entry, ParseResult, Problem, is_ulid, parse_text, render_entry
+from squad.infra.ledger._format import Entry, ParseResult, Problem, entry_author, is_ulid, parse_text, render_entry
 from squad.infra.ledger._git import person_slug
 from squad.infra.ledger._ledger import LEDGER_DIR, Ledger
 
@@ -21,6 +21,7 @@ __all__ = [
     "attempt_entries",
     "compare",
     "drop_attempt",
+    "entry_author",
     "is_ulid",
     "keep_attempt",
     "parse_text",

@@ -1,13 +1,13 @@
 """kill -9 anywhere, resume, and get the same result with nothing lost: the crash-consistency harness.
 
 A scripted three-task run (two independent tasks, then one that depends on both; a rejection and a revision by
-another agent; four decisions; a test command and a setup command that run in every worktree, the test command
-leaving a child process behind as real test runners do) is killed with SIGKILL at more than 30 points, and
-resumed until it is done. Each point is deterministic — squad's test-only seam (`squad.infra.faults`, switched on
-by SQUAD_TEST_FAULTS=1) kills the process right after the journal writes the nth event of a type, or at a named
-point inside a tool's file write, a git commit (also with git's index.lock left behind, as a git killed along
-with squad leaves it), a merge, the decisions' promotion into the run ledger, the ledger commit, or while the
-test command runs — so a failure reproduces.
+another agent; five decisions, one the lead's while planning; a test command and a setup command that run in every
+worktree, the test command leaving a child process behind as real test runners do) is killed with SIGKILL at more
+than 40 points, and resumed until it is done. Each point is deterministic — squad's test-only seam
+(`squad.infra.faults`, switched on by SQUAD_TEST_FAULTS=1) kills the process right after the journal writes the nth
+event of a type, or at a named point inside a tool's file write, a git commit (also with git's index.lock left
+behind, as a git killed along with squad leaves it), a merge, the decisions' promotion into the run ledger, the
+ledger commit, or while the test command runs — so a failure reproduces.
 
 To keep this within CI time, one trial kills one run several times in a row: each invocation (the first run,
 then each resume) is given the next kill point of the trial's chain, and the last resume runs to the end. Every
@@ -89,7 +89,14 @@ def _script() -> dict[str, Any]:
     api_v1 = "from core import add\n\n\ndef total(xs):\n    return sum(xs)\n"
     finding = {"severity": "major", "file": "api.py", "line": 5, "message": "fold with core.add"}
     scripts = [
-        {"agent": "lead", "task": "plan", "turns": [{"tool_calls": [_tool("submit_plan", tasks=plan)]}]},
+        {
+            "agent": "lead",
+            "task": "plan",
+            "turns": [
+                {"tool_calls": [_tool("record_decision", title="api waits for core and docs", decision="Last.")]},
+                {"tool_calls": [_tool("submit_plan", tasks=plan)]},
+            ],
+        },
         {
             "agent": "backend",
             "task": "core",
@@ -248,7 +255,7 @@ def reference(template: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[
     report = json.loads(out.stdout)
     assert report["status"] == "done"
     outcome = _outcome(repo, report["run"])
-    assert len(outcome["decisions"]) == 4
+    assert len(outcome["decisions"]) == 5
     events = _events(repo, report["run"])
     assert [e["verdict"] for e in events if e["type"] == "verdict"].count("reject") == 1
     return outcome
@@ -264,6 +271,7 @@ CHAINS: dict[str, list[str]] = {
         "point:command_output:1",  # the baseline test command, its helper left running
         "event:process_reaped:1",  # the resume killed them, and is killed in turn
         "event:tests:1",
+        "event:agent.tool_call:1",  # the lead recorded a decision while planning: dropped, planned again
         "event:plan:1",
     ],
     "work": [

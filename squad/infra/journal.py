@@ -41,6 +41,8 @@ TRANSCRIPTS = "transcripts"
 ATTEMPTS = "attempts"
 #: Records of the processes the run has running (squad.infra.processes).
 PROCS = "procs"
+#: The attempt name of the lead's planning session (not a valid task id, so never a task's).
+PLAN_ATTEMPT = "_plan"
 
 Listener = Callable[[Event], None]
 
@@ -114,11 +116,11 @@ class Journal:
         return self.attempts_dir / f"{task}.r{round_}.md"
 
     def attempt_ledgers(self) -> Iterator[tuple[str, int, Path]]:
-        """(task, round, file) of every attempt file in the run folder."""
+        """(task, round, file) of every attempt file in the run folder (task `PLAN_ATTEMPT`: the planning's)."""
         if self.attempts_dir.is_dir():
             for path in sorted(self.attempts_dir.glob("*.r*.md")):
                 task, _, round_ = path.name[: -len(".md")].rpartition(".r")
-                if TASK_RE.fullmatch(task) and round_.isdigit():
+                if (TASK_RE.fullmatch(task) or task == PLAN_ATTEMPT) and round_.isdigit():
                     yield task, int(round_), path
 
     def record_response(self, agent: str, task: str, response: dict[str, Any]) -> None:

@@ -12,7 +12,7 @@ the killed process left behind outside it, and `recover` deals with that before 
 3. decisions of attempts — an attempt's `record_decision` calls go to its own file, kept in the run ledger
    once its work is committed (`keep_decisions`, also called by the flow right after the commit) and
    dropped when it was killed before that (`squad.infra.ledger.keep_attempt`), so a redone attempt records
-   its decisions exactly once.
+   its decisions exactly once; the lead's planning session is an attempt too, kept once the plan is journaled.
 
 Each repair is journaled. A run killed after `run_finished` is finished on resume by writing its report and
 releasing its worktrees (`only_report_left`).
@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING
 from squad.domain.events import AttemptDecisions, ProcessReaped, StaleLockRemoved
 from squad.errors import UsageError
 from squad.infra.git_locks import remove_stale_locks
+from squad.infra.journal import PLAN_ATTEMPT
 from squad.infra.ledger import drop_attempt, keep_attempt, remove_temp_files
 from squad.infra.processes import ProcessRegistry
 
@@ -64,7 +65,8 @@ async def recover(rc: RunContext) -> None:
     await rc.in_thread(remove_temp_files, rc.journal.attempts_dir)
     for task, round_, path in list(rc.journal.attempt_ledgers()):
         ts = rc.state.tasks.get(task)
-        if ts is not None and round_ in ts.committed_rounds:
+        planned = task == PLAN_ATTEMPT and rc.state.plan is not None  # the planning's count once the plan is journaled
+        if planned or (ts is not None and round_ in ts.committed_rounds):
             await keep_decisions(rc, task, round_)
             continue
         dropped = await rc.in_thread(drop_attempt, path)
@@ -73,8 +75,9 @@ async def recover(rc: RunContext) -> None:
 
 
 async def keep_decisions(rc: RunContext, task: str, round_: int) -> None:
-    """An attempt's work is committed: its decisions join the run ledger (idempotent: by entry id)."""
+    """An attempt's work is committed (or the plan journaled, task `PLAN_ATTEMPT`): its decisions join the run
+    ledger (idempotent: by entry id)."""
     path = rc.journal.attempt_ledger(task, round_)
     kept = await rc.in_thread(keep_attempt, rc.workspace.root, path, rc.journal.ledger_path)
-    if kept:
+    if kept and task in rc.state.tasks:
         rc.emit(AttemptDecisions(task=task, round=round_, kept=True, titles=[e.title for e in kept]))

@@ -41,7 +41,7 @@ from squad.domain.task import APPROVED, Phase
 from squad.domain.usage import SpendTotals
 from squad.errors import RunError, SquadError, UsageError
 from squad.infra import processes
-from squad.infra.journal import Journal
+from squad.infra.journal import PLAN_ATTEMPT, Journal
 from squad.infra.telemetry import run_telemetry
 from squad.infra.workspace import Workspace
 from squad.orchestration.config import RunConfig
@@ -52,7 +52,7 @@ from squad.orchestration.integrate import integrate
 from squad.orchestration.people import person_name, reopen
 from squad.orchestration.planner import make_plan
 from squad.orchestration.report import RunReport, build_report, run_decisions, run_status
-from squad.orchestration.resume import only_report_left, process_registry, recover
+from squad.orchestration.resume import keep_decisions, only_report_left, process_registry, recover
 from squad.orchestration.scheduler import schedule
 from squad.orchestration.testing import run_tests
 from squad.orchestration.worktrees import make_ready
@@ -363,8 +363,10 @@ class _Run:
                 run_id=rc.run_id,
                 ledger_file=rc.journal.ledger_path,
                 emit=rc.emit,
+                attempt_ledger=rc.journal.attempt_ledger(PLAN_ATTEMPT, 0),  # kept once the plan is journaled
             )
         rc.emit(PlanMade(tasks=[t.to_dict() for t in plan.tasks]))
+        await keep_decisions(rc, PLAN_ATTEMPT, 0)
         return plan
 
     def _spec(self, pt: PlanTask) -> TaskSpec:

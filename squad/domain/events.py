@@ -39,6 +39,7 @@ from squad.domain.event_base import (
     _short,
 )
 from squad.domain.plan import PlanTask
+from squad.domain.resume_events import AttemptDecisions, ProcessReaped, StaleLockRemoved
 from squad.domain.review import Finding, Verdict
 from squad.domain.usage import Usage
 
@@ -442,6 +443,7 @@ __all__ = [
     "AgentWarning",
     "Applied",
     "ApplyRefused",
+    "AttemptDecisions",
     "ContextBuilt",
     "Event",
     "Interrupted",
@@ -455,6 +457,7 @@ __all__ = [
     "ModelRetried",
     "PlanInvalid",
     "PlanMade",
+    "ProcessReaped",
     "Released",
     "ReviewStarted",
     "RunFinished",
@@ -462,6 +465,7 @@ __all__ = [
     "RunStarted",
     "SetupDone",
     "SetupRan",
+    "StaleLockRemoved",
     "TaskApproved",
     "TaskCommitted",
     "TaskEvent",

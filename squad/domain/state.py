@@ -43,6 +43,8 @@ class TaskState:
     error: str | None = None
     reason: str | None = None
     conflicts: list[str] = field(default_factory=list)
+    #: Rounds whose work was committed (their attempt's decisions count; an unfinished attempt's do not).
+    committed_rounds: set[int] = field(default_factory=set)
     round_kind: str = "work"  # work | revision | conflict | retry: what the current round is
     round_base: str | None = None  # where the current round started
     conflict_rounds: int = 0  # times its merge into the run branch conflicted
@@ -104,6 +106,7 @@ class RunState:
     baseline: ev.TestsRan | None = None
     ready_leases: set[str] = field(default_factory=set)  # worktrees whose setup passed
     applied: bool = False
+    released: bool = False  # the run's worktrees were removed after it finished
     spend: Spend = field(default_factory=Spend)
     spend_by_agent: dict[str, Spend] = field(default_factory=dict)
     spend_by_model: dict[str, Spend] = field(default_factory=dict)
@@ -158,7 +161,7 @@ class RunState:
                     self.task_text, self.base_commit, self.agent = text, base, agent
                 if self.started is None:
                     self.started = event.ts
-                self.status, self.interrupted = None, False
+                self.status, self.interrupted, self.released = None, False, False
             case ev.ContextBuilt(commit=commit):
                 self.context_commit = commit
             case ev.PlanMade():
@@ -173,6 +176,8 @@ class RunState:
                 self.ledger_commit = commit
             case ev.Applied():
                 self.applied = True
+            case ev.Released():
+                self.released = True
             case ev.TestsRan(task=None, where="baseline"):
                 self.baseline = event
             case ev.TestsRan(task=None):
@@ -232,6 +237,7 @@ class RunState:
                 ts.commit = event.commit or ts.commit
                 ts.summary = event.summary
                 ts.stop_reason, ts.error = event.stop_reason, event.error
+                ts.committed_rounds.add(event.round)
                 self.activity(event.agent).state = "done, in review"
             case ev.VerdictGiven():
                 ts.verdicts.append(event.to_verdict())

@@ -10,9 +10,10 @@ from __future__ import annotations
 import subprocess
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Literal, overload
+from typing import Any, Literal, overload
 
 from squad.errors import NotARepoError, SquadError
+from squad.infra import processes
 
 #: Disables every hook (post-commit, post-merge, post-checkout, reference-transaction...).
 NO_HOOKS = ("-c", "core.hooksPath=/dev/null")
@@ -73,19 +74,36 @@ def run_git(
     Raises:
         SquadError: git is not installed. subprocess.TimeoutExpired: past `timeout` seconds.
     """
+    argv = ["git", *NO_HOOKS, *args]
     try:
-        return subprocess.run(
-            ["git", *NO_HOOKS, *args],
-            cwd=cwd,
-            capture_output=True,
-            text=text,
-            input=input,
-            env=git_env(env),
-            timeout=timeout,
-            check=False,
-        )
+        if processes.current() is None:
+            return subprocess.run(
+                argv, cwd=cwd, capture_output=True, text=text, input=input, env=git_env(env), timeout=timeout
+            )
+        return _run_tracked(argv, cwd, text=text, input=input, env=git_env(env), timeout=timeout)
     except FileNotFoundError:
         raise SquadError("git is not installed or not on PATH", hint="install git >= 2.20") from None
+
+
+def _run_tracked(
+    argv: list[str], cwd: Path, *, text: bool, input: str | bytes | None, env: dict[str, str], timeout: float | None
+) -> subprocess.CompletedProcess[Any]:
+    """`subprocess.run` for a run's git command, recorded in the run's process registry while it runs (a resumed
+    run waits for a git command its killed predecessor left running before it touches the worktree)."""
+    stdin = subprocess.PIPE if input is not None else None
+    with (
+        subprocess.Popen(
+            argv, cwd=cwd, stdin=stdin, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=text, env=env
+        ) as proc,
+        processes.tracked(proc.pid, argv, session=False),
+    ):
+        try:
+            out, err = proc.communicate(input, timeout=timeout)
+        except BaseException:  # a timeout, or an interrupt: the child must not outlive the call (as run() does)
+            proc.kill()
+            proc.wait()
+            raise
+    return subprocess.CompletedProcess(argv, proc.returncode, out, err)
 
 
 def find_repo_root(start: Path | None = None) -> Path:

@@ -1,6 +1,7 @@
 """The run folder `.squad/runs/<run>/`: events, transcripts, recorded model responses, the report, the lock.
 
-The journal owns the run folder's layout. Every step of a run is one typed event
+The journal owns the run folder's layout (events, responses, transcripts, the run ledger, attempts' decisions,
+records of running processes, the report). Every step of a run is one typed event
 (`squad.domain.events`) appended to `events.jsonl` as one JSON line with one `write()` on an O_APPEND
 descriptor, so concurrent writers never interleave within a line and a crash can tear at most the last
 line, which readers skip with a warning. State is never kept anywhere else: `state()` folds the events
@@ -26,6 +27,7 @@ from squad.domain.events import AgentEvent, Event, JournalSchemaError, ModelCall
 from squad.domain.ids import RUN_RE, TASK_RE, check_run
 from squad.domain.state import RunState, fold
 from squad.errors import SquadError
+from squad.infra import faults
 from squad.infra.git import git_common_dir
 from squad.infra.jsonl import JournalWarning, append_line, end_torn_line, iter_jsonl, read_jsonl
 from squad.infra.locks import RunLock
@@ -35,6 +37,12 @@ RESPONSES = "responses.jsonl"
 REPORT = "report.json"
 LEDGER = "ledger.md"
 TRANSCRIPTS = "transcripts"
+#: Decisions of a task attempt in progress (`<task>.r<round>.md`), kept in the run ledger once its work is committed.
+ATTEMPTS = "attempts"
+#: Records of the processes the run has running (squad.infra.processes).
+PROCS = "procs"
+#: The attempt name of the lead's planning session (not a valid task id, so never a task's).
+PLAN_ATTEMPT = "_plan"
 
 Listener = Callable[[Event], None]
 
@@ -63,6 +71,8 @@ class Journal:
         self.report_path = self.dir / REPORT
         self.ledger_path = self.dir / LEDGER
         self.transcripts_dir = self.dir / TRANSCRIPTS
+        self.attempts_dir = self.dir / ATTEMPTS
+        self.procs_dir = self.dir / PROCS
         self.listeners: list[Listener] = []
         self._lock = threading.Lock()
         self._indices: dict[tuple[str, str], int] = {}
@@ -97,9 +107,22 @@ class Journal:
         in_task = isinstance(event, AgentEvent) or (isinstance(event, ModelCalled) and event.lease is not None)
         if in_task and isinstance(task, str) and TASK_RE.fullmatch(task):
             append_line(self.transcripts_dir / f"{task}.jsonl", event.to_record())
+        faults.after_event(event.type)  # test-only kill point (off unless the crash tests switch it on)
         for listener in list(self.listeners):
             listener(event)
         return event
+
+    def attempt_ledger(self, task: str, round_: int) -> Path:
+        """Where the decisions of task `task`'s attempt at round `round_` wait until its work is committed."""
+        return self.attempts_dir / f"{task}.r{round_}.md"
+
+    def attempt_ledgers(self) -> Iterator[tuple[str, int, Path]]:
+        """(task, round, file) of every attempt file in the run folder (task `PLAN_ATTEMPT`: the planning's)."""
+        if self.attempts_dir.is_dir():
+            for path in sorted(self.attempts_dir.glob("*.r*.md")):
+                task, _, round_ = path.name[: -len(".md")].rpartition(".r")
+                if (TASK_RE.fullmatch(task) or task == PLAN_ATTEMPT) and round_.isdigit():
+                    yield task, int(round_), path
 
     def record_response(self, agent: str, task: str, response: dict[str, Any]) -> None:
         """Keep a model response for replay. `index` counts calls per (agent, task), which is how

@@ -2,7 +2,8 @@
 
 One runner for the `run` tool, the test command, and setup commands: the child gets `scrubbed_env()`
 (plus, in a squad worktree, what `squad.infra.command_env` adds so it exercises the worktree's code), its own
-session (so a timeout or a cancelled run kills the whole group, grandchildren included), and
+session (so a timeout or a cancelled run kills the whole group, grandchildren included; during a run
+the group is recorded, so a resume after a kill ends it too: squad.infra.processes), and
 output is read as it comes and bounded (head and tail kept), so a chatty child never blocks on a full
 pipe and memory stays bounded.
 """
@@ -21,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from squad.errors import SquadError
+from squad.infra import faults, processes
 from squad.infra.command_env import command_env
 from squad.infra.env import scrubbed_env
 
@@ -109,6 +111,13 @@ async def run_command(
     env = scrubbed_env()
     extra = await asyncio.to_thread(command_env, Path(cwd), argv, env)
     env.update(extra.env)
+    # A resumed run kills what a killed squad left running (squad.infra.processes); nothing is kept outside a run.
+    # The command and everything it starts carry its mark, recorded before it starts: a kill at any instant
+    # (even before its pid is known) leaves a record that finds them.
+    registry = processes.current()
+    mark = registry.expect(argv) if registry is not None else None
+    if mark is not None:
+        env[processes.MARK] = mark.token
     started = time.monotonic()
     half = max_output_bytes // 2
     captured = Captured(bytearray(), bytearray())
@@ -129,19 +138,26 @@ async def run_command(
         )
     except FileNotFoundError:
         os.close(read_fd)
+        processes.ProcessRegistry.remove(mark.path if mark else None)
         raise CommandError(f"command not found: {argv[0]!r}") from None
     except PermissionError:
         os.close(read_fd)
+        processes.ProcessRegistry.remove(mark.path if mark else None)
         raise CommandError(f"permission denied running {argv[0]!r}") from None
     finally:
         os.close(write_fd)
+    record = registry.add(proc.pid, argv, session=True, mark=mark) if registry is not None else None
     stream = asyncio.StreamReader(limit=READ_CHUNK)
     transport, _ = await loop.connect_read_pipe(
         lambda: asyncio.StreamReaderProtocol(stream), os.fdopen(read_fd, "rb", buffering=0)
     )
 
     async def pump() -> None:
+        started_output = False
         while chunk := await stream.read(READ_CHUNK):
+            if not started_output:  # test-only kill point: the command is running and has said so
+                started_output = True
+                faults.point("command_output")
             captured.total += len(chunk)
             room = half - len(captured.head)
             if room > 0:
@@ -174,6 +190,7 @@ async def run_command(
         with contextlib.suppress(asyncio.CancelledError):
             await reader
         transport.close()
+        processes.ProcessRegistry.remove(record)
     return Outcome(None if timed_out else proc.returncode, timed_out, captured, time.monotonic() - started, extra.notes)
 
 

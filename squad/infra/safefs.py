@@ -26,6 +26,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from squad.errors import SquadError
+from squad.infra import faults
 
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _TEMP_PREFIX = ".squad-write-"
@@ -168,6 +169,7 @@ def write_file(
                 if mode is not None:
                     os.fchmod(fd, mode)
                 os.fsync(fd)
+                faults.point("tool_write")  # test-only: killed with the new data written but not in place
             finally:
                 os.close(fd)
             # rename() replaces the name itself: a link swapped in at the target since the check is replaced,

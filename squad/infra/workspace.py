@@ -30,8 +30,10 @@ from squad.domain.ids import (
     task_branch,
 )
 from squad.errors import NotARepoError, WorkspaceError
+from squad.infra import faults
 from squad.infra.git import identity, run_git
 from squad.infra.locks import LockTimeoutError, hold
+from squad.infra.merging import MergeResult, merge_all, merge_commit
 from squad.infra.safefs import multi_link_files
 from squad.infra.user_tree import UserTree
 
@@ -57,15 +59,6 @@ class Lease:
     base_commit: str
 
 
-@dataclass
-class MergeResult:
-    """Outcome of `Workspace.merge`: `sha` is the target's new head when ok, `conflicts` the unmerged paths."""
-
-    ok: bool
-    conflicts: list[str]
-    sha: str | None
-
-
 def _run_git(
     args: Iterable[str], cwd: Path, *, check: bool = True, input: str | None = None, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
@@ -74,6 +67,11 @@ def _run_git(
     if check and proc.returncode != 0:
         raise WorkspaceError(f"`git {' '.join(args)}` failed in {cwd}: {(proc.stderr or proc.stdout).strip()}")
     return proc
+
+
+def _git_dir(worktree: Path) -> Path:
+    """A worktree's own git folder (where its index and HEAD live)."""
+    return Path(_run_git(["rev-parse", "--absolute-git-dir"], worktree).stdout.strip())
 
 
 class Workspace(UserTree):
@@ -214,8 +212,9 @@ class Workspace(UserTree):
                     sha = None
                 else:
                     sha = base_sha or self._resolve(base)  # raises the clear error
-                    self._add(path, ["-b", branch, str(path), sha], created_branch=branch)
+                    # Recorded before the branch exists: a kill between the two never leaves a branch without it.
                     self._git("config", f"branch.{branch}.{_BASE_KEY}", sha)
+                    self._add(path, ["-b", branch, str(path), sha], created_branch=branch)
         # Reading the recorded base of an existing branch needs no lock either.
         lease = Lease(run, task, path, branch, sha or self._base_of(branch))
         self._checkout(lease)
@@ -229,8 +228,7 @@ class Workspace(UserTree):
         A worktree has no index until its checkout completes (git writes the index last, atomically), so a
         missing index means "not checked out yet" — also after a crash, when the lease is reused.
         """
-        git_dir = Path(_run_git(["rev-parse", "--absolute-git-dir"], lease.path).stdout.strip())
-        if not (git_dir / "index").exists():
+        if not (_git_dir(lease.path) / "index").exists():
             _run_git(["reset", "--hard", "-q"], lease.path)
 
     def _add(self, path: Path, args: list[str], *, created_branch: str | None) -> None:
@@ -288,6 +286,8 @@ class Workspace(UserTree):
         if linked:
             message += "\n\nsquad left out hard-linked file(s), whose data may belong elsewhere: " + ", ".join(linked)
         _run_git(["add", "-A"], lease.path)
+        faults.point("git_commit")  # test-only: killed between staging and committing
+        faults.point("git_commit_locked", leave=lambda: _git_dir(lease.path) / "index.lock")  # git died too
         if _run_git(["diff", "--cached", "--quiet"], lease.path, check=False).returncode == 0:
             return None
         full = _run_git(
@@ -362,30 +362,7 @@ class Workspace(UserTree):
 
     def _merge_locked(self, lease: Lease, source_branch: str, source_sha: str, message: str | None) -> MergeResult:
         """Merge `source_sha` in the integration worktree `lease` (merge lock held); abort on conflict."""
-        wt = lease.path
-        if _run_git(["rev-parse", "-q", "--verify", "MERGE_HEAD"], wt, check=False).returncode == 0:
-            _run_git(["merge", "--abort"], wt, check=False)  # left over from a crash mid-merge
-        name, email = "squad", "squad@squad.invalid"
-        env = identity(name, email)
-        proc = _run_git(
-            [
-                *("-c", "commit.gpgsign=false", "merge", "--no-ff", "--no-edit", "--no-verify"),
-                *("-m", message or f"Merge {source_branch} into {lease.branch}", source_sha),
-            ],
-            wt,
-            check=False,
-            env=env,
-        )
-        if proc.returncode == 0:
-            return MergeResult(True, [], _run_git(["rev-parse", "HEAD"], wt).stdout.strip())
-        conflicts = _run_git(["diff", "--name-only", "--diff-filter=U", "-z"], wt, check=False).stdout
-        paths = [p for p in conflicts.split("\0") if p]
-        _run_git(["merge", "--abort"], wt, check=False)
-        if not paths:
-            raise WorkspaceError(
-                f"merging {source_branch} into {lease.branch} failed: {(proc.stderr or proc.stdout).strip()}"
-            )
-        return MergeResult(False, sorted(paths), None)
+        return merge_commit(lease.path, source_sha, message or f"Merge {source_branch} into {lease.branch}")
 
     # ---------------------------------------------------------------- other reads and writes
 
@@ -409,24 +386,7 @@ class Workspace(UserTree):
         progress with git's conflict markers, for an agent to resolve (its commit completes the merge).
         """
         self._check_lease(lease)
-        for sha in commits:
-            if _run_git(["merge-base", "--is-ancestor", sha, "HEAD"], lease.path, check=False).returncode == 0:
-                continue
-            proc = _run_git(
-                ["-c", "commit.gpgsign=false", "merge", "--no-ff", "--no-edit", "--no-verify", sha],
-                lease.path,
-                check=False,
-                env=identity("squad", "squad@squad.invalid"),
-            )
-            if proc.returncode != 0:
-                out = _run_git(["diff", "--name-only", "--diff-filter=U", "-z"], lease.path, check=False).stdout
-                if keep_conflicts and out.strip("\0"):
-                    return sorted(p for p in out.split("\0") if p)
-                _run_git(["merge", "--abort"], lease.path, check=False)
-                return sorted(p for p in out.split("\0") if p) or [
-                    f"(merge of {sha[:12]} failed: {proc.stderr.strip()})"
-                ]
-        return []
+        return merge_all(lease.path, commits, keep_conflicts=keep_conflicts)
 
     def reset(self, lease: Lease, commit: str) -> None:
         """Put the lease's worktree and branch back at `commit`, with no untracked or ignored files left.
@@ -458,12 +418,16 @@ class Workspace(UserTree):
         blob = _run_git(["hash-object", "-w", "--stdin"], lease.path, input=data.decode("utf-8")).stdout.strip()
         current = _run_git(["rev-parse", "-q", "--verify", f"HEAD:{path}"], lease.path, check=False).stdout.strip()
         if current == blob:
+            # Committed already (a resume after a kill before the work tree followed): make sure it follows now.
+            _run_git(["reset", "-q", "--hard", "HEAD"], lease.path)
             return None
         _run_git(["update-index", "--add", "--replace", "--cacheinfo", f"100644,{blob},{path}"], lease.path)
+        faults.point("ledger_commit")  # test-only: killed between staging and committing the decisions
         _run_git(
             ["-c", "commit.gpgsign=false", "commit", "-q", "--no-verify", "-m", message],
             lease.path,
             env=identity("squad", "squad@squad.invalid"),
         )
+        faults.point("ledger_committed")  # test-only: killed before the work tree follows the commit
         _run_git(["reset", "-q", "--hard", "HEAD"], lease.path)
         return self.head(lease.path)

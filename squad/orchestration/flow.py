@@ -30,6 +30,7 @@ from squad.domain.ids import lease_id, run_branch
 from squad.domain.review import Finding, TestResult, veto_on_tests
 from squad.domain.task import Done, Phase, Review, Settle, Work, next_step
 from squad.orchestration.executor import TaskOutcome, TaskSpec
+from squad.orchestration.resume import keep_decisions
 from squad.orchestration.review import ReviewSetup, joint_verdict, run_reviewers
 from squad.orchestration.testing import baseline_result, baseline_text, run_tests
 from squad.orchestration.worktrees import make_ready
@@ -158,6 +159,7 @@ class TaskFlow:
                 error=result.error,
             )
         )
+        await keep_decisions(self.rc, self.pt.id, step.round)  # the attempt's work is committed: its decisions count
 
     async def _agent(
         self, author: Charter, lease: Lease, task_base: str, step: Work, conflicted: list[str]
@@ -173,6 +175,7 @@ class TaskFlow:
             settings=rc.config.settings,
             base_commit=task_base,
             ledger_file=rc.journal.ledger_path,
+            attempt_ledger=rc.journal.attempt_ledger(self.pt.id, step.round),
             allowed=allowed,
         )
         return await run_agent(

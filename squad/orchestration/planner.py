@@ -105,6 +105,7 @@ async def make_plan(
     run_id: str,
     ledger_file: Path | None,
     emit: Callable[[Event], object],
+    attempt_ledger: Path | None = None,
 ) -> Plan:
     """Let the lead read the code at `pack.commit` and submit a plan; validate it; send it back once with errors.
 
@@ -116,6 +117,7 @@ async def make_plan(
         workspace: makes (and removes) the lead's read-only view of `pack.commit`.
         run_id: the run the view and recorded decisions belong to.
         ledger_file: the run's ledger file for `record_decision` (None: recording is refused).
+        attempt_ledger: where the lead's decisions wait until the plan is journaled (see ToolContext).
         emit: receives the lead's agent events (task `plan`) and `PlanInvalid`.
 
     Raises:
@@ -145,6 +147,7 @@ async def make_plan(
             settings=settings,
             base_commit=pack.commit,
             ledger_file=ledger_file,
+            attempt_ledger=attempt_ledger,
             allowed=allowed,
         )
 

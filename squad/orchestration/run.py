@@ -40,7 +40,8 @@ from squad.domain.state import RunState
 from squad.domain.task import APPROVED, Phase
 from squad.domain.usage import SpendTotals
 from squad.errors import RunError, SquadError, UsageError
-from squad.infra.journal import Journal
+from squad.infra import processes
+from squad.infra.journal import PLAN_ATTEMPT, Journal
 from squad.infra.telemetry import run_telemetry
 from squad.infra.workspace import Workspace
 from squad.orchestration.config import RunConfig
@@ -51,6 +52,7 @@ from squad.orchestration.integrate import integrate
 from squad.orchestration.people import person_name, reopen
 from squad.orchestration.planner import make_plan
 from squad.orchestration.report import RunReport, build_report, run_decisions, run_status
+from squad.orchestration.resume import keep_decisions, only_report_left, process_registry, recover
 from squad.orchestration.scheduler import schedule
 from squad.orchestration.testing import run_tests
 from squad.orchestration.worktrees import make_ready
@@ -165,7 +167,11 @@ class Coordinator:
             journal = Journal(config.root, new_run_id())
         # Nothing is written for a run that could not start. An injected factory decides what model names mean.
         config.preflight(planning=agent is None, models=self.model_factory is None)
-        with journal.lock(), run_telemetry(journal, config.settings.telemetry, config.requested_model):
+        with (
+            journal.lock(),
+            processes.tracking(process_registry(journal)),
+            run_telemetry(journal, config.settings.telemetry, config.requested_model),
+        ):
             return await self._locked_run(journal, ws, task_text, agent, resume, retry, note)
 
     async def _locked_run(
@@ -181,9 +187,9 @@ class Coordinator:
         config = self.config
         journal.create()
         state = journal.state() if resume else RunState(run=journal.run)
+        # A done run killed before its report or its release only gets those; a fully finished one is refused.
+        finishing = bool(resume) and only_report_left(journal, state, retry=retry)
         if resume:
-            if state.status == "done":
-                raise UsageError(f"run {resume} already finished", hint=f"its branch is squad/{resume}")
             if retry is not None:
                 reopen(state, retry)  # validates before anything is written
             task_text, agent = state.task_text, agent or state.agent
@@ -212,7 +218,10 @@ class Coordinator:
         )
         rc.runtime = self._runtime(rc.record, state)
         try:
-            return await _Run(rc, agent).execute()
+            if resume:
+                await recover(rc)  # what the killed process left: processes, git locks, attempts' decisions
+            run = _Run(rc, agent)
+            return await (run._finish("done", None, []) if finishing else run.execute())
         except SquadError as exc:
             journal.emit(RunFinished(status="failed", error=str(exc)))
             raise
@@ -357,8 +366,10 @@ class _Run:
                 run_id=rc.run_id,
                 ledger_file=rc.journal.ledger_path,
                 emit=rc.emit,
+                attempt_ledger=rc.journal.attempt_ledger(PLAN_ATTEMPT, 0),  # kept once the plan is journaled
             )
         rc.emit(PlanMade(tasks=[t.to_dict() for t in plan.tasks]))
+        await keep_decisions(rc, PLAN_ATTEMPT, 0)
         return plan
 
     def _spec(self, pt: PlanTask) -> TaskSpec:

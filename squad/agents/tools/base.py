@@ -42,6 +42,10 @@ class ToolContext:
     settings: Settings
     base_commit: str
     ledger_file: Path | None = None
+    #: Where `record_decision` writes during a task attempt: the attempt's own file, whose entries join
+    #: `ledger_file` only once the attempt's work is committed (a killed attempt's decisions never count).
+    #: None: straight into `ledger_file`.
+    attempt_ledger: Path | None = None
     allowed: frozenset[str] = frozenset()
     #: Bytes the file tools wrote in this session, against `[tools] max_task_write_bytes`.
     written_bytes: int = 0

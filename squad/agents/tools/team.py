@@ -43,10 +43,11 @@ class ReadDecisions(BaseTool):
         parsed = ledger.parse()
         by_id = {e.id: e for e in parsed.entries}
         problems = list(parsed.problems)
-        if ctx.ledger_file is not None and ctx.ledger_file.is_file():
-            run_parsed = parse_text(ctx.ledger_file.read_text(encoding="utf-8", errors="replace"), ctx.ledger_file)
-            by_id.update({e.id: e for e in run_parsed.entries})
-            problems.extend(run_parsed.problems)
+        for run_file in (ctx.ledger_file, ctx.attempt_ledger):  # the run's kept decisions, then this attempt's
+            if run_file is not None and run_file.is_file():
+                run_parsed = parse_text(run_file.read_text(encoding="utf-8", errors="replace"), run_file)
+                by_id.update({e.id: e for e in run_parsed.entries})
+                problems.extend(run_parsed.problems)
         entries = list(by_id.values())
         status = ledger.status(entries)
         superseded_by: dict[str, list[str]] = {}
@@ -119,10 +120,24 @@ class RecordDecision(BaseTool):
     def run(self, args: RecordDecisionArgs, ctx: ToolContext) -> ToolResult:
         if ctx.ledger_file is None:
             raise ToolError("this session has no decisions ledger to record into; mention the decision in finish")
-        from squad.infra.ledger import Ledger
+        from squad.infra.ledger import Ledger, attempt_entries
 
-        entry = Ledger(ctx.worktree).append(
-            ctx.ledger_file,
+        ledger = Ledger(ctx.worktree)
+        target, check = ctx.ledger_file, True
+        if ctx.attempt_ledger is not None:
+            # An attempt's decisions wait in its own file; they may supersede the run's kept ones too.
+            target, check = ctx.attempt_ledger, False
+            if args.supersedes:
+                known = {e.id for e in ledger.parse().entries}
+                known |= {e.id for f in (ctx.ledger_file, ctx.attempt_ledger) for e in attempt_entries(f)}
+                if missing := [s for s in args.supersedes if s not in known]:
+                    raise ToolError(
+                        f"supersedes unknown id(s): {', '.join(missing)}; cite ids of existing entries "
+                        "(read_decisions lists them)"
+                    )
+        entry = ledger.append(
+            target,
+            check=check,
             title=args.title,
             decision=args.decision,
             context=args.context,

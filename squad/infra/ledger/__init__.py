@@ -5,6 +5,7 @@ derived from later entries' `supersedes`, never written. See `_format` for the e
 `Ledger` for appending under a lock, parsing, checking and the prompt digest.
 """
 
+from squad.infra.ledger._attempts import attempt_entries, drop_attempt, keep_attempt, remove_temp_files
 from squad.infra.ledger._compare import Comparison, compare, superseded_by
 from squad.infra.ledger._format import Entry, ParseResult, Problem, entry_author, is_ulid, parse_text, render_entry
 from squad.infra.ledger._git import person_slug
@@ -17,11 +18,15 @@ __all__ = [
     "Ledger",
     "ParseResult",
     "Problem",
+    "attempt_entries",
     "compare",
+    "drop_attempt",
     "entry_author",
     "is_ulid",
+    "keep_attempt",
     "parse_text",
     "person_slug",
+    "remove_temp_files",
     "render_entry",
     "superseded_by",
 ]

@@ -216,7 +216,7 @@ class TaskFlow:
                 )
             )
         if ts.notes:
-            parts.append(prompts.render("work_notes", notes="\n".join(f"- {n}" for n in ts.notes)))
+            parts.append(_people_notes(ts.notes))
         parts.append(prompts.render("work_end", request=self.spec.request))
         return "\n\n".join(parts)
 
@@ -258,9 +258,7 @@ class TaskFlow:
             summary=ts.summary or "(none)",
             tests=test_text,
             kind=_review_kind(ts.round_kind, ts.conflicts),
-            notes=("\n## Guidance from the people running this team\n" + "\n".join(f"- {n}" for n in ts.notes) + "\n")
-            if ts.notes
-            else "",
+            notes=f"\n{_people_notes(ts.notes)}\n" if ts.notes else "",
             baseline=baseline_text(baseline),
             diff=diff.strip() or "(no changes)",
         )
@@ -313,3 +311,8 @@ def _commit_message(task: str, goal: str, result: AgentResult) -> str:
     summary = (result.summary or goal).strip()
     first = summary.splitlines()[0][:72] if summary else task
     return f"{task}: {first}\n\n{summary}\n\nAgent stop reason: {result.stop_reason}"
+
+
+def _people_notes(notes: list[str]) -> str:
+    """The notes people gave with `--retry`/`squad reject`, for an author's or a reviewer's prompt."""
+    return prompts.render("people_notes", notes="\n".join(f"- {n}" for n in notes))

@@ -38,6 +38,7 @@ from squad.domain.event_base import (
     _line,
     _short,
 )
+from squad.domain.job_events import BudgetSplit, FragmentsMerged, JobStarted
 from squad.domain.plan import PlanTask
 from squad.domain.review import Finding, Verdict
 from squad.domain.usage import Usage
@@ -426,9 +427,12 @@ __all__ = [
     "AgentWarning",
     "Applied",
     "ApplyRefused",
+    "BudgetSplit",
     "ContextBuilt",
     "Event",
+    "FragmentsMerged",
     "Interrupted",
+    "JobStarted",
     "JournalSchemaError",
     "LedgerCommitted",
     "LockedOut",

@@ -35,6 +35,7 @@ RESPONSES = "responses.jsonl"
 REPORT = "report.json"
 LEDGER = "ledger.md"
 TRANSCRIPTS = "transcripts"
+JOBS = "jobs"
 
 Listener = Callable[[Event], None]
 
@@ -51,12 +52,17 @@ class Journal:
     Args:
         root: the repository root (the run folder lives in `<root>/.squad/runs/<run>/`).
         run: the run id.
+        job: a job of a run spread over CI jobs (`squad task`): its own journal, in `<run folder>/jobs/<job>/`,
+            with its own lock, so jobs of one run can share a checkout.
     """
 
-    def __init__(self, root: Path, run: str) -> None:
+    def __init__(self, root: Path, run: str, *, job: str | None = None) -> None:
         self.root = Path(root)
         self.run = run
+        self.job = job
         self.dir = runs_dir(self.root) / run
+        if job is not None:
+            self.dir = self.dir / JOBS / job
         self.events_path = self.dir / EVENTS
         self.responses_path = self.dir / RESPONSES
         self.report_path = self.dir / REPORT
@@ -79,7 +85,8 @@ class Journal:
 
     def lock(self) -> RunLock:
         """The run's lock (use as a context manager); RunLockedError names the process holding it."""
-        return RunLock(git_common_dir(self.root) / "squad" / "locks", self.run)
+        name = self.run if self.job is None else f"{self.run}--{self.job}"
+        return RunLock(git_common_dir(self.root) / "squad" / "locks", name)
 
     # ------------------------------------------------------------------------------------------ writing
 

@@ -30,17 +30,16 @@ from squad.domain.events import (
     RunResumed,
     RunStarted,
     TaskStatus,
-    TestsRan,
 )
 from squad.domain.ids import new_run_id, slugify
 from squad.domain.plan import Plan, PlanTask
-from squad.domain.review import TestResult
 from squad.domain.state import RunState
 from squad.domain.task import APPROVED, Phase
 from squad.domain.usage import SpendTotals
 from squad.errors import RunError, SquadError, UsageError
 from squad.infra.journal import Journal
 from squad.infra.workspace import Workspace
+from squad.orchestration.baseline import baseline_error, run_baseline
 from squad.orchestration.config import RunConfig
 from squad.orchestration.context import ModelFactory, RunContext
 from squad.orchestration.executor import Dependency, Executor, TaskSpec
@@ -49,8 +48,6 @@ from squad.orchestration.integrate import integrate
 from squad.orchestration.planner import make_plan
 from squad.orchestration.report import RunReport, build_report, run_decisions, run_status
 from squad.orchestration.scheduler import schedule
-from squad.orchestration.testing import run_tests
-from squad.orchestration.worktrees import make_ready
 
 if TYPE_CHECKING:
     from squad.models import ModelRuntime
@@ -204,16 +201,6 @@ class Coordinator:
 BASELINE_FAILED = "baseline_failed"
 
 
-def _baseline_error(state: RunState) -> str:
-    tests = state.baseline
-    assert tests is not None
-    tail = "\n".join(tests.output_tail.strip().splitlines()[-15:])
-    return (
-        f"the tests fail on the base commit, before any change: `{tests.command}` exited with {tests.exit_code}; "
-        f"no specialist was started.\n{tail}"
-    )
-
-
 class _Run:
     """One run in progress (one per `Coordinator.run` call)."""
 
@@ -232,7 +219,7 @@ class _Run:
             rc.pack = await rc.in_thread(ContextPack.build, rc.config.root, rc.config.settings, self.state.base_commit)
             rc.emit(ContextBuilt(commit=rc.pack.commit, blocks=len(rc.pack.system_blocks())))
             if not await self._baseline():
-                return await self._finish(BASELINE_FAILED, _baseline_error(self.state), [])
+                return await self._finish(BASELINE_FAILED, baseline_error(rc), [])
             plan = await self._plan()
             done = {t: ts.phase for t, ts in self.state.tasks.items() if ts.phase.settled}
             executor: Executor = LocalExecutor(rc)
@@ -283,24 +270,8 @@ class _Run:
         return report
 
     async def _baseline(self) -> bool:
-        """Run the test command once on the base commit, in the integration worktree after its setup, before
-        anyone is paid to work. False when it fails and the run may not start on a failing baseline."""
-        rc, settings = self.rc, self.rc.config.settings
-        if not settings.commands.baseline or not settings.commands.test.strip():
-            return True
-        done = self.state.baseline
-        if done is None or not done.passed:
-            lease = await rc.in_thread(rc.workspace.integration, rc.run_id, self.state.base_commit or "HEAD")
-            rc.leases["_integration"] = lease
-            failure = await make_ready(rc, lease, None, setup_again=False)
-            if failure:
-                tests = TestResult(command=settings.commands.test, exit_code=None, output=failure)
-            else:
-                junit = rc.journal.dir / "junit" / "baseline.xml"
-                tests = await run_tests(settings.commands.test, lease.path, settings, junit=junit)
-            rc.emit(TestsRan(task=None, where="baseline", **tests.to_dict()))
-        assert self.state.baseline is not None
-        return self.state.baseline.passed or rc.config.allow_failing_baseline
+        """The test command on the base commit before anyone is paid to work (`baseline.run_baseline`)."""
+        return await run_baseline(self.rc)
 
     async def _plan(self) -> Plan:
         if self.state.plan is not None:

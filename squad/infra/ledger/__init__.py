@@ -9,6 +9,7 @@ from squad.infra.ledger._compare import Comparison, compare, superseded_by
 from squad.infra.ledger._format import Entry, ParseResult, Problem, is_ulid, parse_text, render_entry
 from squad.infra.ledger._git import person_slug
 from squad.infra.ledger._ledger import LEDGER_DIR, Ledger
+from squad.infra.ledger._merge import drop_entries, merge_entries, render_run_ledger, ulid_ms, write_run_ledger
 
 __all__ = [
     "LEDGER_DIR",
@@ -18,9 +19,14 @@ __all__ = [
     "ParseResult",
     "Problem",
     "compare",
+    "drop_entries",
     "is_ulid",
+    "merge_entries",
     "parse_text",
     "person_slug",
     "render_entry",
+    "render_run_ledger",
     "superseded_by",
+    "ulid_ms",
+    "write_run_ledger",
 ]

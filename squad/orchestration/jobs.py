@@ -1,0 +1,128 @@
+"""What the jobs of a run spread over CI jobs share: their run context, the budget split, the task spec.
+
+A job (`squad plan --out`, `squad task`, `squad integrate`) is a short-lived process on its own checkout. It opens
+the same `RunContext` a local run opens (journal, the one fold, workspace, models with budgets seeded from what
+was spent), so the task flow, review gate and integration it runs are the local run's code, unchanged.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
+from typing import TYPE_CHECKING
+
+from squad.agents.tools import default_toolbox
+from squad.domain.events import BudgetSplit, Event
+from squad.domain.plan import Plan, PlanTask
+from squad.domain.state import RunState
+from squad.domain.usage import Limits, SpendTotals, rate_share
+from squad.infra.workspace import Workspace
+from squad.orchestration.context import ModelFactory, RunContext
+from squad.orchestration.executor import Dependency, TaskSpec
+
+if TYPE_CHECKING:
+    from squad.infra.journal import Journal
+    from squad.orchestration.config import RunConfig
+
+
+def spent_totals(state: RunState) -> SpendTotals:
+    """What the events folded into `state` spent: the seed of a job's (or a resumed run's) spend book."""
+    return SpendTotals(state.spend, dict(state.spend_by_agent), dict(state.spend_by_model))
+
+
+@contextlib.asynccontextmanager
+async def job_context(
+    config: RunConfig,
+    journal: Journal,
+    state: RunState,
+    *,
+    limits: Limits,
+    spent: SpendTotals | None = None,
+    model_factory: ModelFactory | None = None,
+    on_event: Callable[[Event], None] | None = None,
+) -> AsyncIterator[RunContext]:
+    """The run context of one job: `state` follows the journal from here on; models spend within `limits`.
+
+    The caller holds the journal's lock and has folded `state` from it.
+    """
+    from squad.models import ModelRuntime
+
+    journal.create()
+    journal.listeners.append(state.apply)
+    if on_event is not None:
+        journal.listeners.append(on_event)
+    pool = ThreadPoolExecutor(
+        max_workers=config.settings.concurrency.max_agents, thread_name_prefix=f"squad-{journal.run}"
+    )
+    rc = RunContext(
+        config=config,
+        journal=journal,
+        state=state,
+        workspace=Workspace(config.root),
+        toolbox=default_toolbox(),
+        runtime=None,  # type: ignore[arg-type]  # set just below: its recorder is the context's
+        pool=pool,
+        model_factory=model_factory,
+    )
+    rc.runtime = ModelRuntime.from_settings(config.settings, rc.record, limits=limits, spent=spent)
+    try:
+        yield rc
+    finally:
+        pool.shutdown(wait=False)
+        with contextlib.suppress(Exception):
+            await rc.runtime.aclose()
+
+
+def release_leases(rc: RunContext) -> None:
+    """Remove the worktrees this job leased (branches stay: they are what was pushed or will be merged)."""
+    from squad.errors import SquadError
+
+    for lease in rc.leases.values():
+        with contextlib.suppress(SquadError):
+            rc.workspace.release(lease)
+    rc.leases.clear()
+
+
+def split_budget(config: RunConfig, state: RunState, plan: Plan) -> BudgetSplit:
+    """The plan's split of the run's budget: one equal slice per task of what planning left, and each job's
+    share of the per-minute rate limits among the jobs that run at once."""
+    waves = plan.waves()
+    parallel = max(1, min(config.settings.concurrency.max_jobs, max((len(w) for w in waves), default=1)))
+    rates = config.settings.rate_limits
+    return BudgetSplit(
+        shares=len(plan.tasks),
+        max_parallel=parallel,
+        run=config.limits.to_dict(),
+        task=config.limits.share(len(plan.tasks), state.spend).to_dict(),
+        rates={
+            "requests_per_minute": rate_share(rates.requests_per_minute, parallel),
+            "input_tokens_per_minute": rate_share(rates.input_tokens_per_minute, parallel),
+            "output_tokens_per_minute": rate_share(rates.output_tokens_per_minute, parallel),
+        },
+        spent_usd=round(state.spend.usd, 6),
+    )
+
+
+def job_config(config: RunConfig, budget: BudgetSplit) -> RunConfig:
+    """A task job's config: its slice of the run's budget and its share of the rate limits (a copy; the loaded
+    settings are not changed)."""
+    rates = config.settings.rate_limits.model_copy(update=budget.rates)
+    settings = config.settings.model_copy(update={"rate_limits": rates})
+    return replace(config, settings=settings, limits=Limits.from_dict(budget.task))
+
+
+def task_spec(state: RunState, run: str, pt: PlanTask) -> TaskSpec:
+    """What the executor needs to carry `pt`: its request, base commit, and its dependencies' approved work."""
+    deps = []
+    for d in pt.depends_on:
+        ts = state.tasks[d]
+        deps.append(Dependency(task=d, agent=ts.agent, commit=ts.commit or "", summary=ts.summary))
+    return TaskSpec(
+        run=run,
+        task=pt,
+        request=state.task_text,
+        base_commit=state.base_commit or "HEAD",
+        dependencies=tuple(deps),
+    )

@@ -409,10 +409,11 @@ def _two_writers(content_a: str, content_b: str, verdict: str = "approve") -> di
 
 
 @pytest.mark.timeout(60)
-def test_merge_conflict_stops_with_the_conflicted_files(repo: Path, tmp_path: Path) -> None:
+def test_all_or_nothing_without_conflict_rounds_stops_with_the_conflicted_files(repo: Path, tmp_path: Path) -> None:
+    """`[review] integrate = "all"` and no conflict rounds: the former behaviour, the conflict is the status."""
     import yaml
 
-    _setup(repo, ["lead", "backend", "tester", "reviewer"])
+    _setup(repo, ["lead", "backend", "tester", "reviewer"], '[review]\nintegrate = "all"\nmax_rounds = 0\n')
     script = tmp_path / "conflict.yaml"
     script.write_text(yaml.safe_dump(_two_writers("A\n", "B\n")))
     out = _squad(repo, "run", "write it twice", "--json", "--model", f"scripted:{script}")

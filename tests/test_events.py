@@ -127,7 +127,7 @@ def test_a_rejection_locks_out_every_author_even_without_lockout_events() -> Non
             "tester": Charter(name="tester", role="t", tools=["read", "write", "team"]),
         }
     )
-    assert next_step(ts, team, 2) == Work(round=1, author="tester")
+    assert next_step(ts, team, 2) == Work(round=1, author="tester", kind="revision")
     assert next_step(ts, team, 0) == Settle(
         Phase.NEEDS_HUMAN, "rejected after 1 review round(s); review.max_rounds is 0"
     )

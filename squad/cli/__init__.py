@@ -26,6 +26,8 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "run": ("squad.cli.run", "run", "Plan a task and run the team on it."),
     "task": ("squad.cli.matrix", "task", "Run one task of a run spread over CI jobs (after `squad plan --out`)."),
     "integrate": ("squad.cli.matrix", "integrate", "Merge a run's approved tasks into squad/<run>, test, push."),
+    "approve": ("squad.cli.people", "approve", "Accept a task's rejected work as a person's verdict."),
+    "reject": ("squad.cli.people", "reject", "Send a task's approved work back, with a note."),
     "runs": ("squad.cli.journal", "runs", "List the runs recorded in .squad/runs/."),
     "log": ("squad.cli.journal", "log", "Show what happened in a run."),
     "cost": ("squad.cli.journal", "cost", "Tokens and dollars of a run, per agent and model."),

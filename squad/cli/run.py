@@ -150,6 +150,11 @@ def _print_report(report: RunReport, console: Any, *, show_next: bool = True) ->
         console.print(f"[yellow]needs a person:[/] {escape(line)}")
     if report.conflicts:
         console.print("[red]merge conflict in:[/] " + escape(", ".join(report.conflicts)))
+    if report.not_merged:
+        merged = ", ".join(report.merged) or "nothing"
+        console.print(f"merged into {escape(report.branch or 'no branch')}: {escape(merged)}")
+        for task, why in report.not_merged.items():
+            console.print(f"[yellow]not merged:[/] {escape(task)}: {escape(why)}")
     if report.tests:
         passed = "passed" if report.tests.get("passed") else "FAILED"
         console.print(f"tests on the integrated result: `{escape(report.tests.get('command'))}` {passed}")
@@ -159,7 +164,8 @@ def _print_report(report: RunReport, console: Any, *, show_next: bool = True) ->
             console.print(f"  - {escape(d['title'])} ({escape(d.get('agent') or '?')}, {escape(d['id'])})")
     if report.error:
         console.print(f"[red]error:[/] {escape(report.error)}")
-    console.print(f"cost ${report.cost_usd:.4f}, cache hit rate {report.cache_hit_rate:.0%}; branch {report.branch}")
+    where = f"; branch {report.branch}" if report.branch else "; nothing was merged"
+    console.print(f"cost ${report.cost_usd:.4f}, cache hit rate {report.cache_hit_rate:.0%}{where}")
     if show_next:
         console.print(f"next: {escape(report.next_command)}")
 
@@ -168,6 +174,12 @@ def _print_report(report: RunReport, console: Any, *, show_next: bool = True) ->
 @click.argument("task", required=False, default="")
 @click.option("--agent", "agent", metavar="NAME", help="Skip planning: give the whole task to this specialist.")
 @click.option("--resume", metavar="RUN", help="Resume an interrupted or failed run (see `squad runs`).")
+@click.option(
+    "--retry",
+    metavar="TASK",
+    help="With --resume: reopen TASK (it needs a person, failed, or conflicts); its lockout starts afresh.",
+)
+@click.option("--note", metavar="TEXT", help="With --retry: guidance for the agent and the reviewer.")
 @click.option("--apply", "apply_", is_flag=True, help="Merge squad/<run> into your branch when done (clean tree).")
 @click.option("--json", "as_json", is_flag=True, help="Print only the final report, as JSON.")
 @click.option(
@@ -191,6 +203,8 @@ def run(
     task: str,
     agent: str | None,
     resume: str | None,
+    retry: str | None,
+    note: str | None,
     apply_: bool,
     as_json: bool,
     allow_failing_baseline: bool,
@@ -204,6 +218,7 @@ def run(
       squad run "add a /health endpoint with a test"
       squad run "fix the flaky date test" --agent tester
       squad run --resume 20261122-063107-a1b2
+      squad run --resume 20261122-063107-a1b2 --retry docs --note "the README example must run"
       squad run --model replay:20261122-063107-a1b2   (the recorded task again, offline)
     Exit codes: 0 done and approved, 1 failed / rejected / needs a person, 2 usage or config error.
     """
@@ -214,10 +229,14 @@ def run(
         raise UsageError("give a task, or --resume RUN", hint='squad run "what the team should do"')
     if task.strip() and resume:
         raise UsageError("--resume continues a recorded task; do not give a new TASK with it")
+    if retry and not resume:
+        raise UsageError("--retry reopens a task of a recorded run: give --resume RUN too")
+    if note and not retry:
+        raise UsageError("--note goes with --retry TASK (for a person's verdict: squad approve/reject --note)")
     config = _load(model=model, max_cost=max_cost, apply=apply_, allow_failing_baseline=allow_failing_baseline)
     if replay:
         task, agent = _replayed_task(config.root, str(model), task, agent)
-    sys.exit(execute_run(config, task, agent=agent, resume=resume, as_json=as_json))
+    sys.exit(execute_run(config, task, agent=agent, resume=resume, retry=retry, note=note, as_json=as_json))
 
 
 def _replayed_task(root: Path, model: str, task: str, agent: str | None) -> tuple[str, str | None]:
@@ -250,6 +269,8 @@ def execute_run(
     *,
     agent: str | None = None,
     resume: str | None = None,
+    retry: str | None = None,
+    note: str | None = None,
     as_json: bool = False,
     show_next: bool = True,
 ) -> int:
@@ -282,9 +303,9 @@ def execute_run(
 
     if view is not None:
         with view.live:
-            report = _run_until_done(lambda: coord.run(task, agent=agent, resume=resume), say)
+            report = _run_until_done(lambda: coord.run(task, agent=agent, resume=resume, retry=retry, note=note), say)
     else:
-        report = _run_until_done(lambda: coord.run(task, agent=agent, resume=resume), say)
+        report = _run_until_done(lambda: coord.run(task, agent=agent, resume=resume, retry=retry, note=note), say)
     if as_json:
         click.echo(json.dumps(report.to_dict(), indent=2, default=str))
     else:

@@ -190,6 +190,9 @@ class ReviewSettings(_Section):
 
     max_rounds: int = Field(2, ge=0, le=10)
     require_tests: bool = True
+    # "approved": merge every approved task whose dependencies were merged, even when others failed (the run is
+    # then `partial`); "all": merge only when every task was approved (all-or-nothing).
+    integrate: Literal["approved", "all"] = "approved"
 
 
 class ContextSettings(_Section):

@@ -253,15 +253,31 @@ class SetupDone(Event):
 
 
 class TaskStarted(TaskEvent):
+    """A round of work began. `kind`: work, revision, conflict (a conflict round), retry (a person reopened it).
+    `base_commit` is where the round started (a conflict round: the run branch)."""
+
     type: Literal["task_started"] = "task_started"
     agent: str
     round: int = 0
     lease: str = ""
     branch: str = ""
     base_commit: str | None = None
+    kind: str = "work"
 
     def describe(self) -> str:
-        return _line(self.type, self._who(), f"round {self.round} on {self.branch}")
+        what = "" if self.kind in ("work", "revision") else f"{self.kind} "
+        return _line(self.type, self._who(), f"{what}round {self.round} on {self.branch}")
+
+
+class TaskReopened(TaskEvent):
+    """A person reopened a settled task (`squad run --resume RUN --retry TASK [--note ...]`)."""
+
+    type: Literal["task_reopened"] = "task_reopened"
+    person: str = ""
+    note: str | None = None
+
+    def describe(self) -> str:
+        return _line(self.type, f"{self.task} by {self.person} (person)", _short(self.note or "", 200))
 
 
 class TaskCommitted(TaskEvent):

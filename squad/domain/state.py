@@ -43,6 +43,10 @@ class TaskState:
     error: str | None = None
     reason: str | None = None
     conflicts: list[str] = field(default_factory=list)
+    round_kind: str = "work"  # work | revision | conflict | retry: what the current round is
+    round_base: str | None = None  # where the current round started
+    conflict_rounds: int = 0  # times its merge into the run branch conflicted
+    notes: list[str] = field(default_factory=list)  # guidance from people (`--retry --note`, `squad approve --note`)
 
     @property
     def approved(self) -> bool:
@@ -212,13 +216,15 @@ class RunState:
         if ts is None:
             raise IllegalTransition(f"no task {event.task!r} in the plan")
         verdict = event.verdict if isinstance(event, ev.VerdictGiven) else None
+        human = isinstance(event, ev.VerdictGiven) and event.source == "human"
         status = event.status if isinstance(event, ev.TaskStatus) else None
-        ts.phase = advance(ts.phase, event.type, verdict=verdict, status=status)
+        ts.phase = advance(ts.phase, event.type, verdict=verdict, status=status, human=human)
         match event:
             case ev.TaskStarted():
                 ts.round = event.round
                 ts.branch = event.branch or ts.branch
                 ts.base_commit = ts.base_commit or event.base_commit
+                ts.round_base, ts.round_kind = event.base_commit, event.kind
                 ts.stop_reason = ts.error = None
                 if event.agent not in ts.authors:
                     ts.authors.append(event.agent)
@@ -231,6 +237,8 @@ class RunState:
                 self.activity(event.agent).state = "done, in review"
             case ev.VerdictGiven():
                 ts.verdicts.append(event.to_verdict())
+                if event.source == "human" and event.summary:
+                    ts.notes.append(f"{event.reviewer}: {event.summary}")
                 if event.verdict == "reject":
                     # Everyone who worked on the task so far is locked out: decided here, by the fold, so a
                     # resume after a crash between the verdict and its lockout events picks the same reviser.
@@ -246,6 +254,12 @@ class RunState:
                 ts.conflicts = list(event.files or [])
             case ev.MergeConflict():
                 ts.conflicts = list(event.files)
+                ts.conflict_rounds += 1
+            case ev.TaskReopened():
+                ts.locked_out.clear()  # a person's retry: the team gets a fresh start on it
+                ts.reason = None
+                if event.note:
+                    ts.notes.append(f"{event.person}: {event.note}")
         if ts.phase.settled:
             for act in self.agents.values():
                 if act.task == ts.id and act.state.startswith(("working", "done")):

@@ -7,10 +7,14 @@ journal and asks `next_step` again.
 
     pending ──task_started──> working ──task_committed──> committed ──review_started──> reviewing
        ^                        ^                                                        │ verdict
-       │                        └──────────── task_started (next round) ── rejected <────┤ reject
+       │                        ├──────────── task_started (next round) ── rejected <────┤ reject
     blocked / failed / needs_human / conflict (task_status)          approved <──────────┘ approve
-                                                                         │ merged
+       │ task_reopened (a person: --retry)  │ task_started          │ merged      │ conflict (integration)
+       └──────────────> reopened ───────────┘   (conflict round) <── merge_conflict <─┘
                                                                        merged
+
+A person's verdict (`squad approve` / `squad reject`) may also move a task that needs a person, or approved
+work not yet merged.
 
 To add a state (setup, baseline, a conflict round, a person's note): a `Phase`, its rows in
 `_MOVES`, and a case in `next_step`.
@@ -43,6 +47,8 @@ class Phase(StrEnum):
     FAILED = "failed"
     CONFLICT = "conflict"
     BLOCKED = "blocked"
+    MERGE_CONFLICT = "merge_conflict"  # approved, but its merge into the run branch conflicted: a conflict round
+    REOPENED = "reopened"  # a person reopened a settled task (`squad run --resume --retry`)
 
     @property
     def settled(self) -> bool:
@@ -57,14 +63,28 @@ _OPEN = frozenset(Phase) - SETTLED
 #: Status values schema-1 journals wrote in `task_status` and reports, as phases.
 LEGACY: dict[str, Phase] = {"running": Phase.WORKING, "review": Phase.COMMITTED}
 
+#: Phases a person may reopen (`--retry`).
+REOPENABLE = frozenset({Phase.NEEDS_HUMAN, Phase.FAILED, Phase.CONFLICT})
+#: Phases a person's verdict may judge besides those a reviewer's may: work that needs a person, and approved
+#: work not merged yet (`squad reject` sends it back).
+_HUMAN_VERDICT = frozenset({Phase.NEEDS_HUMAN, Phase.APPROVED, Phase.CONFLICT})
+
 #: event type -> (phases it may move from, phase it moves to; None: decided by the event's payload).
 _MOVES: dict[str, tuple[frozenset[Phase], Phase | None]] = {
-    "task_started": (frozenset({Phase.PENDING, Phase.WORKING, Phase.REJECTED}), Phase.WORKING),
+    "task_started": (
+        frozenset({Phase.PENDING, Phase.WORKING, Phase.REJECTED, Phase.MERGE_CONFLICT, Phase.REOPENED}),
+        Phase.WORKING,
+    ),
     "task_committed": (frozenset({Phase.WORKING}), Phase.COMMITTED),
     "review_started": (frozenset({Phase.COMMITTED, Phase.REVIEWING}), Phase.REVIEWING),
     "verdict": (frozenset({Phase.REVIEWING, Phase.COMMITTED, Phase.REJECTED}), None),
-    "task_approved": (frozenset({Phase.REVIEWING, Phase.COMMITTED, Phase.APPROVED, Phase.REJECTED}), Phase.APPROVED),
+    "task_approved": (
+        frozenset({Phase.REVIEWING, Phase.COMMITTED, Phase.APPROVED, Phase.REJECTED, Phase.NEEDS_HUMAN}),
+        Phase.APPROVED,
+    ),
     "task_status": (_OPEN | {Phase.APPROVED, Phase.CONFLICT}, None),
+    "conflict": (frozenset({Phase.APPROVED, Phase.MERGE_CONFLICT}), Phase.MERGE_CONFLICT),
+    "task_reopened": (REOPENABLE, Phase.REOPENED),
     "merged": (frozenset({Phase.APPROVED, Phase.MERGED}), Phase.MERGED),
 }
 
@@ -73,7 +93,9 @@ class IllegalTransition(ValueError):
     """An event that cannot happen to a task in its phase (a hand-edited or corrupted journal)."""
 
 
-def advance(phase: Phase, kind: str, *, verdict: str | None = None, status: str | None = None) -> Phase:
+def advance(
+    phase: Phase, kind: str, *, verdict: str | None = None, status: str | None = None, human: bool = False
+) -> Phase:
     """The phase after an event of type `kind`. Events that do not move tasks leave the phase as it is.
 
     Raises:
@@ -83,6 +105,8 @@ def advance(phase: Phase, kind: str, *, verdict: str | None = None, status: str 
     if move is None:
         return phase
     sources, target = move
+    if kind == "verdict" and human:
+        sources = sources | _HUMAN_VERDICT
     if phase not in sources:
         raise IllegalTransition(f"{kind} cannot happen to a task that is {phase.value}")
     if kind == "verdict":
@@ -102,11 +126,16 @@ def advance(phase: Phase, kind: str, *, verdict: str | None = None, status: str 
 
 @dataclass(frozen=True)
 class Work:
-    """Run `author` on round `round` (a new attempt, or an interrupted one started over)."""
+    """Run `author` on round `round` (a new attempt, or an interrupted one started over).
+
+    `kind`: work (round 0), revision (after a rejection), conflict (the approved change re-applied on top of
+    the run branch, conflicts to resolve), retry (a person reopened the task).
+    """
 
     round: int
     author: str
     restart: bool = False
+    kind: str = "work"
 
 
 @dataclass(frozen=True)
@@ -141,7 +170,21 @@ def next_step(ts: TaskState, team: Team, max_rounds: int) -> Step:
         case Phase.PENDING:
             return Work(round=0, author=ts.agent)
         case Phase.WORKING:
-            return Work(round=ts.round, author=author, restart=True)
+            return Work(round=ts.round, author=author, restart=True, kind=ts.round_kind)
+        case Phase.REOPENED:
+            return Work(round=ts.round + 1, author=ts.agent, kind="retry")
+        case Phase.MERGE_CONFLICT:
+            if ts.conflict_rounds > max_rounds:
+                files = ", ".join(ts.conflicts) or "?"
+                return Settle(
+                    Phase.CONFLICT,
+                    f"merging into the run branch conflicts in {files}; {ts.conflict_rounds - 1} conflict round(s) "
+                    f"did not resolve it (review.max_rounds is {max_rounds})",
+                )
+            resolver = _can_revise(team, author, ts.locked_out) or pick_reviser(team, ts.files, ts.locked_out)
+            if resolver is None:
+                return Settle(Phase.CONFLICT, "its merge conflicts and no specialist who can change files is left")
+            return Work(round=ts.round + 1, author=resolver.name, kind="conflict")
         case Phase.COMMITTED if ts.stop_reason not in COMPLETED_STOPS:
             reason = f"{author} stopped: {ts.stop_reason}" + (f" ({ts.error})" if ts.error else "")
             return Settle(Phase.FAILED, reason)
@@ -159,9 +202,17 @@ def next_step(ts: TaskState, team: Team, max_rounds: int) -> Step:
                     Phase.NEEDS_HUMAN,
                     f"rejected, and every eligible agent is locked out ({', '.join(ts.locked_out)})",
                 )
-            return Work(round=ts.round + 1, author=reviser.name)
+            return Work(round=ts.round + 1, author=reviser.name, kind="revision")
         case _:
             return Done(ts.phase)
+
+
+def _can_revise(team: Team, name: str, locked_out: Iterable[str]) -> Charter | None:
+    """`name`'s charter if it may still work on the task and can change files."""
+    charter = team.agents.get(name)
+    if charter is None or charter.reviewer or name in set(locked_out):
+        return None
+    return charter if {"write_file", "edit_file"} & set(charter.tool_names()) else None
 
 
 def _owns(charter: Charter, files: Iterable[str]) -> bool:

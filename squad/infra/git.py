@@ -115,3 +115,12 @@ def git_common_dir(root: Path) -> Path:
     if out.returncode != 0:
         raise NotARepoError(f"{root} is not inside a git repository", hint="run `git init` or cd into your repo")
     return Path(out.stdout.strip()).resolve()
+
+
+def user_name(root: Path) -> str:
+    """Who is at the keyboard: git's `user.name` for `root`, else $USER, else "someone"."""
+    import os
+
+    out = run_git(root, "config", "user.name")
+    name = out.stdout.strip() if out.returncode == 0 else ""
+    return name or os.environ.get("USER", "").strip() or "someone"

@@ -370,11 +370,16 @@ class Workspace:
         """`git diff --stat --patch base..HEAD` in the lease's worktree: what the task changed since `base`."""
         return _run_git(["diff", "--stat", "--patch", f"{base}..HEAD"], lease.path).stdout
 
-    def merge_commits(self, lease: Lease, commits: Iterable[str]) -> list[str]:
+    def tip(self, branch: str) -> str | None:
+        """The commit `branch` points at, or None when there is no such branch."""
+        return self._try_resolve(f"refs/heads/{branch}")
+
+    def merge_commits(self, lease: Lease, commits: Iterable[str], *, keep_conflicts: bool = False) -> list[str]:
         """Merge `commits` into a task's worktree (skipping ones already in it); the conflicted paths, or [].
 
         Gives a task with several dependencies all of their approved work before it starts. On a conflict the
-        merge is aborted and the worktree is left as it was.
+        merge is aborted and the worktree left as it was, unless `keep_conflicts`: then the merge stays in
+        progress with git's conflict markers, for an agent to resolve (its commit completes the merge).
         """
         self._check_lease(lease)
         for sha in commits:
@@ -388,6 +393,8 @@ class Workspace:
             )
             if proc.returncode != 0:
                 out = _run_git(["diff", "--name-only", "--diff-filter=U", "-z"], lease.path, check=False).stdout
+                if keep_conflicts and out.strip("\0"):
+                    return sorted(p for p in out.split("\0") if p)
                 _run_git(["merge", "--abort"], lease.path, check=False)
                 return sorted(p for p in out.split("\0") if p) or [
                     f"(merge of {sha[:12]} failed: {proc.stderr.strip()})"

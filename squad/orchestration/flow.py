@@ -26,7 +26,7 @@ from squad.domain.events import (
     TestsRan,
     VerdictGiven,
 )
-from squad.domain.ids import lease_id
+from squad.domain.ids import lease_id, run_branch
 from squad.domain.review import Finding, TestResult, veto_on_tests
 from squad.domain.task import Done, Phase, Review, Settle, Work, next_step
 from squad.orchestration.executor import TaskOutcome, TaskSpec
@@ -93,20 +93,30 @@ class TaskFlow:
     async def _work(self, step: Work) -> None:
         ts, ws = self.ts, self.rc.workspace
         deps = [d.commit for d in self.spec.dependencies]
-        if step.round == 0:
+        extra: list[str] = []
+        conflicted: list[str] = []
+        round_base: str | None = None  # where a conflict round starts: the run branch, not the task's base
+        if step.kind == "conflict":
+            round_base = (ts.round_base if step.restart else None) or ws.tip(run_branch(self.rc.run_id))
+            start = round_base or self.spec.base_commit
+        elif step.round == 0:
             start, extra = (deps[0], deps[1:]) if deps else (self.spec.base_commit, [])
         else:
-            start, extra = ts.commit or self.spec.base_commit, []
+            start = ts.commit or self.spec.base_commit
         lease = await self._lease(step.round, start)
         if step.restart:
             # An interrupted attempt starts over from its round's base, never on top of its leftovers.
-            await self.rc.in_thread(ws.reset, lease, (ts.base_commit if step.round == 0 else ts.commit) or start)
+            base = round_base if step.kind == "conflict" else ts.base_commit if step.round == 0 else ts.commit
+            await self.rc.in_thread(ws.reset, lease, base or start)
         elif extra:
             conflicts = await self.rc.in_thread(ws.merge_commits, lease, extra)
             if conflicts:
                 reason = "the approved work of its dependencies conflicts"
                 self.rc.emit(TaskStatus(task=self.pt.id, status=Phase.CONFLICT.value, reason=reason, files=conflicts))
                 return
+        if step.kind == "conflict" and ts.commit:
+            # The task's approved change, merged onto the run branch; git leaves the conflicts for the agent.
+            conflicted = await self.rc.in_thread(ws.merge_commits, lease, [ts.commit], keep_conflicts=True)
         # A fresh or reset worktree gets its copies, links and setup; a failing setup fails the task, not the agent.
         failure = await make_ready(self.rc, lease, self.pt.id, setup_again=True)
         if failure:
@@ -122,11 +132,13 @@ class TaskFlow:
                 round=step.round,
                 lease=lease.task,
                 branch=lease.branch,
-                base_commit=task_base,
+                base_commit=round_base or task_base,
+                kind=step.kind,
             )
         )
         author = self.rc.config.team.get(step.author)
-        result = await self._agent(author, lease, task_base, step.round)
+        diff_base = round_base or task_base
+        result = await self._agent(author, lease, diff_base, step, conflicted)
         if result.stop_reason == "cancelled":  # Ctrl-C: the worktree stays as it is for a resume
             raise asyncio.CancelledError
         message = _commit_message(self.pt.id, self.pt.goal, result)
@@ -147,7 +159,9 @@ class TaskFlow:
             )
         )
 
-    async def _agent(self, author: Charter, lease: Lease, task_base: str, round_: int) -> AgentResult:
+    async def _agent(
+        self, author: Charter, lease: Lease, task_base: str, step: Work, conflicted: list[str]
+    ) -> AgentResult:
         rc = self.rc
         assert rc.pack is not None
         allowed = frozenset(allowed_tools(author)) - {"submit_verdict"}
@@ -166,7 +180,7 @@ class TaskFlow:
             toolbox=rc.toolbox,
             ctx=ctx,
             system=agent_system(rc.pack, author, allowed),
-            prompt=self._work_prompt(author, round_),
+            prompt=self._work_prompt(author, step, conflicted),
             limits=self._limits(),
             emit=rc.agent_emit(self.pt.id, lease.task),
         )
@@ -174,7 +188,7 @@ class TaskFlow:
     def _limits(self) -> AgentLimits:
         return AgentLimits.from_limits(self.rc.config.limits, self.rc.config.settings.models.max_tokens)
 
-    def _work_prompt(self, author: Charter, round_: int) -> str:
+    def _work_prompt(self, author: Charter, step: Work, conflicted: list[str]) -> str:
         ts, pt = self.ts, self.pt
         parts = [prompts.render("work", task=pt.id, goal=pt.goal)]
         if pt.files:
@@ -182,14 +196,22 @@ class TaskFlow:
         if self.spec.dependencies:
             deps = [f"- {d.task} ({d.agent}): {d.summary or 'approved'}" for d in self.spec.dependencies]
             parts.append("This builds on approved work already in your worktree:\n" + "\n".join(deps))
-        if round_:
-            findings: tuple[Finding, ...] = ts.verdicts[-1].findings if ts.verdicts else ()
+        if step.kind == "conflict":
+            files = ", ".join(conflicted) or "(none left: git merged it cleanly; check that it still works)"
+            parts.append(prompts.render("work_conflict", round=step.round, files=files))
+        elif step.round and ts.verdicts and not ts.verdicts[-1].approved:
+            findings: tuple[Finding, ...] = ts.verdicts[-1].findings
             before = ", ".join(a for a in ts.authors if a != author.name) or "another specialist"
             parts.append(
                 prompts.render(
-                    "work_revision", round=round_, before=before, findings="\n".join(f.line_text() for f in findings)
+                    "work_revision",
+                    round=step.round,
+                    before=before,
+                    findings="\n".join(f.line_text() for f in findings),
                 )
             )
+        if ts.notes:
+            parts.append(prompts.render("work_notes", notes="\n".join(f"- {n}" for n in ts.notes)))
         parts.append(prompts.render("work_end", request=self.spec.request))
         return "\n\n".join(parts)
 
@@ -201,7 +223,8 @@ class TaskFlow:
         reviewers = sorted(rc.config.team.reviewers, key=lambda c: c.name)
         author = ts.authors[-1] if ts.authors else self.pt.agent
         lease = await self._lease(step.round, ts.commit or self.spec.base_commit)
-        task_base = ts.base_commit or lease.base_commit
+        conflict_round = ts.round_kind == "conflict"
+        task_base = (ts.round_base if conflict_round else ts.base_commit) or lease.base_commit
         rc.emit(ReviewStarted(task=self.pt.id, reviewer=", ".join(c.name for c in reviewers), round=step.round))
         tests: TestResult | None = None
         if settings.commands.test.strip():
@@ -229,6 +252,10 @@ class TaskFlow:
             goal=self.pt.goal,
             summary=ts.summary or "(none)",
             tests=test_text,
+            kind=_review_kind(ts.round_kind, ts.conflicts),
+            notes=("\n## Guidance from the people running this team\n" + "\n".join(f"- {n}" for n in ts.notes) + "\n")
+            if ts.notes
+            else "",
             baseline=baseline_text(baseline),
             diff=diff.strip() or "(no changes)",
         )
@@ -261,6 +288,20 @@ class TaskFlow:
         else:
             for name in newly_locked:
                 rc.emit(LockedOut(task=self.pt.id, agent=name))
+
+
+def _review_kind(kind: str, conflicts: list[str]) -> str:
+    """What the reviewer should know about the round's kind (empty for ordinary work)."""
+    if kind == "conflict":
+        return (
+            "\nThis is a conflict round: the task's approved change was re-applied on top of the run branch (where "
+            f"other approved tasks were merged first) and its conflicts in {', '.join(conflicts) or '?'} resolved. "
+            "The diff is against the run branch: judge that the resolution keeps both this task's change and "
+            "the work already there, with no conflict markers left.\n"
+        )
+    if kind == "retry":
+        return "\nA person reopened this task with guidance (below); judge the work against it too.\n"
+    return ""
 
 
 def _commit_message(task: str, goal: str, result: AgentResult) -> str:

@@ -23,8 +23,9 @@ from typing import Any
 from squad.agents.context import ContextPack
 from squad.domain.events import Event, FragmentsMerged, JobStarted, RunFinished, TaskStatus
 from squad.domain.ids import check_run, run_branch, task_branch
+from squad.domain.plan import PlanTask
 from squad.domain.state import RunState
-from squad.domain.task import APPROVED, Phase
+from squad.domain.task import Phase
 from squad.domain.usage import Limits, Spend
 from squad.errors import SquadError, UsageError
 from squad.infra.fragments import Fragment, FragmentError, find_fragments, merge_records
@@ -34,9 +35,10 @@ from squad.infra.ledger import merge_entries, render_run_ledger
 from squad.infra.remote import Remote, check_remote, fetch_commit, push_branch, remote_tip
 from squad.orchestration.config import RunConfig
 from squad.orchestration.context import ModelFactory, RunContext
-from squad.orchestration.integrate import integrate
-from squad.orchestration.jobs import job_context, release_leases, spent_totals
-from squad.orchestration.report import RunReport, build_report, run_decisions, run_status
+from squad.orchestration.flow import LocalExecutor
+from squad.orchestration.integrate import Integration, integrate_settled
+from squad.orchestration.jobs import job_context, release_leases, spent_totals, task_spec
+from squad.orchestration.report import RunReport, build_report, run_decisions
 from squad.orchestration.task_job import plan_fragment
 
 MERGED = "merged.json"
@@ -113,25 +115,29 @@ async def _integrate(rc: RunContext, remote: Remote) -> RunReport:
     lease = await rc.in_thread(rc.workspace.integration, run, seen or state.base_commit or "HEAD")
     rc.leases["_integration"] = lease
     rc.pack = await rc.in_thread(ContextPack.build, root, rc.config.settings, state.context_commit or lease.base_commit)
-    status, conflicts = await _merge_approved(rc)
+    result = await _merge_settled(rc)
     head = await rc.in_thread(rc.workspace.head, lease.path)
     if remote.push and any(state.tasks[t].merged for t in state.tasks) and head != seen:
         await rc.in_thread(push_branch, root, remote, head, target, expect=seen)
-    report = build_report(state, status, conflicts=conflicts, decisions=run_decisions(rc.journal.ledger_path))
-    rc.emit(RunFinished(status=status, error=report.error, cost_usd=report.cost_usd))
+    decisions = run_decisions(rc.journal.ledger_path)
+    report = build_report(
+        state, result.status, conflicts=result.conflicts, decisions=decisions, not_merged=result.not_merged
+    )
+    rc.emit(RunFinished(status=result.status, error=report.error, cost_usd=report.cost_usd))
     report.usage = state.usage_report()
     report.budget = budget_report(state, rc.runtime.book.limits)
     rc.journal.write_report(report.to_dict())
     return report
 
 
-async def _merge_approved(rc: RunContext) -> tuple[str, list[str]]:
-    """The local run's integration step: merge when every task was approved; else the run's status says why."""
-    phases = [ts.phase for ts in rc.state.tasks.values()]
-    if not all(phase in APPROVED for phase in phases):
-        return run_status(phases), []
-    result = await integrate(rc)
-    return result.status, result.conflicts
+async def _merge_settled(rc: RunContext) -> Integration:
+    """The local run's integration step, with conflict rounds run here by the local executor."""
+    executor = LocalExecutor(rc)
+
+    async def resolve(pt: PlanTask) -> Phase:
+        return (await executor.run_task(task_spec(rc.state, rc.run_id, pt))).phase
+
+    return await integrate_settled(rc, resolve)
 
 
 def budget_report(state: RunState, limits: Limits) -> dict[str, Any]:

@@ -36,9 +36,9 @@ class RunReport:
     """What a run did and what happens next; written to report.json and printed by `squad run`."""
 
     run: str
-    status: str  # done | needs_human | failed | conflict | tests_failed | baseline_failed | interrupted
+    status: str  # done | partial | needs_human | failed | conflict | tests_failed | baseline_failed | interrupted
     task: str
-    branch: str
+    branch: str | None  # squad/<run>, when work was merged into it
     base_commit: str | None = None
     tasks: list[TaskReport] = field(default_factory=list)
     decisions: list[dict[str, Any]] = field(default_factory=list)
@@ -48,6 +48,8 @@ class RunReport:
     cache_hit_rate: float = 0.0
     needs_human: list[str] = field(default_factory=list)
     conflicts: list[str] = field(default_factory=list)
+    merged: list[str] = field(default_factory=list)
+    not_merged: dict[str, str] = field(default_factory=dict)  # task -> why it was not merged
     applied: bool = False
     error: str | None = None
     next_command: str = ""
@@ -84,6 +86,7 @@ def build_report(
     error: str | None = None,
     conflicts: list[str] | None = None,
     decisions: list[dict[str, Any]] | None = None,
+    not_merged: dict[str, str] | None = None,
 ) -> RunReport:
     """The report of a run in `status`, from its folded state."""
     tasks: list[TaskReport] = []
@@ -117,9 +120,13 @@ def build_report(
             failed.append(f"task {pt.id}: {ts.reason}")
     if status == "failed" and error is None:  # say why, e.g. which budget stopped an agent and the key to raise
         error = "; ".join(failed) or None
-    branch = run_branch(state.run)
+    merged = [t for t, ts in state.tasks.items() if ts.merged]
+    branch = run_branch(state.run) if merged else None
+    retry = next((t for t, ts in state.tasks.items() if ts.phase.value in ("needs_human", "failed", "conflict")), None)
     if status == "done":
         nxt = "(merged into your branch)" if state.applied else f"git merge {branch}"
+    elif status == "partial":
+        nxt = f"git merge {branch} (the merged part), or: squad run --resume {state.run} --retry {retry} --note '...'"
     elif status == "baseline_failed":
         nxt = f"fix the failing tests on your branch, or: squad run --resume {state.run} --allow-failing-baseline"
     elif status in ("interrupted", "failed"):
@@ -141,6 +148,8 @@ def build_report(
         cache_hit_rate=round(state.spend.cache_hit_rate, 4),
         needs_human=needs_human,
         conflicts=conflicts or [],
+        merged=merged,
+        not_merged=dict(not_merged or {}),
         applied=state.applied,
         error=error,
         next_command=nxt,

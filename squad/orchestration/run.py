@@ -29,12 +29,13 @@ from squad.domain.events import (
     RunFinished,
     RunResumed,
     RunStarted,
+    TaskReopened,
     TaskStatus,
 )
 from squad.domain.ids import new_run_id, slugify
 from squad.domain.plan import Plan, PlanTask
 from squad.domain.state import RunState
-from squad.domain.task import APPROVED, Phase
+from squad.domain.task import Phase
 from squad.domain.usage import SpendTotals
 from squad.errors import RunError, SquadError, UsageError
 from squad.infra.journal import Journal
@@ -44,9 +45,10 @@ from squad.orchestration.config import RunConfig
 from squad.orchestration.context import ModelFactory, RunContext
 from squad.orchestration.executor import Dependency, Executor, TaskSpec
 from squad.orchestration.flow import LocalExecutor
-from squad.orchestration.integrate import integrate
+from squad.orchestration.integrate import integrate_settled
+from squad.orchestration.people import person_name, reopen
 from squad.orchestration.planner import make_plan
-from squad.orchestration.report import RunReport, build_report, run_decisions, run_status
+from squad.orchestration.report import RunReport, build_report, run_decisions
 from squad.orchestration.scheduler import schedule
 
 if TYPE_CHECKING:
@@ -114,8 +116,19 @@ class Coordinator:
         finally:
             await runtime.aclose()
 
-    async def run(self, task_text: str = "", *, agent: str | None = None, resume: str | None = None) -> RunReport:
+    async def run(
+        self,
+        task_text: str = "",
+        *,
+        agent: str | None = None,
+        resume: str | None = None,
+        retry: str | None = None,
+        note: str | None = None,
+    ) -> RunReport:
         """Run (or resume) a task end to end and return the report (also written to report.json).
+
+        `retry` (with `resume`) reopens a task that needs a person, failed or conflicts, with an optional `note`
+        for the agent and the reviewer; its lockout starts afresh and spend continues from the journal.
 
         Raises:
             UsageError: unknown or reviewer `agent`, no reviewer in the team, unknown `resume` run.
@@ -145,10 +158,17 @@ class Coordinator:
                 raise UsageError("the task is empty", hint='squad run "what the team should do"')
             journal = Journal(config.root, new_run_id())
         with journal.lock():
-            return await self._locked_run(journal, ws, task_text, agent, resume)
+            return await self._locked_run(journal, ws, task_text, agent, resume, retry, note)
 
     async def _locked_run(
-        self, journal: Journal, ws: Workspace, task_text: str, agent: str | None, resume: str | None
+        self,
+        journal: Journal,
+        ws: Workspace,
+        task_text: str,
+        agent: str | None,
+        resume: str | None,
+        retry: str | None,
+        note: str | None,
     ) -> RunReport:
         config = self.config
         journal.create()
@@ -156,6 +176,8 @@ class Coordinator:
         if resume:
             if state.status == "done":
                 raise UsageError(f"run {resume} already finished", hint=f"its branch is squad/{resume}")
+            if retry is not None:
+                reopen(state, retry)  # validates before anything is written
             task_text, agent = state.task_text, agent or state.agent
             base = state.base_commit or resolve_commit(config.root)
         else:
@@ -165,6 +187,8 @@ class Coordinator:
             journal.listeners.append(self.on_event)
         started = RunResumed if resume else RunStarted
         journal.emit(started(run=journal.run, task_text=task_text, base_commit=base, agent=agent))
+        if retry is not None:
+            journal.emit(TaskReopened(task=retry, person=person_name(config.root), note=note or None))
         pool = ThreadPoolExecutor(
             max_workers=config.settings.concurrency.max_agents, thread_name_prefix=f"squad-{journal.run}"
         )
@@ -207,6 +231,7 @@ class _Run:
     def __init__(self, rc: RunContext, agent: str | None) -> None:
         self.rc = rc
         self.agent = agent
+        self.not_merged: dict[str, str] = {}
 
     @property
     def state(self) -> RunState:
@@ -233,17 +258,14 @@ class _Run:
                     rc.emit(
                         TaskStatus(task=tid, status=Phase.BLOCKED.value, reason="a task it depends on was not approved")
                     )
-            if all(phase in APPROVED for phase in outcome.values()):
-                result = await integrate(rc)
-                status, conflicts = result.status, result.conflicts
-                if status == "done" and rc.config.apply:
-                    try:
-                        rc.emit(Applied(branch=await rc.in_thread(rc.workspace.apply, rc.run_id)))
-                    except SquadError as exc:
-                        rc.emit(ApplyRefused(reason=exc.message))
-                        raise
-            else:
-                status = run_status(list(outcome.values()))
+            result = await integrate_settled(rc, run_one)
+            status, conflicts, self.not_merged = result.status, result.conflicts, result.not_merged
+            if status == "done" and rc.config.apply:
+                try:
+                    rc.emit(Applied(branch=await rc.in_thread(rc.workspace.apply, rc.run_id)))
+                except SquadError as exc:
+                    rc.emit(ApplyRefused(reason=exc.message))
+                    raise
         except asyncio.CancelledError:
             task = asyncio.current_task()
             if task is not None:
@@ -261,7 +283,9 @@ class _Run:
     async def _finish(self, status: str, error: str | None, conflicts: list[str]) -> RunReport:
         rc = self.rc
         decisions = run_decisions(rc.journal.ledger_path)
-        report = build_report(self.state, status, error=error, conflicts=conflicts, decisions=decisions)
+        report = build_report(
+            self.state, status, error=error, conflicts=conflicts, decisions=decisions, not_merged=self.not_merged
+        )
         rc.emit(RunFinished(status=status, error=report.error, cost_usd=report.cost_usd))
         report.usage = self.state.usage_report()
         rc.journal.write_report(report.to_dict())

@@ -11,6 +11,8 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import subprocess
+import time
 from pathlib import Path
 from typing import Any
 
@@ -240,3 +242,157 @@ def test_a_run_spread_over_simulated_runners(tmp_path: Path) -> None:
     head = sh_git(remote, "rev-parse", branch).strip()
     assert squad(integ, "integrate", run, "--from", str(art)).returncode == 0
     assert sh_git(remote, "rev-parse", branch).strip() == head
+
+
+# ---------------------------------------------------------------------------------------------------------
+# budgets across jobs: priced calls over real HTTP (the loopback Messages API), one slice per task job
+
+
+@pytest.mark.timeout(300)
+def test_each_job_spends_within_its_slice_and_integrate_reports_the_total(tmp_path: Path) -> None:
+    from messages_server import MessagesServer, Reply
+
+    settings = '[models]\ndefault = "claude-sonnet-5-5"\n[retry]\nbase_delay_s = 0.01\n'
+    remote = make_remote(tmp_path, settings=settings)
+    art = tmp_path / "artifacts"
+    plan = [
+        {"id": "small", "agent": "backend", "goal": "small.py", "files": ["small.py"]},
+        {"id": "big", "agent": "tester", "goal": "Read a lot.", "files": ["BIG.md"]},
+        {"id": "after", "agent": "backend", "goal": "after.py", "files": ["after.py"], "depends_on": ["big"]},
+    ]
+    reading = Reply(tool_calls=[tool("read_file", path="README.md")], usage={"output_tokens": 4000})  # $0.04 each
+    with MessagesServer(api_key="sk-ant-matrix") as server:
+        server.script("lead/plan", Reply(tool_calls=[tool("submit_plan", tasks=plan)]))
+        server.script(
+            "backend/small",
+            Reply(tool_calls=[tool("write_file", path="small.py", content="S = 1\n")]),
+            Reply(tool_calls=[tool("finish", summary="small")]),
+        )
+        server.script("reviewer/small", Reply(tool_calls=[APPROVE]))
+        server.script("tester/big", *[reading] * 8)
+        env = {**os.environ, "ANTHROPIC_BASE_URL": server.url, "ANTHROPIC_API_KEY": "sk-ant-matrix"}
+
+        out = squad(runner(remote, tmp_path, "plan"), "plan", "two things", "--out", str(art / "plan"), "--matrix",
+                    "--max-cost", "0.30", env=env)  # fmt: skip
+        assert out.returncode == 0, out.stderr
+        run = json.loads(out.stdout)["run"]
+        for task, code in (("small", 0), ("big", 1)):
+            job = squad(runner(remote, tmp_path, task), "task", run, task, "--from", str(art / "plan"),
+                        "--out", str(art / task), env=env)  # fmt: skip
+            assert job.returncode == code, job.stderr + job.stdout
+        after = squad(runner(remote, tmp_path, "after"), "task", run, "after", "--from", str(art), "--out",
+                      str(art / "after"), env=env)  # fmt: skip
+        assert after.returncode == 1 and "blocked" in after.stdout
+        calls_before_integrate = len(server.requests)
+        done = squad(runner(remote, tmp_path, "integrate"), "integrate", run, "--from", str(art), "--json", env=env)
+        assert len(server.requests) == calls_before_integrate  # integration called no model
+
+    split = next(r for r in _records(art / "plan") if r["type"] == "budget_split")
+    assert split["shares"] == 3 and split["run"]["run_usd"] == 0.30
+    planning = sum(r["cost_usd"] for r in _records(art / "plan") if r["type"] == "model_call")
+    assert split["task"]["run_usd"] == pytest.approx((0.30 - planning) / 3)
+    assert split["max_parallel"] == 2 and split["rates"]["requests_per_minute"] == 25  # 50/min over 2 jobs at once
+
+    # `big` was stopped by its slice, not by the run's budget, and overshot it by less than one call
+    big = _records(art / "big")
+    costs = [r["cost_usd"] for r in big if r["type"] == "model_call"]
+    assert 0 < len(costs) < 8 and sum(costs) > split["task"]["run_usd"]
+    assert sum(costs) - max(costs) <= split["task"]["run_usd"]
+    failed = next(r for r in big if r["type"] == "task_status")
+    assert failed["status"] == "failed" and "run_usd" in failed["reason"]
+    # its dependent never started: blocked, without a model call
+    assert [r["status"] for r in _records(art / "after") if r["type"] == "task_status"] == ["blocked"]
+    assert not [r for r in _records(art / "after") if r["type"] == "model_call"]
+
+    # what was approved is merged; integrate reports the total of every job against the run's budget
+    report = json.loads(done.stdout)
+    assert done.returncode == 1 and report["status"] == "partial"
+    assert sh_git(remote, "show", f"squad/{run}:small.py") == "S = 1\n"
+    per_job = [
+        sum(r["cost_usd"] for r in _records(art / n) if r["type"] == "model_call")
+        for n in ("plan", "small", "big", "after")
+    ]
+    budget = report["budget"]
+    assert budget["spent_usd"] == pytest.approx(sum(per_job), abs=1e-6) == pytest.approx(report["cost_usd"], abs=1e-6)
+    assert budget["limit_usd"] == 0.30 and budget["spent_usd"] <= 0.30 and budget["jobs"] == 3
+
+
+# ---------------------------------------------------------------------------------------------------------
+# a run started locally (`squad run`) is integrated by the same `squad integrate`
+
+
+def _run_journal(runs: Path, proc: subprocess.Popen[str], timeout: float = 60) -> Path:
+    """The events.jsonl of the (only) run, once `squad run` has created it."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = sorted(runs.glob("*/events.jsonl")) if runs.is_dir() else []
+        if found:
+            return found[0]
+        if proc.poll() is not None:
+            raise AssertionError(f"squad run exited ({proc.returncode}): {proc.communicate()}")
+        time.sleep(0.05)
+    raise AssertionError("no run folder appeared")
+
+
+SLOW_TEST = """import os, sys, time
+# The run's integration (in its _integration worktree, after the merges) waits while the flag file exists.
+if os.path.basename(os.getcwd()) == "_integration" and os.path.exists("app.py"):
+    while os.path.exists(sys.argv[1]):
+        time.sleep(0.05)
+"""
+
+
+@pytest.mark.timeout(300)
+def test_a_local_run_killed_while_integrating_is_finished_by_squad_integrate(repo: Path, tmp_path: Path) -> None:
+    from matrix_support import CHARTERS, PY
+
+    flag = tmp_path / "hold-integration"
+    flag.touch()
+    (repo / "slowtest.py").write_text(SLOW_TEST)
+    agents = repo / ".squad" / "agents"
+    agents.mkdir(parents=True)
+    for name, front in CHARTERS.items():
+        (agents / f"{name}.md").write_text(f"---\n{front}---\nYou are the {name}.\n")
+    (repo / ".squad" / "squad.toml").write_text(f'[commands]\ntest = "{PY} slowtest.py {flag}"\n')
+    (repo / ".gitignore").write_text(".squad/runs/\n__pycache__/\n")
+    sh_git(repo, "add", "-A")
+    sh_git(repo, "commit", "-qm", "team")
+    plan = [PLAN[0], {"id": "docs", "agent": "tester", "goal": "DOCS.md", "files": ["DOCS.md"]}]
+    script = {
+        "version": 1,
+        "scripts": [
+            {"agent": "lead", "task": "plan", "turns": [{"tool_calls": [tool("submit_plan", tasks=plan)]}]},
+            {"agent": "backend", "task": "api", "turns": [
+                {"tool_calls": [tool("write_file", path="app.py", content="def health():\n    return 'ok'\n")]},
+                {"tool_calls": [tool("record_decision", title="Plain health", decision="A function.")]},
+                {"tool_calls": [tool("finish", summary="api")]},
+            ]},
+            {"agent": "tester", "task": "docs", "turns": [
+                {"tool_calls": [tool("write_file", path="DOCS.md", content="docs\n")]},
+                {"tool_calls": [tool("finish", summary="docs")]},
+            ]},
+            {"agent": "reviewer", "turns": [{"tool_calls": [APPROVE]}]},
+            {"agent": "reviewer", "turns": [{"tool_calls": [APPROVE]}]},
+        ],
+    }  # fmt: skip
+    model = write_script(tmp_path / "local.yaml", script)
+    proc = popen(repo, "run", "health and docs", "--model", model)
+    journal = _run_journal(repo / ".squad" / "runs", proc)
+    wait_for(journal, proc, lambda e: e["type"] == "tests" and e.get("where") == "api")
+    wait_for(journal, proc, lambda e: e["type"] == "ledger_committed")  # both merged; now the tests hold
+    proc.kill()
+    assert finish(proc)[0] == -9
+    run = journal.parent.name
+    merges = sh_git(repo, "rev-list", "--merges", "--count", f"squad/{run}").strip()
+    flag.unlink()
+
+    refused = squad(repo, "integrate", run)  # a local repository has no remote to push to: a clear error
+    assert refused.returncode == 2 and "no git remote 'origin'" in refused.stderr and "--no-push" in refused.stderr
+    done = squad(repo, "integrate", run, "--no-push", "--model", model)
+    assert done.returncode == 0, done.stderr + done.stdout
+    records = read_events(journal)
+    assert [r["task"] for r in records if r["type"] == "merged"] == ["api", "docs"]  # not merged again
+    assert sh_git(repo, "rev-list", "--merges", "--count", f"squad/{run}").strip() == merges
+    assert records[-1]["type"] == "run_finished" and records[-1]["status"] == "done"
+    assert sh_git(repo, "show", f"squad/{run}:DOCS.md") == "docs\n"
+    assert json.loads(squad(repo, "runs", "--json").stdout)[0]["status"] == "done"

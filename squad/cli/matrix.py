@@ -71,6 +71,7 @@ def plan_out(config: RunConfig, task: str, out: Path, *, matrix: bool, max_waves
         say,
     )
     if not outcome.ok:
+        _github_output({"run": outcome.run})  # the workflow still uploads the journal, to show what happened
         say(f"error: {outcome.error}")
         say(f"the run's journal so far is in {outcome.fragment}; `squad log {outcome.run}` shows it here")
         return 1

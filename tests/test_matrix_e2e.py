@@ -396,3 +396,52 @@ def test_a_local_run_killed_while_integrating_is_finished_by_squad_integrate(rep
     assert records[-1]["type"] == "run_finished" and records[-1]["status"] == "done"
     assert sh_git(repo, "show", f"squad/{run}:DOCS.md") == "docs\n"
     assert json.loads(squad(repo, "runs", "--json").stdout)[0]["status"] == "done"
+
+
+# ---------------------------------------------------------------------------------------------------------
+# the integrate job merges with the local run's conflict rules: a conflict round, run in that job
+
+
+@pytest.mark.timeout(300)
+def test_a_merge_conflict_between_two_jobs_gets_its_conflict_round_in_the_integrate_job(tmp_path: Path) -> None:
+    remote = make_remote(tmp_path)
+    art = tmp_path / "artifacts"
+
+    def worker(agent: str, lease: str, content: str) -> dict[str, Any]:
+        write = {"tool_calls": [tool("write_file", path="same.txt", content=content)]}
+        return {"agent": agent, "task": lease, "turns": [write, {"tool_calls": [tool("finish", summary=lease)]}]}
+
+    plan = [{"id": "one", "agent": "backend", "goal": "same.txt"}, {"id": "two", "agent": "tester", "goal": "same.txt"}]
+    model = write_script(
+        tmp_path / "conflict.yaml",
+        {
+            "version": 1,
+            "scripts": [
+                {"agent": "lead", "task": "plan", "turns": [{"tool_calls": [tool("submit_plan", tasks=plan)]}]},
+                worker("backend", "one", "A\n"),
+                worker("tester", "two", "B\n"),
+                worker("tester", "two-r1", "A\nB\n"),  # the conflict round: two's author resolves the markers
+                *(
+                    {"agent": "reviewer", "task": t, "turns": [{"tool_calls": [APPROVE]}]}
+                    for t in ("one", "two", "two-r1")
+                ),
+            ],
+        },
+    )
+    out = squad(runner(remote, tmp_path, "plan"), "plan", "twice", "--out", str(art / "plan"), "--model", model)
+    assert out.returncode == 0, out.stderr
+    run = next(r for r in _records(art / "plan") if r["type"] == "run_started")["run"]
+    jobs = {t: popen(runner(remote, tmp_path, t), "task", run, t, "--from", str(art / "plan"), "--out", str(art / t),
+                     "--model", model) for t in ("one", "two")}  # fmt: skip
+    assert all(finish(p)[0] == 0 for p in jobs.values())
+    integ = runner(remote, tmp_path, "integrate")
+    done = squad(integ, "integrate", run, "--from", str(art), "--model", model, "--json")
+    assert done.returncode == 0, done.stderr + done.stdout
+    report = json.loads(done.stdout)
+    assert report["status"] == "done" and report["merged"] == ["one", "two"]
+    assert sh_git(remote, "show", f"squad/{run}:same.txt") == "A\nB\n"
+    events = read_events(integ / ".squad" / "runs" / run / "events.jsonl")
+    job = next(i for i, e in enumerate(events) if e["type"] == "job_started" and e["job"] == "integrate")
+    mine = events[job:]
+    assert [e["files"] for e in mine if e["type"] == "conflict"] == [["same.txt"]]
+    assert [(e["task"], e["round"], e["kind"]) for e in mine if e["type"] == "task_started"] == [("two", 1, "conflict")]

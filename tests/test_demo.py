@@ -26,6 +26,15 @@ def test_demo_runs_the_whole_pipeline_offline(tmp_path: Path) -> None:
     run, branch = report["run"], report["branch"]
     events = [json.loads(line) for line in (target / ".squad" / "runs" / run / "events.jsonl").read_text().splitlines()]
 
+    # The lead read the code before planning: its read_file ran in its read-only view, before the plan.
+    kinds = [e["type"] for e in events]
+    lead_calls = [e for e in events[: kinds.index("plan")] if e["type"] == "agent.tool_call" and e["task"] == "plan"]
+    assert [(e["agent"], e["name"], e["is_error"]) for e in lead_calls] == [
+        ("lead", "read_file", False),
+        ("lead", "submit_plan", False),
+    ]
+    assert "class Shelf" in lead_calls[0]["result"]
+
     # At least three specialists worked in parallel: three tasks started before the first one was committed.
     kinds = [e["type"] for e in events]
     first_commit = kinds.index("task_committed")

@@ -110,7 +110,9 @@ def test_a_recorded_run_replays_offline_to_the_same_result(repo: Path, tmp_path:
     assert [d["title"] for d in second["decisions"]] == [d["title"] for d in first["decisions"]]
     # every task has a transcript in the run folder: the author's and reviewer's turns, tool and model calls
     transcripts = repo / ".squad" / "runs" / recorded / "transcripts"
-    assert sorted(p.name for p in transcripts.iterdir()) == ["api.jsonl", "check.jsonl", "notes.jsonl"]
+    assert sorted(p.name for p in transcripts.iterdir()) == ["api.jsonl", "check.jsonl", "notes.jsonl", "plan.jsonl"]
+    lead = [json.loads(line) for line in (transcripts / "plan.jsonl").read_text().splitlines()]
+    assert {r["agent"] for r in lead} == {"lead"} and "agent.agent_stop" in {r["type"] for r in lead}
     notes = [json.loads(line) for line in (transcripts / "notes.jsonl").read_text().splitlines()]
     assert {r["agent"] for r in notes} == {"tester", "backend", "reviewer"}  # both rounds, both reviews
     calls = [r for r in notes if r["type"] == "agent.tool_call"]

@@ -203,3 +203,23 @@ def test_finish_and_submit_verdict_end_the_session(repo: Path) -> None:
     }
     no_ledger = call(ctx, "record_decision", {"title": "t", "decision": "d"})
     assert no_ledger.is_error and "no decisions ledger" in no_ledger.content
+
+
+def test_replacing_keeps_the_offered_specs_and_refuses_a_different_one() -> None:
+    from squad.agents.tools import SubmitPlan
+
+    class Quiet(SubmitPlan):
+        async def execute(self, args: dict[str, Any], ctx: ToolContext) -> ToolResult:
+            return ToolResult("mine", finished=True)
+
+    box = default_toolbox()
+    replaced = box.replacing(Quiet())
+    assert replaced.specs() == box.specs()  # the shared prefix does not move
+
+    class Other(BaseTool):
+        name = "submit_plan"
+        description = "something else"
+        Args = Args
+
+    with pytest.raises(ValueError, match="same spec"):
+        box.replacing(Other())

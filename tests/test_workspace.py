@@ -431,3 +431,24 @@ def test_lease_refuses_a_branch_checked_out_elsewhere(repo: Path) -> None:
     with pytest.raises(WorkspaceError, match="already checked out"):
         ws.lease(RUN, "mine")
     assert git(repo, "symbolic-ref", "--short", "HEAD").strip() == f"squad/{RUN}--mine"
+
+
+def test_view_is_a_detached_worktree_of_the_commit_reused_and_released(repo: Path) -> None:
+    ws = Workspace(repo)
+    first = git(repo, "rev-parse", "HEAD").strip()
+    (repo / "later.txt").write_text("later\n")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "later")
+    run = new_run_id()
+    view = ws.view(run, first)
+    assert view.base_commit == first and view.branch == "" and not (view.path / "later.txt").exists()
+    assert git(view.path, "rev-parse", "HEAD").strip() == first
+    assert "squad/" not in git(repo, "branch", "--list")  # a view writes no branch
+    (view.path / "marker").write_text("x")
+    assert ws.view(run, first).path == view.path and (view.path / "marker").exists()  # reused as is
+    moved = ws.view(run, "HEAD")  # another commit: made anew
+    assert (moved.path / "later.txt").exists() and not (moved.path / "marker").exists()
+    with pytest.raises(WorkspaceError):
+        ws.commit(moved, agent="lead", message="no")
+    ws.release(moved)
+    assert not moved.path.exists() and git(repo, "worktree", "list", "--porcelain").count("worktree ") == 1

@@ -62,7 +62,8 @@ def tracked_files(root: Path, commit: str) -> list[str]:
 
 
 def repo_map(files: Iterable[str], max_tokens: int) -> str:
-    """A deterministic map of the repository's files that fits `max_tokens`.
+    """A deterministic listing of the repository's files that fits `max_tokens` (the repo map's file part;
+    `squad.agents.repomap` puts the definitions of the most referenced files before it).
 
     Small repos get the full sorted file list. Bigger ones are summarised per directory (file count
     and a sample of names, shrinking the sample until it fits), then per directory prefix at
@@ -121,7 +122,7 @@ class ContextPack:
 
     @classmethod
     def build(cls, root: Path, settings: Settings, commit: str = "HEAD") -> ContextPack:
-        """Build the pack for `commit` of the repo at `root` (AGENTS.md and the file list come from the commit).
+        """Build the pack for `commit` of the repo at `root` (AGENTS.md and the repo map come from the commit).
 
         The decisions digest comes from the ledger in `root`'s work tree, bounded by
         `settings.context.decisions_tokens` (active decisions first, newest first).
@@ -130,7 +131,9 @@ class ContextPack:
         shown = _git(root, "show", f"{sha}:AGENTS.md")
         agents_md = shown.stdout if shown.returncode == 0 else ""
         agents_md = truncate_to_tokens(agents_md, settings.context.agents_md_tokens, "AGENTS.md")
-        files = tracked_files(root, sha)
+        from squad.agents.repomap import analyze_commit, render  # lazy: ast and the cache are only for a build
+
+        analysis = analyze_commit(root, sha)
         digest = ""
         if settings.context.decisions_tokens:
             from squad.infra.ledger import Ledger  # lazy: the ledger pulls in more than this module needs
@@ -139,7 +142,7 @@ class ContextPack:
         return cls(
             commit=sha,
             agents_md=agents_md,
-            repo_map=repo_map(files, settings.context.repo_map_tokens),
+            repo_map=render(analysis, settings.context.repo_map_tokens, repo_map),
             decisions=digest,
         )
 

@@ -113,6 +113,7 @@ async def run_agent(
     limits: AgentLimits,
     emit: Callable[[AgentEvent], None],
     history: list[Message] | None = None,
+    tool_choice: Callable[[int], str | None] | None = None,
 ) -> AgentResult:
     """Run one specialist until a stop rule fires and return how it ended.
 
@@ -126,6 +127,8 @@ async def run_agent(
         limits: turns, wall-clock timeout and output tokens per call.
         emit: receives every event; it must not block.
         history: earlier messages of this agent's conversation (resume); not modified.
+        tool_choice: the tool the model must call on turn n (1-based), or None to let it choose; e.g. the
+            planner forces `submit_plan` on its last turn. Unset: the model always chooses.
 
     Raises:
         asyncio.CancelledError: after emitting an agent_stop event with stop_reason "cancelled".
@@ -166,7 +169,7 @@ async def run_agent(
     deadline = asyncio.timeout(limits.timeout_s)
     try:
         async with deadline:
-            return await _turns(model, toolbox, ctx, system, limits, state, send, stop)
+            return await _turns(model, toolbox, ctx, system, limits, state, send, stop, tool_choice)
     except TimeoutError:
         if not deadline.expired():
             raise  # a TimeoutError from below that is not ours: a bug to surface, not a stop rule
@@ -185,6 +188,7 @@ async def _turns(
     state: _Loop,
     send: Callable[[AgentEvent], None],
     stop: Callable[..., AgentResult],
+    tool_choice: Callable[[int], str | None] | None = None,
 ) -> AgentResult:
     """The loop proper: one model call per turn, then its tool calls, until a stop rule returns a result."""
     specs = toolbox.specs()
@@ -205,6 +209,7 @@ async def _turns(
             max_tokens=limits.max_tokens,
             agent=ctx.agent,
             task=ctx.task,
+            tool_choice=tool_choice(state.turns) if tool_choice is not None else None,
         )
         try:
             response = await model.complete(request, on_model_event)

@@ -340,8 +340,9 @@ def plan(task: str, as_json: bool, model: str | None) -> None:
         click.echo(json.dumps(result.to_dict(), indent=2))
         return
     table = Table(title=f"plan: {escape(task)}")
-    for col in ("id", "agent", "depends on", "files", "goal"):
+    for col in ("id", "agent", "depends on", "files", "goal", "interfaces"):
         table.add_column(col)
     for t in result.tasks:
-        table.add_row(*(escape(v) for v in (t.id, t.agent, ", ".join(t.depends_on), ", ".join(t.files), t.goal)))
+        row = (t.id, t.agent, ", ".join(t.depends_on), ", ".join(t.files), t.goal, "\n".join(t.interfaces))
+        table.add_row(*(escape(v) for v in row))
     Console().print(table)

@@ -54,6 +54,7 @@ class BudgetSettings(_Section):
     agent_input_tokens: int = Field(1_000_000, ge=0)
     agent_output_tokens: int = Field(100_000, ge=0)
     agent_turns: int = Field(40, ge=0)
+    plan_turns: int = Field(8, ge=0)
     task_timeout_s: float = Field(1800.0, ge=0)
 
 

@@ -31,9 +31,18 @@ class PlannedTask(BaseModel):
     agent: str = Field(description="Name of the specialist who does it.")
     goal: str = Field(description="What done looks like, in a few sentences.")
     files: list[str] = Field(default_factory=list, description="Repo-relative paths the task will likely touch.")
+    interfaces: list[str] = Field(
+        default_factory=list,
+        description="What this task must define or use exactly as written, so tasks running in parallel fit "
+        "together: signatures with their file (`def lend(isbn: str, due: date) -> Loan` in shelf/core.py), "
+        "endpoints, formats.",
+    )
     depends_on: list[str] = Field(
         default_factory=list, description="Ids of tasks whose approved work this one builds on."
     )
+
+
+_TASK_KEYS = frozenset(PlannedTask.model_fields)
 
 
 @dataclass(frozen=True)
@@ -45,6 +54,7 @@ class PlanTask:
     goal: str
     files: tuple[str, ...] = ()
     depends_on: tuple[str, ...] = ()
+    interfaces: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -52,6 +62,7 @@ class PlanTask:
             "agent": self.agent,
             "goal": self.goal,
             "files": list(self.files),
+            "interfaces": list(self.interfaces),
             "depends_on": list(self.depends_on),
         }
 
@@ -63,6 +74,7 @@ class PlanTask:
             goal=str(data.get("goal", "")),
             files=tuple(data.get("files") or ()),
             depends_on=tuple(data.get("depends_on") or ()),
+            interfaces=tuple(data.get("interfaces") or ()),
         )
 
 
@@ -151,7 +163,7 @@ def validate_plan(data: Any, team: Team) -> tuple[Plan | None, list[str]]:
     tasks: list[PlanTask] = []
     for n, item in enumerate(raw, start=1):
         if not isinstance(item, dict):
-            errors.append(f"task #{n}: must be an object with id, agent, goal, files, depends_on")
+            errors.append(f"task #{n}: must be an object with id, agent, goal, files, interfaces, depends_on")
             continue
         tid = item.get("id")
         label = f"task {tid!r}" if isinstance(tid, str) and tid else f"task #{n}"
@@ -177,6 +189,12 @@ def validate_plan(data: Any, team: Team) -> tuple[Plan | None, list[str]]:
         for f in files:
             if problem := bad_path(f):
                 errors.append(f"{label}: file {f!r} {problem}")
+        interfaces = item.get("interfaces") or []
+        if not isinstance(interfaces, list) or not all(isinstance(i, str) and i.strip() for i in interfaces):
+            errors.append(f"{label}: interfaces must be a list of non-empty strings (signatures, names, formats)")
+            interfaces = []
+        if unknown := sorted(set(item) - _TASK_KEYS):
+            errors.append(f"{label}: unknown field(s) {', '.join(unknown)}; a task has {', '.join(sorted(_TASK_KEYS))}")
         if not isinstance(deps, list) or not all(isinstance(d, str) for d in deps):
             errors.append(f"{label}: depends_on must be a list of task ids")
             deps = []
@@ -187,6 +205,7 @@ def validate_plan(data: Any, team: Team) -> tuple[Plan | None, list[str]]:
                 goal=str(goal or ""),
                 files=tuple(files),
                 depends_on=tuple(dict.fromkeys(deps)),
+                interfaces=tuple(i.strip() for i in interfaces),
             )
         )
     ids = {t.id for t in tasks}

@@ -176,6 +176,7 @@ class Limits:
     agent_input_tokens: int | None = None
     agent_output_tokens: int | None = None
     agent_turns: int | None = None
+    plan_turns: int | None = None  # model calls the lead may make while planning; the last must submit the plan
     task_timeout_s: float | None = None
 
     @staticmethod

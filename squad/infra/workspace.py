@@ -34,6 +34,9 @@ from squad.infra.git import identity, run_git
 from squad.infra.locks import LockTimeoutError, hold
 from squad.infra.safefs import multi_link_files
 
+#: Worktree folder of a run's read-only view of its base commit, where the lead reads the code while planning.
+#: Not a valid task id either.
+VIEW = "_plan"
 #: Worktree folder of a run's integration worktree (where merges into `squad/<run>` happen). Not a valid
 #: task id, so it can never collide with a task.
 INTEGRATION = "_integration"
@@ -162,6 +165,29 @@ class Workspace:
         """The run's integration worktree, on branch `squad/<run>` (created from `base` when missing)."""
         check_run(run)
         return self._lease(run, INTEGRATION, run_branch(run), base)
+
+    def view(self, run: str, commit: str) -> Lease:
+        """A detached worktree of `commit` for run `run`, on no branch: what the lead reads while planning.
+
+        It writes no branch, and `commit` refuses it (a lease on no branch). Reused when it is already at
+        `commit` (a resumed run re-plans); `release` removes it.
+        """
+        check_run(run)
+        sha = self._resolve(commit)
+        path = self.worktree_path(run, VIEW)
+        with self._lock("worktrees"):
+            if path.resolve() in self._worktrees() and path.is_dir():
+                head = self._git("rev-parse", "--verify", "-q", "HEAD", cwd=path, check=False).stdout.strip()
+                if head == sha:
+                    sha = ""
+                else:
+                    self._remove_worktree(path)
+                    self._git("worktree", "prune")
+            if sha:
+                self._add(path, ["--detach", str(path), sha], created_branch=None)
+        lease = Lease(run, VIEW, path, "", sha or self._resolve(commit))
+        self._checkout(lease)
+        return lease
 
     def _lease(self, run: str, task: str, branch: str, base: str) -> Lease:
         # Only what must not interleave with other worktree changes runs under the lock; the lock is shared by

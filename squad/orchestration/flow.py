@@ -192,7 +192,9 @@ class TaskFlow:
         ts, pt = self.ts, self.pt
         parts = [prompts.render("work", task=pt.id, goal=pt.goal)]
         if pt.files:
-            parts.append("Files likely involved: " + ", ".join(pt.files))
+            parts.append(prompts.render("work_files", files=", ".join(pt.files)))
+        if pt.interfaces:
+            parts.append(prompts.render("work_interfaces", interfaces="\n".join(f"- {i}" for i in pt.interfaces)))
         if self.spec.dependencies:
             deps = [f"- {d.task} ({d.agent}): {d.summary or 'approved'}" for d in self.spec.dependencies]
             parts.append("This builds on approved work already in your worktree:\n" + "\n".join(deps))

@@ -35,9 +35,10 @@ from squad.infra.ledger import merge_entries, render_run_ledger
 from squad.infra.remote import Remote, check_remote, fetch_commit, push_branch, remote_tip
 from squad.orchestration.config import RunConfig
 from squad.orchestration.context import ModelFactory, RunContext
+from squad.orchestration.executor import task_spec
 from squad.orchestration.flow import LocalExecutor
 from squad.orchestration.integrate import Integration, integrate_settled
-from squad.orchestration.jobs import job_context, release_leases, spent_totals, task_spec
+from squad.orchestration.jobs import job_context, release_leases, spent_totals
 from squad.orchestration.report import RunReport, build_report, run_decisions
 from squad.orchestration.task_job import plan_fragment
 
@@ -135,7 +136,7 @@ async def _merge_settled(rc: RunContext) -> Integration:
     executor = LocalExecutor(rc)
 
     async def resolve(pt: PlanTask) -> Phase:
-        return (await executor.run_task(task_spec(rc.state, rc.run_id, pt))).phase
+        return (await executor.run_task(task_spec(rc.state, pt))).phase
 
     return await integrate_settled(rc, resolve)
 

@@ -15,12 +15,11 @@ from typing import TYPE_CHECKING
 
 from squad.agents.tools import default_toolbox
 from squad.domain.events import BudgetSplit, Event
-from squad.domain.plan import Plan, PlanTask
+from squad.domain.plan import Plan
 from squad.domain.state import RunState
 from squad.domain.usage import Limits, SpendTotals, rate_share
 from squad.infra.workspace import Workspace
 from squad.orchestration.context import ModelFactory, RunContext
-from squad.orchestration.executor import Dependency, TaskSpec
 
 if TYPE_CHECKING:
     from squad.infra.journal import Journal
@@ -111,18 +110,3 @@ def job_config(config: RunConfig, budget: BudgetSplit) -> RunConfig:
     rates = config.settings.rate_limits.model_copy(update=budget.rates)
     settings = config.settings.model_copy(update={"rate_limits": rates})
     return replace(config, settings=settings, limits=Limits.from_dict(budget.task))
-
-
-def task_spec(state: RunState, run: str, pt: PlanTask) -> TaskSpec:
-    """What the executor needs to carry `pt`: its request, base commit, and its dependencies' approved work."""
-    deps = []
-    for d in pt.depends_on:
-        ts = state.tasks[d]
-        deps.append(Dependency(task=d, agent=ts.agent, commit=ts.commit or "", summary=ts.summary))
-    return TaskSpec(
-        run=run,
-        task=pt,
-        request=state.task_text,
-        base_commit=state.base_commit or "HEAD",
-        dependencies=tuple(deps),
-    )

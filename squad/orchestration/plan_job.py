@@ -14,9 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from squad.agents.context import ContextPack, resolve_commit
-from squad.domain.events import ContextBuilt, Event, JobStarted, PlanMade, RunFinished, RunStarted
-from squad.domain.ids import new_run_id, slugify
-from squad.domain.plan import Plan, PlanTask
+from squad.domain.events import ContextBuilt, Event, JobStarted, RunFinished, RunStarted
+from squad.domain.ids import new_run_id
+from squad.domain.plan import Plan
 from squad.domain.state import RunState
 from squad.errors import SquadError, UsageError
 from squad.infra.fragments import write_fragment
@@ -26,7 +26,7 @@ from squad.orchestration.baseline import baseline_error, run_baseline
 from squad.orchestration.config import RunConfig
 from squad.orchestration.context import ModelFactory, RunContext
 from squad.orchestration.jobs import job_context, release_leases, split_budget
-from squad.orchestration.planner import make_plan
+from squad.orchestration.planner import plan_run
 
 PLANNED = "planned"
 BASELINE_FAILED = "baseline_failed"
@@ -116,20 +116,7 @@ async def _plan(rc: RunContext, agent: str | None, max_waves: int | None, out: P
     if not await run_baseline(rc):
         outcome.status, outcome.error = BASELINE_FAILED, baseline_error(rc)
         return outcome
-    if agent is not None:
-        plan = Plan((PlanTask(id=slugify(state.task_text), agent=agent, goal=state.task_text),))
-    else:
-        lead, model = config.lead()
-        plan = await make_plan(
-            task_text=state.task_text,
-            team=config.team,
-            model=rc.model(model),
-            agent=lead,
-            pack=rc.pack,
-            max_tokens=config.settings.models.max_tokens,
-            emit=rc.emit,
-        )
-    rc.emit(PlanMade(tasks=[t.to_dict() for t in plan.tasks]))
+    plan = await plan_run(rc, agent)
     split = split_budget(config, state, plan)
     rc.emit(split)
     outcome.plan, outcome.waves, outcome.max_parallel = plan, plan.waves(), split.max_parallel

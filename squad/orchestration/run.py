@@ -24,7 +24,6 @@ from squad.domain.events import (
     ContextBuilt,
     Event,
     Interrupted,
-    PlanMade,
     Released,
     RunFinished,
     RunResumed,
@@ -32,7 +31,7 @@ from squad.domain.events import (
     TaskReopened,
     TaskStatus,
 )
-from squad.domain.ids import new_run_id, slugify
+from squad.domain.ids import new_run_id
 from squad.domain.plan import Plan, PlanTask
 from squad.domain.state import RunState
 from squad.domain.task import Phase
@@ -43,11 +42,11 @@ from squad.infra.workspace import Workspace
 from squad.orchestration.baseline import baseline_error, run_baseline
 from squad.orchestration.config import RunConfig
 from squad.orchestration.context import ModelFactory, RunContext
-from squad.orchestration.executor import Dependency, Executor, TaskSpec
+from squad.orchestration.executor import Executor, TaskSpec, task_spec
 from squad.orchestration.flow import LocalExecutor
 from squad.orchestration.integrate import integrate_settled
 from squad.orchestration.people import person_name, reopen
-from squad.orchestration.planner import make_plan
+from squad.orchestration.planner import make_plan, plan_run
 from squad.orchestration.report import RunReport, build_report, run_decisions
 from squad.orchestration.scheduler import schedule
 
@@ -96,21 +95,22 @@ class Coordinator:
         return create_model(name, settings=self.config.settings, runtime=runtime)
 
     async def plan(self, task_text: str) -> Plan:
-        """Plan only (`squad plan`): context at HEAD, one planning call (plus one retry), no run folder."""
+        """Plan only (`squad plan`): context at HEAD, the lead reads and plans in a throwaway view, no run folder."""
         if not task_text.strip():
             raise UsageError("the task is empty", hint='squad plan "what the team should do"')
         runtime = self._runtime(None)
         root = self.config.root
         pack = await asyncio.to_thread(ContextPack.build, root, self.config.settings, "HEAD")
-        agent, model_name = self.config.lead()
+        _agent, model_name = self.config.lead()
         try:
             return await make_plan(
+                self.config,
                 task_text=task_text,
-                team=self.config.team,
                 model=self._model(model_name, runtime),  # type: ignore[arg-type]
-                agent=agent,
                 pack=pack,
-                max_tokens=self.config.settings.models.max_tokens,
+                workspace=Workspace(root),
+                run_id=new_run_id(),  # names the lead's throwaway view only: no run folder, no ledger
+                ledger_file=None,
                 emit=lambda _event: None,
             )
         finally:
@@ -298,38 +298,10 @@ class _Run:
         return await run_baseline(self.rc)
 
     async def _plan(self) -> Plan:
-        if self.state.plan is not None:
-            return self.state.plan
-        rc = self.rc
-        if self.agent is not None:
-            plan = Plan((PlanTask(id=slugify(self.state.task_text), agent=self.agent, goal=self.state.task_text),))
-        else:
-            assert rc.pack is not None
-            lead, model = rc.config.lead()
-            plan = await make_plan(
-                task_text=self.state.task_text,
-                team=rc.config.team,
-                model=rc.model(model),
-                agent=lead,
-                pack=rc.pack,
-                max_tokens=rc.config.settings.models.max_tokens,
-                emit=rc.emit,
-            )
-        rc.emit(PlanMade(tasks=[t.to_dict() for t in plan.tasks]))
-        return plan
+        return await plan_run(self.rc, self.agent)
 
     def _spec(self, pt: PlanTask) -> TaskSpec:
-        deps = []
-        for d in pt.depends_on:
-            ts = self.state.tasks[d]
-            deps.append(Dependency(task=d, agent=ts.agent, commit=ts.commit or "", summary=ts.summary))
-        return TaskSpec(
-            run=self.rc.run_id,
-            task=pt,
-            request=self.state.task_text,
-            base_commit=self.state.base_commit or "HEAD",
-            dependencies=tuple(deps),
-        )
+        return task_spec(self.state, pt)
 
 
 def _release_all(rc: RunContext) -> None:

@@ -37,8 +37,9 @@ from squad.infra.remote import Remote, check_remote, fetch_commit, has_commit, p
 from squad.infra.workspace import Lease, Workspace
 from squad.orchestration.config import RunConfig
 from squad.orchestration.context import ModelFactory, RunContext
+from squad.orchestration.executor import task_spec
 from squad.orchestration.flow import LocalExecutor
-from squad.orchestration.jobs import job_config, job_context, release_leases, spent_totals, task_spec
+from squad.orchestration.jobs import job_config, job_context, release_leases, spent_totals
 
 SEED = "seed.json"
 
@@ -170,7 +171,7 @@ async def _carry(rc: RunContext, task: str, remote: Remote, own: list[Event], se
         if why:
             rc.emit(TaskStatus(task=task, status=Phase.BLOCKED.value, reason=why))
         else:
-            await LocalExecutor(rc).run_task(task_spec(state, rc.run_id, pt))
+            await LocalExecutor(rc).run_task(task_spec(state, pt))
     commit = state.tasks[task].commit
     if not remote.push or commit is None:
         return None

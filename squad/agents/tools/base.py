@@ -165,6 +165,22 @@ class Toolbox:
     def names(self) -> tuple[str, ...]:
         return tuple(sorted(self._tools))
 
+    def replacing(self, tool: Tool) -> Toolbox:
+        """This toolbox with `tool` run in place of the tool of the same name, offered exactly as before.
+
+        How one session gives a tool other behaviour (the lead's `submit_plan` validates the plan) while
+        every agent keeps sending the same tool list, the start of the shared cached prefix.
+
+        Raises:
+            ValueError: no tool has that name, or `tool`'s spec differs from the one it replaces.
+        """
+        old = self._tools.get(tool.name)
+        if old is None or old.spec() != tool.spec():
+            raise ValueError(f"{tool.name!r} must replace a tool of the same name and the same spec")
+        return Toolbox(
+            [tool if t.name == tool.name else t for t in self._tools.values()], max_result_chars=self.max_result_chars
+        )
+
     def specs(self) -> tuple[ToolSpec, ...]:
         """Every tool, sorted by name: the same list for every agent of a run (shared cache prefix)."""
         return self._specs

@@ -223,6 +223,14 @@ def main() -> None:
         print("  one task job alone on this machine (no other job starting beside it):")
         for key, secs in solo.items():
             print(f"           {key:<32s} {secs:6.2f} s")
+        # Arithmetic, not a measurement: each job on its own machine, as on runners, costs what it costs alone.
+        job = sum(solo.values()) + statistics.median(wide["clone"])
+        projected = wide["plan"] + len(wide["waves"]) * job + wide["integrate"]
+        waves = len(wide["waves"])
+        print(f"projected, one machine per job (plan + {waves} waves x {job:.1f} s + integrate): {projected:.1f} s,")
+        print(
+            f"  local / matrix = {local_wall / projected:.2f}x, before the CI's own start of each job (runner, setup)"
+        )
     finally:
         os.environ.clear()
         os.environ.update(env_backup)

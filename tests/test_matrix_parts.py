@@ -303,3 +303,31 @@ def test_random_fragment_sets_merge_deterministically(tmp_path: Path) -> None:
         rng.shuffle(tasks)
         assert merge_records(plan, tasks, list("abcdef")) == expected
     assert len(expected) == 36 and os.path.isdir(tmp_path / "a")
+
+
+def test_integrate_leaves_a_local_run_with_work_in_progress_to_its_resume(repo: Path) -> None:
+    import subprocess
+    import sys
+
+    from matrix_support import CHARTERS
+
+    from squad.infra.journal import Journal
+
+    agents = repo / ".squad" / "agents"
+    agents.mkdir(parents=True)
+    for name, front in CHARTERS.items():
+        (agents / f"{name}.md").write_text(f"---\n{front}---\nYou are the {name}.\n")
+    journal = Journal(repo, RUN).create()
+    for event in (
+        ev.RunStarted(run=RUN, task_text="t", base_commit=git(repo, "rev-parse", "HEAD").strip()),
+        ev.PlanMade(tasks=[PlanTask("api", "backend", "A").to_dict(), PlanTask("docs", "tester", "D").to_dict()]),
+        ev.TaskStarted(task="api", agent="backend", lease="api", branch=f"squad/{RUN}--api"),
+    ):
+        journal.emit(event)
+    before = journal.events_path.read_bytes()
+    out = subprocess.run(
+        [sys.executable, "-m", "squad", "integrate", RUN, "--no-push"], cwd=repo, capture_output=True, text=True
+    )
+    assert out.returncode == 2, out.stderr
+    assert "api (working), docs (pending)" in out.stderr and f"squad run --resume {RUN}" in out.stderr
+    assert journal.events_path.read_bytes() == before  # nothing written: not even that it failed

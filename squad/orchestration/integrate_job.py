@@ -13,6 +13,7 @@ is continued (merges of commits it has are no-ops), and the ledger commit is dec
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import os
 import shutil
@@ -38,9 +39,8 @@ from squad.orchestration.context import ModelFactory, RunContext
 from squad.orchestration.executor import task_spec
 from squad.orchestration.flow import LocalExecutor
 from squad.orchestration.integrate import Integration, integrate_settled
-from squad.orchestration.jobs import job_context, release_leases, spent_totals
+from squad.orchestration.jobs import job_context, plan_fragment, release_leases, spent_totals
 from squad.orchestration.report import RunReport, build_report, run_decisions
-from squad.orchestration.task_job import plan_fragment
 
 MERGED = "merged.json"
 
@@ -73,6 +73,12 @@ async def integrate_job(
         state = journal.state()
         if state.plan is None:
             raise UsageError(f"run {run} has no plan, so there is nothing to integrate", hint=f"squad log {run}")
+        unsettled = [f"{t} ({ts.phase.value})" for t, ts in state.tasks.items() if not ts.phase.settled]
+        if unsettled and not fragments:  # a local run with work in progress: the run's to finish
+            raise UsageError(
+                f"run {run} has tasks that have not settled: {', '.join(unsettled)}",
+                hint=f"finish them with: squad run --resume {run}",
+            )
         limits = Limits.from_dict(state.budget.run) if state.budget is not None else config.limits
         async with job_context(
             config,
@@ -87,7 +93,7 @@ async def integrate_job(
                 rc.emit(merged)
             rc.emit(JobStarted(job="integrate"))
             try:
-                report = await _integrate(rc, remote)
+                report = await _integrate(rc, remote, from_fragments=bool(fragments))
             except SquadError as exc:
                 rc.emit(RunFinished(status="failed", error=str(exc)))
                 raise
@@ -96,14 +102,24 @@ async def integrate_job(
     return report
 
 
-async def _integrate(rc: RunContext, remote: Remote) -> RunReport:
-    state, root, run = rc.state, rc.config.root, rc.run_id
+async def _settle(rc: RunContext) -> None:
+    """Every task of a run built from fragments settled before merging: a task whose job left no fragment failed;
+    one an earlier attempt of this job left in a conflict round finishes it here."""
+    state = rc.state
     assert state.plan is not None
-    for pt in state.plan.tasks:  # a task whose job left no fragment did not settle: say so, once
-        ts = state.tasks[pt.id]
-        if not ts.phase.settled:
+    unsettled = [pt for pt in state.plan.tasks if not state.tasks[pt.id].phase.settled]
+    executor = LocalExecutor(rc)
+    for pt in unsettled:
+        if state.tasks[pt.id].phase is Phase.PENDING:  # a task job's fragment only ever holds a settled task
             why = "its job left no fragment in --from (the job failed, or its artifact is missing)"
             rc.emit(TaskStatus(task=pt.id, status=Phase.FAILED.value, reason=why))
+        else:
+            await executor.run_task(task_spec(state, pt))
+
+
+async def _integrate(rc: RunContext, remote: Remote, *, from_fragments: bool) -> RunReport:
+    state, root, run = rc.state, rc.config.root, rc.run_id
+    assert state.plan is not None
     target, seen = run_branch(run), None
     for pt in state.plan.tasks:
         ts = state.tasks[pt.id]
@@ -116,6 +132,8 @@ async def _integrate(rc: RunContext, remote: Remote) -> RunReport:
     lease = await rc.in_thread(rc.workspace.integration, run, seen or state.base_commit or "HEAD")
     rc.leases["_integration"] = lease
     rc.pack = await rc.in_thread(ContextPack.build, root, rc.config.settings, state.context_commit or lease.base_commit)
+    if from_fragments:
+        await _settle(rc)
     result = await _merge_settled(rc)
     head = await rc.in_thread(rc.workspace.head, lease.path)
     if remote.push and any(state.tasks[t].merged for t in state.tasks) and head != seen:
@@ -197,8 +215,6 @@ def _merge(journal: Journal, fragments: list[Fragment]) -> FragmentsMerged | Non
 
 
 def _digest(path: Path) -> str:
-    import hashlib
-
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 

@@ -8,16 +8,17 @@ was spent), so the task flow, review gate and integration it runs are the local 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from squad.agents.tools import default_toolbox
-from squad.domain.events import BudgetSplit, Event
+from squad.domain.events import BudgetSplit, Event, parse_event
 from squad.domain.plan import Plan
-from squad.domain.state import RunState
+from squad.domain.state import RunState, fold
 from squad.domain.usage import Limits, SpendTotals, rate_share
+from squad.infra.fragments import Fragment, FragmentError
 from squad.infra.workspace import Workspace
 from squad.orchestration.context import ModelFactory, RunContext
 
@@ -110,3 +111,24 @@ def job_config(config: RunConfig, budget: BudgetSplit) -> RunConfig:
     rates = config.settings.rate_limits.model_copy(update=budget.rates)
     settings = config.settings.model_copy(update={"rate_limits": rates})
     return replace(config, settings=settings, limits=Limits.from_dict(budget.task))
+
+
+def plan_fragment(fragments: Sequence[Fragment], run: str) -> tuple[Fragment, RunState]:
+    """The plan fragment of `run` among `fragments`, and the run state it describes.
+
+    Raises:
+        FragmentError: there is none, or it holds no plan or budget split.
+    """
+    found = next((f for f in fragments if f.kind == "plan"), None)
+    if found is None:
+        raise FragmentError(
+            f"no plan fragment of run {run} in --from", hint="pass the folder `squad plan --out` wrote (its artifact)"
+        )
+    state = fold(run, (parse_event(r) for r in found.records))
+    if state.plan is None or state.budget is None:
+        raise FragmentError(
+            f"the plan fragment {found.path} holds no plan and budget split (planning failed or stopped on the "
+            "baseline)",
+            hint=f"see why with: squad log {run} (in the plan job's checkout)",
+        )
+    return found, state

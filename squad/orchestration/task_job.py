@@ -25,7 +25,7 @@ from typing import Any
 from squad.agents.context import ContextPack
 from squad.domain.events import Event, JobStarted, TaskStarted, TaskStatus, parse_event
 from squad.domain.ids import check_run, check_task, lease_id, task_branch
-from squad.domain.state import RunState, fold
+from squad.domain.state import fold
 from squad.domain.task import APPROVED, Phase, Work, next_step
 from squad.domain.usage import Spend
 from squad.errors import UsageError
@@ -39,7 +39,7 @@ from squad.orchestration.config import RunConfig
 from squad.orchestration.context import ModelFactory, RunContext
 from squad.orchestration.executor import task_spec
 from squad.orchestration.flow import LocalExecutor
-from squad.orchestration.jobs import job_config, job_context, release_leases, spent_totals
+from squad.orchestration.jobs import job_config, job_context, plan_fragment, release_leases, spent_totals
 
 SEED = "seed.json"
 
@@ -72,27 +72,6 @@ class TaskJobOutcome:
             "fragment": str(self.fragment),
             "spend": self.spend.to_dict(),
         }
-
-
-def plan_fragment(fragments: Sequence[Fragment], run: str) -> tuple[Fragment, RunState]:
-    """The plan fragment of `run` among `fragments`, and the run state it describes.
-
-    Raises:
-        FragmentError: there is none, or it holds no plan or budget split.
-    """
-    found = next((f for f in fragments if f.kind == "plan"), None)
-    if found is None:
-        raise FragmentError(
-            f"no plan fragment of run {run} in --from", hint="pass the folder `squad plan --out` wrote (its artifact)"
-        )
-    state = fold(run, (parse_event(r) for r in found.records))
-    if state.plan is None or state.budget is None:
-        raise FragmentError(
-            f"the plan fragment {found.path} holds no plan and budget split (planning failed or stopped on the "
-            "baseline)",
-            hint=f"see why with: squad log {run} (in the plan job's checkout)",
-        )
-    return found, state
 
 
 async def task_job(

@@ -155,6 +155,8 @@ def plan(
             raise UsageError("--matrix, --max-waves, --agent, --max-cost, --allow-failing-baseline go with --out DIR")
         ctx.invoke(run_cli.plan, task=task, as_json=as_json, model=model)
         return
+    if as_json:
+        raise UsageError("--json shows a plan without running it; with --out, --matrix prints the matrix as JSON")
     config = run_cli._load(model=model, max_cost=max_cost, allow_failing_baseline=allow_failing_baseline)
     sys.exit(plan_out(config, task, out, matrix=matrix, max_waves=max_waves, agent=agent))
 

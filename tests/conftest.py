@@ -52,7 +52,7 @@ def pytest_configure(config: pytest.Config) -> None:
     squad_test_netguard.install()
     # Child processes: no real key, the default API endpoint is a closed loopback port, and the guard.
     for name in list(os.environ):
-        if name.startswith(("ANTHROPIC_", "GITHUB_", "AWS_", "GOOGLE_", "GCLOUD_", "CLOUDSDK_", "GCE_")):
+        if name.startswith(("ANTHROPIC_", "GITHUB_", "AWS_", "GOOGLE_", "GCLOUD_", "CLOUDSDK_", "GCE_", "OTEL_")):
             del os.environ[name]
     os.environ.pop("CLOUD_ML_REGION", None)
     os.environ["ANTHROPIC_BASE_URL"] = squad_test_netguard.CLOSED_PORT_URL

@@ -21,6 +21,7 @@ import yaml
 from conftest import git
 from github_server import GitHubServer, webhook_payload
 from messages_server import MessagesServer, Reply
+from otlp_collector import OtlpCollector
 
 from squad.github.review import MARKER
 
@@ -132,6 +133,9 @@ def _squad_github(
         "GITHUB_WORKSPACE": str(root),
         "GITHUB_STEP_SUMMARY": str(tmp_path / "summary.md"),
         "GITHUB_OUTPUT": str(tmp_path / "output.txt"),
+        "GITHUB_SERVER_URL": "https://github.com",
+        "GITHUB_RUN_ID": "4242",
+        "RUNNER_TEMP": str(tmp_path / "runner-temp"),
         **extra,
     }
     return subprocess.run(
@@ -228,6 +232,17 @@ def test_scripted_reviewers_merge_findings_into_one_comment_updated_on_push(
         assert "| major | `app.py:1` | health() has no docstring | critic |" in body
         assert "| minor | `app.py:2` | U+202E in a comment | security |" in body
         assert body.count("Missing test for health()") == 1 and "missing  TEST" not in body
+        # the review's report page: written outside the checkout for the upload step, linked from the comment
+        outputs = _outputs(tmp_path)
+        run_id, page = outputs["run-id"], Path(outputs["report-path"])
+        assert outputs["report-artifact"] == f"squad-report-{run_id}"
+        assert page == tmp_path / "runner-temp" / f"squad-report-{run_id}" / "report.html"
+        html = page.read_text(encoding="utf-8")
+        assert "critic" in html and "security" in html and run_id in html
+        assert body.rstrip().endswith(
+            f"is the artifact `squad-report-{run_id}` of [this workflow run](https://github.com/{REPO}/actions/runs/4242)."
+        )
+        assert not (root / ".squad" / "runs").exists()  # nothing written into the pull request's checkout
         assert "**critic** (approve): Works, lacks tests." in body
         assert "**security** (approve): A hidden bidi control." in body
         assert _outputs(tmp_path)["verdict"] == "approve"
@@ -290,10 +305,20 @@ def test_scripted_review_that_runs_out_of_turns_still_updates_the_comment(
     )
     _commit_config(root, ["critic", "security"], "")
     _open_pr(gh_repo)
-    with GitHubServer() as gh:
-        out = _squad_github(tmp_path, gh, root, "pull_request", _pr_event("opened", gh_repo), INPUT_MODEL=model)
+    with GitHubServer() as gh, OtlpCollector() as collector:
+        event = _pr_event("opened", gh_repo)
+        out = _squad_github(
+            tmp_path, gh, root, "pull_request", event, INPUT_MODEL=model, OTEL_EXPORTER_OTLP_ENDPOINT=collector.url
+        )
         [comment] = _sticky(gh)
     assert out.returncode == 1, out.stdout + out.stderr  # default fail_on includes error
+    # the review is traced like a run: one root, a session per reviewer, the one that did not finish an error
+    root_span = collector.one("squad run")
+    assert root_span.attributes["squad.run.id"] == _outputs(tmp_path)["run-id"]
+    assert root_span.attributes["squad.run.status"] == "failed"
+    sessions = {s.name: s for s in collector.children(root_span)}
+    assert set(sessions) == {"invoke_agent critic", "invoke_agent security"}
+    assert sessions["invoke_agent critic"].status_code == 2 and sessions["invoke_agent security"].status_code == 0
     body = comment["body"]
     assert "The review did not complete" in body and "What to do" in body
     assert "reviewer critic gave no verdict" in body and "has run out of turns" in body
@@ -562,6 +587,11 @@ def test_trusted_command_on_pr_runs_the_coordinator_and_pushes_to_the_pr_branch(
     assert f"Pushed `{pushed[:12]}` to `changes`." in body
     assert f"**Ping is a plain function** — `{decisions[0][0]}` by backend" in body
     assert TOKEN not in (root / ".git" / "config").read_text()
+    outputs = _outputs(tmp_path)
+    assert Path(outputs["report-path"]).read_text(encoding="utf-8").count(run_id) >= 1
+    assert body.endswith(
+        f"`squad-report-{run_id}` of [this workflow run](https://github.com/{REPO}/actions/runs/4242)."
+    )
 
 
 def test_trusted_command_on_issue_pushes_a_run_branch_and_opens_a_pr(tmp_path: Path, gh_repo: dict[str, Any]) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import yaml
@@ -55,11 +56,17 @@ def test_action_yml_passes_secrets_only_to_the_squad_step() -> None:
     root = Path(__file__).resolve().parents[1]
     action = yaml.safe_load((root / "action.yml").read_text())
     assert set(action["inputs"]) >= {"anthropic-api-key", "github-token", "model", "max-cost", "mode"}
-    assert set(action["outputs"]) == {"comment-url", "run-id", "verdict"}
+    assert set(action["outputs"]) == {"comment-url", "run-id", "verdict", "report-artifact"}
     steps = action["runs"]["steps"]
     with_secrets = [s for s in steps if "inputs.anthropic-api-key" in str(s) or "inputs.github-token" in str(s)]
     assert [s.get("id") for s in with_secrets] == ["squad"]
     assert "inputs." not in with_secrets[0]["run"]  # secrets as env, never interpolated into the script
+    # the report page goes up as an artifact, by a step pinned to a commit, even when the squad step failed
+    [upload] = [s for s in steps if str(s.get("uses", "")).startswith("actions/upload-artifact@")]
+    assert re.fullmatch(r"actions/upload-artifact@[0-9a-f]{40}", upload["uses"])
+    assert upload["if"] == "${{ always() && steps.squad.outputs.report-path != '' }}"
+    assert upload["with"]["name"] == "${{ steps.squad.outputs.report-artifact }}"
+    assert upload["with"]["path"] == "${{ steps.squad.outputs.report-path }}"
     for name, perms in (
         ("squad-review.yml", {"contents": "read", "pull-requests": "write"}),
         ("squad-command.yml", {"contents": "write", "pull-requests": "write", "issues": "write"}),

@@ -306,15 +306,28 @@ def execute_run(
             report = _run_until_done(lambda: coord.run(task, agent=agent, resume=resume, retry=retry, note=note), say)
     else:
         report = _run_until_done(lambda: coord.run(task, agent=agent, resume=resume, retry=retry, note=note), say)
+    page = write_page(config.root, report.run)
     if as_json:
-        click.echo(json.dumps(report.to_dict(), indent=2, default=str))
+        data = report.to_dict()
+        data["report_html"] = str(page) if page else None
+        click.echo(json.dumps(data, indent=2, default=str))
     else:
         _print_report(report, Console(highlight=False), show_next=show_next)
+        if page is not None and show_next:  # show_next False: the repo is a temp dir about to go
+            click.echo(f"report: {page}")
     if report.status == "interrupted":
         if not as_json:
             say(f"Interrupted. Worktrees are kept; resume with: squad run --resume {report.run}")
         return 130
     return report.exit_code
+
+
+def write_page(root: Path, run: str) -> Path | None:
+    """Write the run's report page (`squad report`) beside its journal; None, with a warning, when that fails."""
+    from squad.infra.journal import Journal
+    from squad.orchestration.report_html import try_write_report_page
+
+    return try_write_report_page(Journal(root, run).dir, warn=lambda line: click.echo(line, err=True))
 
 
 @click.command("plan")

@@ -226,6 +226,13 @@ class GitHubSettings(_Section):
     max_diff_bytes: int = Field(400_000, ge=1000)
 
 
+class TelemetrySettings(_Section):
+    """OpenTelemetry traces of each run (README "Traces"); OTEL_EXPORTER_OTLP_ENDPOINT also turns them on."""
+
+    otlp_endpoint: str = Field("", pattern=r"^(https?://\S+)?$")  # the OTLP/HTTP base URL (/v1/traces is added)
+    content: bool = False  # also export prompts, summaries and tool text (secrets are redacted all the same)
+
+
 class Settings(_Section):
     """All of `.squad/squad.toml`."""
 
@@ -242,6 +249,7 @@ class Settings(_Section):
     pricing: dict[str, Price] = Field(default_factory=dict)
     github: GitHubSettings = Field(default_factory=GitHubSettings)
     workspace: WorkspaceSettings = Field(default_factory=WorkspaceSettings)
+    telemetry: TelemetrySettings = Field(default_factory=TelemetrySettings)
 
 
 class Charter(BaseModel):

@@ -21,9 +21,11 @@ from squad.config import Settings, Team
 from squad.domain.ids import new_run_id
 from squad.errors import RunError, SquadError
 from squad.github import gitrepo
+from squad.github.artifact import publish_page
 from squad.github.client import GitHubClient
 from squad.github.env import ActionEnv, Report, load_base_config
 from squad.github.sanitize import fence, inline, sanitize_text
+from squad.infra.journal import Journal
 
 if TYPE_CHECKING:
     from squad.orchestration import RunConfig, RunReport
@@ -177,14 +179,19 @@ def handle_comment(env: ActionEnv, client: GitHubClient, make_runner: RunnerFact
             f"- **{inline(d.get('title'))}** — `{inline(d.get('id'))}` by {inline(d.get('agent') or 'unknown')}"
             for d in result.decisions
         ]
+    journal = Journal(root, result.run_id)
+    page = publish_page(env, journal.dir, result.run_id) if journal.exists else None
+    if page is not None:
+        body += ["", page.line]
     reply = client.create_issue_comment(number, "\n".join(body))
-    return Report(
+    report = Report(
         exit_code=0 if result.ok else 1,
         verdict="done" if result.ok else "failed",
         comment_url=str(reply.get("html_url", "")),
         run_id=result.run_id,
         summary="\n".join(body),
     )
+    return page.add_to(report) if page is not None else report
 
 
 async def _call(runner: Runner, request: RunRequest) -> RunResult:

@@ -56,6 +56,12 @@ def _entry_line(e: Any) -> str:
     return f"**{inline(e.title)}** — `{e.id}` by {inline(e.agent or 'unknown')} (`{e.file}:{e.line}`)"
 
 
+def report_line(artifact: str, run_url: str | None) -> str:
+    """The line that points a reader at the run's report page: an artifact of this workflow run, by name."""
+    where = f"[this workflow run]({run_url})" if run_url else "this workflow run"
+    return f"📊 The run's report (one HTML page: timeline, cost, transcripts) is the artifact `{artifact}` of {where}."
+
+
 def render_report(
     *,
     head_sha: str,

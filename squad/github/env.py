@@ -38,6 +38,9 @@ class ActionEnv:
     model: str = ""
     max_cost: float | None = None
     remote: str = "origin"
+    server_url: str = "https://github.com"
+    workflow_run_id: str = ""  # GITHUB_RUN_ID: this workflow run, whose page lists its artifacts
+    scratch: Path | None = None  # RUNNER_TEMP: the runner's temp dir (report pages, review journals)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> ActionEnv:
@@ -89,6 +92,13 @@ class ActionEnv:
                 raise UsageError(f"max-cost must be a number of US dollars, got {raw!r}") from None
             if max_cost < 0:
                 raise UsageError(f"max-cost must be >= 0, got {raw!r}")
+        server_url = env.get("GITHUB_SERVER_URL", "").strip() or "https://github.com"
+        if not server_url.startswith(("https://", "http://127.", "http://localhost")):
+            raise UsageError(f"GITHUB_SERVER_URL must be an https URL, got {server_url!r}")
+        workflow_run_id = env.get("GITHUB_RUN_ID", "").strip()
+        if workflow_run_id and not workflow_run_id.isdigit():
+            raise UsageError(f"GITHUB_RUN_ID must be a number, got {workflow_run_id!r}")
+        scratch = env.get("RUNNER_TEMP", "").strip()
         summary = env.get("GITHUB_STEP_SUMMARY", "").strip()
         output = env.get("GITHUB_OUTPUT", "").strip()
         return cls(
@@ -104,7 +114,16 @@ class ActionEnv:
             model=inp("model"),
             max_cost=max_cost,
             remote=env.get("SQUAD_GIT_REMOTE", "").strip() or "origin",
+            server_url=server_url.rstrip("/"),
+            workflow_run_id=workflow_run_id,
+            scratch=Path(scratch) if scratch else None,
         )
+
+    def workflow_run_url(self) -> str | None:
+        """This workflow run's page on GitHub (it lists the run's artifacts); None outside Actions."""
+        if not self.workflow_run_id:
+            return None
+        return f"{self.server_url}/{self.repository}/actions/runs/{self.workflow_run_id}"
 
     def __repr__(self) -> str:  # never show the token
         return f"ActionEnv(event={self.event_name!r}, repository={self.repository!r})"
@@ -120,6 +139,8 @@ class Report:
     run_id: str = ""
     summary: str = ""
     notes: list[str] = field(default_factory=list)
+    report_path: str = ""  # the run's report page, for action.yml's upload step
+    report_artifact: str = ""  # the artifact name it is uploaded as
 
 
 def load_base_config(root: Path, sha: str, env: ActionEnv | None = None) -> tuple[RunConfig, Team | None]:
@@ -155,5 +176,7 @@ def write_outputs(env: ActionEnv, report: Report) -> None:
                 ("comment-url", report.comment_url),
                 ("run-id", report.run_id),
                 ("verdict", report.verdict),
+                ("report-path", report.report_path),
+                ("report-artifact", report.report_artifact),
             ):
                 fh.write(f"{key}={' '.join(value.split())}\n")

@@ -21,11 +21,13 @@ from squad.domain.ids import new_run_id
 from squad.domain.review import Finding, merge_findings
 from squad.errors import ConfigError, SquadError, UsageError
 from squad.github import gitrepo
+from squad.github.artifact import publish_page, scratch_dir
 from squad.github.client import GitHubClient
 from squad.github.comment import MARKER, StickyComment, render_report
 from squad.github.env import ActionEnv, Report, load_base_config
 from squad.github.gitrepo import SkippedFile
 from squad.github.sanitize import fence, sanitize_code, sanitize_text
+from squad.infra.journal import Journal
 from squad.orchestration import RunConfig
 
 REVIEW_ACTIONS = frozenset({"opened", "synchronize", "reopened", "ready_for_review"})
@@ -44,6 +46,7 @@ class ReviewInput:
     pr_number: int
     pr_metadata: str
     run_id: str
+    journal_root: Path | None = None  # where the review's run folder goes (`.squad/runs/<run>` under it); None: none
 
 
 @dataclass
@@ -168,6 +171,7 @@ def review_pull_request(env: ActionEnv, client: GitHubClient, make_reviewer: Rev
 
     run_id = new_run_id()
     root = env.workspace
+    journal_root = scratch_dir(env) / "squad-reviews"  # never the checkout: it is the pull request's
     base_sha = str((pr.get("base") or {}).get("sha", ""))
     head_sha = str((pr.get("head") or {}).get("sha", ""))
     sticky = StickyComment(client, number)
@@ -208,6 +212,7 @@ def review_pull_request(env: ActionEnv, client: GitHubClient, make_reviewer: Rev
             pr_number=number,
             pr_metadata=_pr_metadata(pr),
             run_id=run_id,
+            journal_root=journal_root,
         )
         if not diff.files:
             outcome = ReviewOutcome(summary="Nothing reviewable in this diff.")
@@ -234,6 +239,11 @@ def review_pull_request(env: ActionEnv, client: GitHubClient, make_reviewer: Rev
         skipped=skipped,
         result=result,
     )
+    journal = Journal(journal_root, run_id)
+    page = publish_page(env, journal.dir, run_id) if journal.exists else None
+    if page is not None:
+        body = body.rstrip("\n") + f"\n\n{page.line}\n"
     comment_url = sticky.write(body) or comment_url
     code = 2 if config_failed else exit_code(outcome, ledger, fail_on)
-    return Report(exit_code=code, verdict=result, comment_url=comment_url, run_id=run_id, summary=body)
+    report = Report(exit_code=code, verdict=result, comment_url=comment_url, run_id=run_id, summary=body)
+    return page.add_to(report) if page is not None else report

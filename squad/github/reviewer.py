@@ -10,6 +10,8 @@ offered (with invisible characters in their output shown as <U+XXXX>).
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
+from contextlib import nullcontext
 from typing import TYPE_CHECKING, Any
 
 from squad.agents import prompts
@@ -26,11 +28,14 @@ from squad.agents.tools import (
     ToolResult,
 )
 from squad.config import Charter
+from squad.domain.events import AgentEvent, ModelCalled, RunFinished, RunStarted
 from squad.domain.usage import Usage
 from squad.github import gitrepo
 from squad.github.review import Reviewer, ReviewInput, ReviewOutcome
 from squad.github.sanitize import sanitize_code
-from squad.models.base import SystemBlock
+from squad.infra.journal import Journal
+from squad.infra.telemetry import run_telemetry
+from squad.models.base import ModelRequest, ModelResponse, SystemBlock
 from squad.orchestration.review import ReviewerResult, ReviewSetup, run_reviewers
 
 if TYPE_CHECKING:
@@ -44,9 +49,27 @@ def agent_reviewer(config: RunConfig, model_factory: ModelFactory | None = None)
     settings = config.settings
 
     async def review(inp: ReviewInput) -> ReviewOutcome:
+        journal = Journal(inp.journal_root, inp.run_id).create() if inp.journal_root is not None else None
+        with run_telemetry(journal, settings.telemetry, config.requested_model) if journal else nullcontext():
+            if journal is not None:
+                journal.emit(
+                    RunStarted(run=inp.run_id, task_text=f"review of PR #{inp.pr_number}", base_commit=inp.base_sha)
+                )
+            outcome = await _review(inp, journal)
+            if journal is not None:
+                status = "failed" if outcome.errors else "done"
+                journal.emit(RunFinished(status=status, cost_usd=outcome.cost_usd))
+        return outcome
+
+    async def _review(inp: ReviewInput, journal: Journal | None) -> ReviewOutcome:
         from squad.models import ModelRuntime, create_model
 
-        runtime = ModelRuntime.from_settings(settings, limits=config.limits)
+        runtime = ModelRuntime.from_settings(settings, _recorder(journal) if journal else None, limits=config.limits)
+
+        def emit(event: AgentEvent) -> None:
+            if journal is not None:
+                journal.emit(event)
+
         models: dict[str, Model] = {}
 
         def model_for(charter: Charter) -> Model:
@@ -92,7 +115,7 @@ def agent_reviewer(config: RunConfig, model_factory: ModelFactory | None = None)
                 settings=settings,
                 limits=AgentLimits.from_limits(config.limits, settings.models.max_tokens),
                 model_for=model_for,
-                emit_for=lambda _charter: lambda _event: None,
+                emit_for=lambda _charter: emit,
                 max_parallel=settings.concurrency.max_agents,
             )
         finally:
@@ -101,6 +124,28 @@ def agent_reviewer(config: RunConfig, model_factory: ModelFactory | None = None)
         return outcome_of(results)
 
     return review
+
+
+def _recorder(journal: Journal) -> Callable[[ModelRequest, ModelResponse], None]:
+    """The review's model recorder: each response kept (the page's transcripts) and each call journaled, priced."""
+
+    def record(request: ModelRequest, response: ModelResponse) -> None:
+        journal.record_response(request.agent, request.task, response.to_dict())
+        journal.emit(
+            ModelCalled(
+                agent=request.agent,
+                task=request.task,
+                model=response.model,
+                usage=response.usage,
+                cost_usd=response.cost_usd,
+                latency_s=response.latency_s,
+                ttft_s=response.ttft_s,
+                stop_reason=response.stop_reason,
+                request_id=response.request_id,
+            )
+        )
+
+    return record
 
 
 class VisibleToolbox(Toolbox):

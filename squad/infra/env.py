@@ -115,6 +115,7 @@ def is_secret_name(name: str) -> bool:
         or any(part in upper for part in SECRET_NAME_PARTS)
         or upper.startswith("GIT_CONFIG_KEY_")
         or upper.startswith("GIT_CONFIG_VALUE_")
+        or (upper.startswith("OTEL_") and upper.endswith("_HEADERS"))  # an OTLP collector's credentials
     )
 
 
@@ -145,7 +146,8 @@ def scrubbed_env(env: Mapping[str, str] | None = None) -> dict[str, str]:
     shell. Drops, by name: names containing TOKEN, SECRET, KEY, PASSWORD, CREDENTIAL, AUTH, PRIVATE,
     COOKIE, SESSION, JWT, WEBHOOK, ...; names ending in _DSN, _PASS, ...; names starting with ANTHROPIC_,
     AWS_, AZURE_, GCP_, GOOGLE_, CLOUDSDK_, OPENAI_ and other provider prefixes, or ACTIONS_ (the runner's);
-    SSH_AUTH_SOCK; GITHUB_ENV, GITHUB_PATH, GITHUB_OUTPUT, GITHUB_STEP_SUMMARY and GITHUB_STATE (files
+    SSH_AUTH_SOCK; OTEL_*_HEADERS (a trace collector's credentials, e.g. Langfuse's); GITHUB_ENV,
+    GITHUB_PATH, GITHUB_OUTPUT, GITHUB_STEP_SUMMARY and GITHUB_STATE (files
     that steer the rest of a workflow job); GIT_DIR-style variables that would redirect git away from the
     worktree. By value: URLs with credentials or token query parameters, and well-known token shapes.
 

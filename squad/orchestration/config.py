@@ -98,6 +98,14 @@ class RunConfig:
         """The model an agent uses: the run's override, else its charter's, else the defaults."""
         return self.model or charter.model_for(self.settings)
 
+    def requested_model(self, agent: str, task: str) -> str:
+        """The model `agent` asks for on `task` (`plan`: the planner's), "" for an agent not in the team."""
+        lead, lead_model = self.lead()
+        if task == "plan" and agent == lead:
+            return lead_model
+        charter = self.team.agents.get(agent)
+        return self.model_for(charter) if charter is not None else ""
+
     def lead(self) -> tuple[str, str]:
         """(agent name, model) of the planner: the `lead` charter when there is one."""
         lead = self.team.agents.get("lead")

@@ -16,6 +16,7 @@ import json
 import os
 import re
 import time
+from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -113,6 +114,20 @@ def write_report_page(run_dir: Path, out: Path | None = None) -> Path:
     tmp.write_text(html, encoding="utf-8")
     tmp.replace(out)
     return out
+
+
+def try_write_report_page(run_dir: Path, out: Path | None = None, *, warn: Callable[[str], None]) -> Path | None:
+    """`write_report_page` for a run that has just ended: a failure is a warning (`warn`), and None.
+
+    The page is a view of a finished run: a bug in the page or a full disk must not turn the run into a
+    failed one. `squad report <run>` can write the page again later.
+    """
+    try:
+        return write_report_page(run_dir, out)
+    except Exception as exc:
+        warn(f"warning: the report page was not written: {type(exc).__name__}: {exc}")
+        warn(f"  (`squad report {Path(run_dir).name}` tries again)")
+        return None
 
 
 def _relative_href(start: Path, target: Path) -> str | None:

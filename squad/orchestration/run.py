@@ -38,6 +38,7 @@ from squad.domain.task import Phase
 from squad.domain.usage import SpendTotals
 from squad.errors import RunError, SquadError, UsageError
 from squad.infra.journal import Journal
+from squad.infra.telemetry import run_telemetry
 from squad.infra.workspace import Workspace
 from squad.orchestration.baseline import baseline_error, run_baseline
 from squad.orchestration.config import RunConfig
@@ -157,7 +158,7 @@ class Coordinator:
             if not task_text.strip():
                 raise UsageError("the task is empty", hint='squad run "what the team should do"')
             journal = Journal(config.root, new_run_id())
-        with journal.lock():
+        with journal.lock(), run_telemetry(journal, config.settings.telemetry, config.requested_model):
             return await self._locked_run(journal, ws, task_text, agent, resume, retry, note)
 
     async def _locked_run(

@@ -188,7 +188,9 @@ def test_scripted_reviewers_merge_findings_into_one_comment_updated_on_push(
                                     "line": 1,
                                     "severity": "major",
                                     "message": "health() has no docstring",
+                                    "suggestion": "def health() -> str:",
                                 },
+                                {"file": "README.md", "severity": "minor", "message": "Document the health check"},
                             )
                         ]
                     },
@@ -218,20 +220,60 @@ def test_scripted_reviewers_merge_findings_into_one_comment_updated_on_push(
             },
         ],
     )
-    # The model comes from the BASE branch's settings here (reviewer model), and from the action input below.
-    _commit_config(root, ["critic", "security"], f'[models]\nreviewer = "{opened_model}"\n')
+    push_model = _script(
+        tmp_path,
+        "sync.yaml",
+        [
+            {
+                "agent": name,
+                "task": "review",
+                "turns": [
+                    {
+                        "tool_calls": [
+                            _verdict(
+                                "Must not merge.",
+                                {"file": "app.py", "line": 2, "severity": "blocking", "message": "Trojan Source"},
+                                verdict="reject",
+                            )
+                        ]
+                    }
+                ],
+            }
+            for name in ("critic", "security")
+        ],
+    )
+    # The model comes from the BASE branch's settings here (reviewer model), and from the action input below:
+    # an input may only pick a model the base config names (here the default).
+    _commit_config(
+        root,
+        ["critic", "security"],
+        f'[models]\nreviewer = "{opened_model}"\ndefault = "{push_model}"\n'
+        '[github]\nrequest_changes_on = ["blocking"]\n',
+    )
     _open_pr(gh_repo)
     with GitHubServer() as gh:
+        gh.diff_lines[2] = {"app.py": {1, 2}}  # where GitHub takes inline comments (the diff's lines)
         out = _squad_github(tmp_path, gh, root, "pull_request", _pr_event("opened", gh_repo))
         assert out.returncode == 0, out.stdout + out.stderr
         [comment] = _sticky(gh)
         body = comment["body"]
         assert len(gh.requests("POST", r"/issues/2/comments$")) == 1
         assert "squad review: approve" in body
-        assert "| major | `app.py:2` | Missing test for health() | critic, security |" in body
-        assert "| major | `app.py:1` | health() has no docstring | critic |" in body
-        assert "| minor | `app.py:2` | U+202E in a comment | security |" in body
-        assert body.count("Missing test for health()") == 1 and "missing  TEST" not in body
+        # findings on changed lines: ONE review, one inline comment each, on the right lines
+        [review] = gh.reviews[2]
+        assert review["state"] == "COMMENTED" and review["commit_id"] == gh_repo["head"]
+        inline = {(c["line"], c["body"].split("\n", 3)[-1].split("\n")[0]): c for c in gh.review_comments[2]}
+        assert set(inline) == {
+            (2, "Missing test for health()"),
+            (1, "health() has no docstring"),
+            (2, "U+202E in a comment"),
+        }
+        merged = inline[(2, "Missing test for health()")]["body"]
+        assert "**major** · critic, security" in merged and "missing  TEST" not in merged  # merged by code
+        assert "```suggestion\ndef health() -> str:\n```" in inline[(1, "health() has no docstring")]["body"]
+        assert "3 new findings (2 major, 1 minor) are inline comments" in body
+        # a finding outside the diff stays in the sticky comment's table
+        assert "| minor | `README.md` | Document the health check | critic |" in body and "app.py:2" not in body
         # the review's report page: written outside the checkout for the upload step, linked from the comment
         outputs = _outputs(tmp_path)
         run_id, page = outputs["run-id"], Path(outputs["report-path"])
@@ -239,8 +281,9 @@ def test_scripted_reviewers_merge_findings_into_one_comment_updated_on_push(
         assert page == tmp_path / "runner-temp" / f"squad-report-{run_id}" / "report.html"
         html = page.read_text(encoding="utf-8")
         assert "critic" in html and "security" in html and run_id in html
-        assert body.rstrip().endswith(
+        assert (
             f"is the artifact `squad-report-{run_id}` of [this workflow run](https://github.com/{REPO}/actions/runs/4242)."
+            in body
         )
         assert not (root / ".squad" / "runs").exists()  # nothing written into the pull request's checkout
         assert "**critic** (approve): Works, lacks tests." in body
@@ -249,28 +292,6 @@ def test_scripted_reviewers_merge_findings_into_one_comment_updated_on_push(
         # the throwaway review worktree is gone
         assert git(root, "worktree", "list", "--porcelain").count("worktree ") == 1
 
-        push_model = _script(
-            tmp_path,
-            "sync.yaml",
-            [
-                {
-                    "agent": name,
-                    "task": "review",
-                    "turns": [
-                        {
-                            "tool_calls": [
-                                _verdict(
-                                    "Must not merge.",
-                                    {"file": "app.py", "line": 2, "severity": "blocking", "message": "Trojan Source"},
-                                    verdict="reject",
-                                )
-                            ]
-                        }
-                    ],
-                }
-                for name in ("critic", "security")
-            ],
-        )
         out = _squad_github(
             tmp_path, gh, root, "pull_request", _pr_event("synchronize", gh_repo), SQUAD_MODEL=push_model
         )
@@ -280,9 +301,17 @@ def test_scripted_reviewers_merge_findings_into_one_comment_updated_on_push(
             f"/repos/{REPO}/issues/comments/{comment['id']}"
         }
         [edited] = _sticky(gh)
+        _, second = gh.reviews[2]
+        new = [c for c in gh.review_comments[2] if c["pull_request_review_id"] == second["id"]]
+        threads = {t["comment"]: t["isResolved"] for t in gh.threads[2]}
     assert edited["id"] == comment["id"]
     assert "squad review: reject" in edited["body"]
-    assert "| blocking | `app.py:2` | Trojan Source | critic, security |" in edited["body"]
+    # the new blocking finding: one more inline comment, requesting changes ([github] request_changes_on)
+    assert second["state"] == "CHANGES_REQUESTED" and [c["line"] for c in new] == [2]
+    assert "**blocking** · critic, security" in new[0]["body"] and "Trojan Source" in new[0]["body"]
+    # the three findings that are gone: their threads resolved, nothing posted twice
+    assert threads == {**{c["id"]: True for c in inline.values()}, new[0]["id"]: False}
+    assert "3 inline threads of findings that are gone were resolved" in edited["body"]
     assert "Missing test for health()" not in edited["body"]
     assert _outputs(tmp_path)["verdict"] == "reject"
 
@@ -303,7 +332,7 @@ def test_scripted_review_that_runs_out_of_turns_still_updates_the_comment(
             {"agent": "security", "task": "review", "turns": [{"tool_calls": [_verdict("Fine.")]}]},
         ],
     )
-    _commit_config(root, ["critic", "security"], "")
+    _commit_config(root, ["critic", "security"], f'[models]\nreviewer = "{model}"\n')
     _open_pr(gh_repo)
     with GitHubServer() as gh, OtlpCollector() as collector:
         event = _pr_event("opened", gh_repo)
@@ -322,7 +351,7 @@ def test_scripted_review_that_runs_out_of_turns_still_updates_the_comment(
     body = comment["body"]
     assert "The review did not complete" in body and "What to do" in body
     assert "reviewer critic gave no verdict" in body and "has run out of turns" in body
-    assert "review by critic (model_error)" in body  # stated as not reviewed
+    assert "review by critic (model\\_error)" in body  # stated as not reviewed
     assert "**security** (approve): Fine." in body  # the reviewer that finished is still reported
     assert _outputs(tmp_path)["verdict"] == "error"
 
@@ -349,7 +378,7 @@ def test_anthropic_reviewer_gets_fenced_prompt_read_only_tools_and_no_secrets(
     tmp_path: Path, gh_repo: dict[str, Any]
 ) -> None:
     root = gh_repo["root"]
-    _commit_config(root, ["critic"], "")
+    _commit_config(root, ["critic"], '[models]\nreviewer = "claude-sonnet-4-5"\n')
     _open_pr(gh_repo)
     spybin, spylog = _git_spy(tmp_path)
     with MessagesServer() as llm, GitHubServer() as gh:
@@ -388,8 +417,10 @@ def test_anthropic_reviewer_gets_fenced_prompt_read_only_tools_and_no_secrets(
         )
         [comment] = _sticky(gh)
         requests = list(llm.requests)
+        [inline] = gh.review_comments[2]
     assert out.returncode == 1, out.stdout + out.stderr
-    assert "| blocking | `app.py:2` | U+202E | critic |" in comment["body"]
+    assert "(1 blocking) are inline comments" in comment["body"]
+    assert (inline["line"], inline["body"].split("\n")[-1]) == (2, "U+202E")
     assert [r.agent for r in requests] == ["critic"] * 3 and llm.pending("critic/review") == 0
     first = requests[0].body
     assert first["model"] == "claude-sonnet-4-5"
@@ -447,7 +478,7 @@ def test_anthropic_reviewer_gets_fenced_prompt_read_only_tools_and_no_secrets(
 
 def test_anthropic_model_error_updates_the_comment_with_what_to_do(tmp_path: Path, gh_repo: dict[str, Any]) -> None:
     root = gh_repo["root"]
-    _commit_config(root, ["critic"], "")
+    _commit_config(root, ["critic"], '[models]\nreviewer = "claude-sonnet-4-5"\n')
     _open_pr(gh_repo)
     with MessagesServer() as llm, GitHubServer() as gh:
         llm.script("critic/review", Reply.error(401, "authentication_error", "invalid x-api-key"))
@@ -560,7 +591,12 @@ def test_trusted_command_on_pr_runs_the_coordinator_and_pushes_to_the_pr_branch(
     tmp_path: Path, gh_repo: dict[str, Any]
 ) -> None:
     root, bare = gh_repo["root"], gh_repo["bare"]
-    _commit_config(root, ["lead", "backend", "critic"], f'[commands]\ntest = "{sys.executable} -m compileall -q ."\n')
+    model = _run_script(tmp_path)  # the input below may only name a model of the base config
+    _commit_config(
+        root,
+        ["lead", "backend", "critic"],
+        f'[models]\ndefault = "{model}"\n[commands]\ntest = "{sys.executable} -m compileall -q ."\n',
+    )
     _open_pr(gh_repo, change="def health():\n    return 'ok'\n\n\nVERSION = 2\n")
     with GitHubServer() as gh:
         gh.permissions["Codertocat"] = "write"
@@ -570,8 +606,8 @@ def test_trusted_command_on_pr_runs_the_coordinator_and_pushes_to_the_pr_branch(
             "base": {"sha": gh_repo["base"], "ref": "main", "repo": {"full_name": REPO}},
         }
         event = _comment_event("/squad add a ping endpoint", pr=True)
-        out = _squad_github(tmp_path, gh, root, "issue_comment", event, SQUAD_MODEL=_run_script(tmp_path))
-        [reply] = gh.comments[1]
+        out = _squad_github(tmp_path, gh, root, "issue_comment", event, SQUAD_MODEL=model)
+        [reply] = [c for c in gh.comments[1] if MARKER not in c["body"]]
         assert not gh.created_pulls
     assert out.returncode == 0, out.stdout + out.stderr + reply["body"]
     pushed = git(bare, "rev-parse", "refs/heads/changes").strip()
@@ -596,7 +632,12 @@ def test_trusted_command_on_pr_runs_the_coordinator_and_pushes_to_the_pr_branch(
 
 def test_trusted_command_on_issue_pushes_a_run_branch_and_opens_a_pr(tmp_path: Path, gh_repo: dict[str, Any]) -> None:
     root, bare = gh_repo["root"], gh_repo["bare"]
-    _commit_config(root, ["lead", "backend", "critic"], f'[commands]\ntest = "{sys.executable} -m compileall -q ."\n')
+    model = _run_script(tmp_path)  # the input below may only name a model of the base config
+    _commit_config(
+        root,
+        ["lead", "backend", "critic"],
+        f'[models]\ndefault = "{model}"\n[commands]\ntest = "{sys.executable} -m compileall -q ."\n',
+    )
     git(root, "push", "-q", "origin", "main")
     base = git(root, "rev-parse", "HEAD").strip()
     with GitHubServer() as gh:
@@ -607,7 +648,7 @@ def test_trusted_command_on_issue_pushes_a_run_branch_and_opens_a_pr(tmp_path: P
             root,
             "issue_comment",
             _comment_event("/squad add a ping endpoint", pr=False),
-            SQUAD_MODEL=_run_script(tmp_path),
+            SQUAD_MODEL=model,
         )
         [reply] = gh.comments[1]
         assert out.returncode == 0, out.stdout + out.stderr + reply["body"]
@@ -618,7 +659,7 @@ def test_trusted_command_on_issue_pushes_a_run_branch_and_opens_a_pr(tmp_path: P
     assert git(bare, "rev-parse", "refs/heads/main").strip() == base  # the default branch is untouched
     assert "def ping():" in git(bare, "show", f"{sha}:app.py")
     assert [t for _, t in _run_decisions(root, sha)] == ["Ping is a plain function"]
-    assert f"Opened {created['html_url']} from branch `squad/{run_id}`." in reply["body"]
+    assert f"Opened [\\#{created['number']}]({created['html_url']}) from branch `squad/{run_id}`." in reply["body"]
     assert "Ping is a plain function" in reply["body"]
 
 
@@ -626,7 +667,10 @@ def test_failed_run_replies_with_why_and_pushes_nothing(tmp_path: Path, gh_repo:
     root, bare = gh_repo["root"], gh_repo["bare"]
     # the default test command (pytest) finds no tests and fails, so review.require_tests rejects the work
     # (with the baseline off: on, it would stop the run before any specialist, tested in test_baseline.py)
-    _commit_config(root, ["lead", "backend", "critic"], "[commands]\nbaseline = false\n")
+    model = _run_script(tmp_path)
+    _commit_config(
+        root, ["lead", "backend", "critic"], f'[models]\ndefault = "{model}"\n[commands]\nbaseline = false\n'
+    )
     git(root, "push", "-q", "origin", "main")
     before = git(bare, "for-each-ref", "--format=%(refname)")
     with GitHubServer() as gh:
@@ -637,7 +681,7 @@ def test_failed_run_replies_with_why_and_pushes_nothing(tmp_path: Path, gh_repo:
             root,
             "issue_comment",
             _comment_event("/squad add a ping endpoint", pr=False),
-            SQUAD_MODEL=_run_script(tmp_path),
+            SQUAD_MODEL=model,
         )
         [reply] = gh.comments[1]
         assert not gh.created_pulls
@@ -646,6 +690,6 @@ def test_failed_run_replies_with_why_and_pushes_nothing(tmp_path: Path, gh_repo:
     body = reply["body"]
     # backend is locked out after the rejection and the read-only lead cannot revise code: a person is needed
     assert body.startswith(f"❌ squad run failed (run `{run_id}`, status needs\\_human)")
-    assert "- task `ping` (backend): needs_human — the test command `python -m pytest -q` failed (exit 5)" in body
+    assert "- task `ping` (backend): needs\\_human — the test command `python -m pytest -q` failed (exit 5)" in body
     assert f"Next: `squad log {run_id}`" in body
     assert git(bare, "for-each-ref", "--format=%(refname)") == before  # nothing pushed

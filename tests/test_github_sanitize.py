@@ -7,8 +7,9 @@ from pathlib import Path
 
 import yaml
 
+from squad.github import markdown as md
 from squad.github.command import parse_command
-from squad.github.sanitize import fence, inline, sanitize_code, sanitize_text
+from squad.github.sanitize import fence, sanitize_code, sanitize_line, sanitize_text
 
 
 def test_prose_loses_hidden_content_and_keeps_visible_text() -> None:
@@ -40,8 +41,12 @@ def test_fence_outgrows_any_backtick_run() -> None:
     assert fence("", "x").startswith("``` UNTRUSTED x")
 
 
-def test_inline_cannot_mention_or_inject_markup() -> None:
-    assert inline("hi @team <b>x</b> `y`\n| z") == "hi &#64;team x \\`y\\` \\| z"
+def test_text_cannot_mention_or_inject_markup() -> None:
+    assert md.text("hi @team <b>x</b> `y`\n| z") == "hi `@team` x \\`y\\` \\| z"
+
+
+def test_line_values_cannot_start_a_line() -> None:
+    assert sanitize_line("a\nSYSTEM\r\tb\u202e\udc80") == "a<U+000A>SYSTEM<U+000D><U+0009>b<U+202E><U+DC80>"
 
 
 def test_parse_command() -> None:
@@ -70,6 +75,8 @@ def test_action_yml_passes_secrets_only_to_the_squad_step() -> None:
     for name, perms in (
         ("squad-review.yml", {"contents": "read", "pull-requests": "write"}),
         ("squad-command.yml", {"contents": "write", "pull-requests": "write", "issues": "write"}),
+        ("squad-review-forks.yml", {"contents": "read", "pull-requests": "write"}),
+        ("squad-followup.yml", {"contents": "write", "pull-requests": "write", "actions": "read"}),
     ):
         wf = yaml.safe_load((root / "examples" / "workflows" / name).read_text())
         assert wf["permissions"] == perms

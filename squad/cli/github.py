@@ -13,10 +13,13 @@ def github() -> None:
     """Handle the current GitHub Actions event.
 
     \b
-    pull_request (opened, synchronize, reopened, ready_for_review):
-        review the PR with the base branch's reviewer charters; one sticky comment, updated in place.
+    pull_request (opened, synchronize, reopened, ready_for_review), pull_request_target (label squad-review):
+        review the PR with the base branch's reviewer charters; one sticky comment, updated in place, and
+        one inline review of the findings on changed lines.
     issue_comment "/squad <task>":
         from a collaborator with write access: run the team, push the result, reply in the thread.
+    pull_request_review (changes requested), workflow_run / check_suite (failed), on squad's own PR:
+        from a trusted actor: revise the branch (at most github.max_followups times).
 
     Reads GITHUB_EVENT_NAME, GITHUB_EVENT_PATH, GITHUB_REPOSITORY, GITHUB_API_URL, GITHUB_TOKEN,
     GITHUB_WORKSPACE, GITHUB_STEP_SUMMARY, GITHUB_OUTPUT, and the inputs SQUAD_MODE (auto|review|run),

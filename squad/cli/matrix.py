@@ -246,6 +246,13 @@ def task(
 @click.option("--model", metavar="NAME", help=_MODEL_HELP)
 @click.option("--remote", default="origin", show_default=True, help=_REMOTE_HELP)
 @click.option("--no-push", is_flag=True, help="Do not push squad/<run> (commits it lacks are still fetched).")
+@click.option(
+    "--pr",
+    "open_pr",
+    is_flag=True,
+    help="Then open (or update) the run's pull request into the current branch, as `squad run --pr` does "
+    "(token: GITHUB_TOKEN or GH_TOKEN).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print only the final report, as JSON.")
 def integrate(
     run: str,
@@ -254,6 +261,7 @@ def integrate(
     model: str | None,
     remote: str,
     no_push: bool,
+    open_pr: bool,
     as_json: bool,
 ) -> None:
     """Merge RUN's approved task branches into squad/<run>, commit its decisions, test, and push squad/<run>.
@@ -262,18 +270,29 @@ def integrate(
     Examples:
       squad integrate 20261122-063107-a1b2 --from fragments/
       squad integrate 20261122-063107-a1b2 --no-push     (a run recorded in this checkout)
+      squad integrate 20261122-063107-a1b2 --from fragments/ --pr   (then its pull request)
     Exit codes: 0 done, 1 not every task merged or the tests failed, 2 usage or config error.
     """
     from rich.console import Console
 
-    from squad.cli.run import _load, _print_report, _run_until_done
+    from squad.cli.run import _load, _pr_target, _print_report, _run_until_done
+    from squad.errors import UsageError
+    from squad.infra.remote import Remote
     from squad.orchestration.integrate_job import integrate_job
 
+    if open_pr and no_push:
+        raise UsageError("--pr pushes squad/<run> and opens its pull request: drop --no-push")
+    shared, then = _remote(remote, no_push), None
+    if open_pr:  # decided before anything runs (no token or repository: nothing done); the token leaves the env
+        from squad.github.publish import publish_step
+
+        target = _pr_target(remote)
+        shared = Remote(remote, target.token)
     config = _load(model=model)
+    if open_pr:
+        then = publish_step(config.root, target)
     report = _run_until_done(
-        lambda: integrate_job(
-            config, run, [*sources, *more], remote=_remote(remote, no_push), on_event=None if as_json else _lines()
-        ),
+        lambda: integrate_job(config, run, [*sources, *more], remote=shared, on_event=None if as_json else _lines()),
         lambda message: click.echo(message, err=True),
     )
     _step_summary(summary_markdown(report))
@@ -282,7 +301,8 @@ def integrate(
     else:
         _print_report(report, Console(highlight=False))
         click.echo(budget_line(report.budget))
-    sys.exit(report.exit_code)
+    failed = then(report) if then is not None else None
+    sys.exit(failed or report.exit_code)
 
 
 def budget_line(budget: dict[str, Any]) -> str:

@@ -199,6 +199,13 @@ def _print_report(report: RunReport, console: Any, *, show_next: bool = True) ->
     metavar="USD",
     help="Budget for the whole run in dollars, more than 0 (replaces budgets.run_usd).",
 )
+@click.option(
+    "--pr",
+    "open_pr",
+    is_flag=True,
+    help="Then push squad/<run> to --remote and open (or update) its pull request (token: GITHUB_TOKEN or GH_TOKEN).",
+)
+@click.option("--remote", default="origin", show_default=True, help="The git remote --pr pushes to.")
 def run(
     task: str,
     agent: str | None,
@@ -210,6 +217,8 @@ def run(
     allow_failing_baseline: bool,
     model: str | None,
     max_cost: float | None,
+    open_pr: bool,
+    remote: str,
 ) -> None:
     """Plan TASK, run the team on it in parallel worktrees, review, and merge into squad/<run>.
 
@@ -220,9 +229,12 @@ def run(
       squad run --resume 20261122-063107-a1b2
       squad run --resume 20261122-063107-a1b2 --retry docs --note "the README example must run"
       squad run --model replay:20261122-063107-a1b2   (the recorded task again, offline)
+      squad run "add a changelog" --pr                   (then a pull request; --resume RUN --pr updates it)
     Exit codes: 0 done and approved, 1 failed / rejected / needs a person, 2 usage or config error.
     """
     from squad.errors import UsageError
+
+    publish_to = _pr_target(remote) if open_pr else None  # before any model call: no token, no run
 
     replay = bool(model and model.startswith("replay:")) and not resume
     if not task.strip() and not resume and not replay:
@@ -236,7 +248,38 @@ def run(
     config = _load(model=model, max_cost=max_cost, apply=apply_, allow_failing_baseline=allow_failing_baseline)
     if replay:
         task, agent = _replayed_task(config.root, str(model), task, agent)
-    sys.exit(execute_run(config, task, agent=agent, resume=resume, retry=retry, note=note, as_json=as_json))
+    then = None
+    if publish_to is not None:
+        from squad.github.publish import publish_step
+
+        then = publish_step(config.root, publish_to)
+        if resume and (done := _finished_report(config.root, resume)) is not None:
+            sys.exit(then(done) or done.exit_code)  # a finished run: publish it again, no model call
+    sys.exit(execute_run(config, task, agent=agent, resume=resume, retry=retry, note=note, as_json=as_json, then=then))
+
+
+def _pr_target(remote: str) -> Any:
+    """`--pr`'s target (token, repository, API), or a UsageError before anything runs; the token then leaves
+    squad's environment, so no agent subprocess can inherit it."""
+    from squad.github.publish import resolve_target
+    from squad.infra.git import find_repo_root
+
+    target = resolve_target(find_repo_root(), remote)
+    for name in ("GITHUB_TOKEN", "GH_TOKEN"):
+        os.environ.pop(name, None)
+    return target
+
+
+def _finished_report(root: Path, run_id: str) -> RunReport | None:
+    """The report of run `run_id` when it finished `done` (its report.json), else None."""
+    from squad.infra.journal import Journal
+    from squad.orchestration import RunReport
+
+    journal = Journal(root, run_id)
+    if not journal.report_path.is_file():
+        return None
+    report = RunReport.from_dict(json.loads(journal.report_path.read_text(encoding="utf-8")))
+    return report if report.status == "done" else None
 
 
 def _replayed_task(root: Path, model: str, task: str, agent: str | None) -> tuple[str, str | None]:
@@ -273,6 +316,7 @@ def execute_run(
     note: str | None = None,
     as_json: bool = False,
     show_next: bool = True,
+    then: Callable[[RunReport], int | None] | None = None,
 ) -> int:
     """Run the coordinator with the live view / plain lines / JSON output; return the exit code.
 
@@ -319,6 +363,8 @@ def execute_run(
         if not as_json:
             say(f"Interrupted. Worktrees are kept; resume with: squad run --resume {report.run}")
         return 130
+    if then is not None:
+        return then(report) or report.exit_code
     return report.exit_code
 
 

@@ -224,6 +224,12 @@ class GitHubSettings(_Section):
     trusted_bots: list[str] = Field(default_factory=list)
     fail_on: list[FailOn] = Field(default_factory=lambda: list(FAIL_ON))
     max_diff_bytes: int = Field(400_000, ge=1000)
+    #: Findings on changed lines become inline review comments, at most this many new ones per review.
+    max_inline_comments: int = Field(25, ge=0, le=100)
+    #: Severities that make the inline review REQUEST_CHANGES (else it is a COMMENT review).
+    request_changes_on: list[Literal["blocking", "major", "minor"]] = Field(default_factory=list)
+    #: Revisions squad makes on its own PR (after a trusted reviewer requests changes, or CI fails), per PR.
+    max_followups: int = Field(3, ge=0, le=20)
 
 
 class TelemetrySettings(_Section):

@@ -35,6 +35,12 @@ class ReportedFinding(BaseModel):
         description="'blocking' must be fixed before merging; 'major' should be; 'minor' is a suggestion."
     )
     message: str = Field(min_length=1, description="What is wrong and how to fix it.")
+    suggestion: str | None = Field(
+        None,
+        max_length=5000,
+        description="Optional, only with `line`: the exact text that should replace that whole line (several "
+        "lines if needed), when the fix is concrete. Shown as a suggestion the author can commit.",
+    )
 
 
 class Finding(ReportedFinding):
@@ -175,7 +181,8 @@ def merge_findings(findings: Iterable[Finding]) -> list[Finding]:
             continue
         severity = min(old.severity, f.severity, key=SEVERITY_RANK.__getitem__)
         names = sorted({*old.reviewer.split(", "), *f.reviewer.split(", ")} - {""})
-        merged[key] = old.model_copy(update={"severity": severity, "reviewer": ", ".join(names)})
+        update = {"severity": severity, "reviewer": ", ".join(names), "suggestion": old.suggestion or f.suggestion}
+        merged[key] = old.model_copy(update=update)
     return sorted(merged.values(), key=lambda f: (SEVERITY_RANK[f.severity], f.file, f.line or 0, f.message))
 
 

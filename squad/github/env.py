@@ -1,7 +1,7 @@
 """The Actions environment squad runs in, what one invocation reports, and the config it runs with.
 
 Settings and charters always come from the BASE commit, read with git into a temp dir (never the PR
-head); the Action's inputs then become a RunConfig (never writes into a shared Settings).
+head); the Action's inputs can only tighten them (a RunConfig; never writes into a shared Settings).
 """
 
 from __future__ import annotations
@@ -41,6 +41,9 @@ class ActionEnv:
     server_url: str = "https://github.com"
     workflow_run_id: str = ""  # GITHUB_RUN_ID: this workflow run, whose page lists its artifacts
     scratch: Path | None = None  # RUNNER_TEMP: the runner's temp dir (report pages, review journals)
+    graphql_url: str = ""
+    model_key: bool = False  # ANTHROPIC_API_KEY (or AUTH_TOKEN) is set: a fork's pull_request run has none
+    run_url: str = ""  # this workflow run's page (its job summary and artifacts hold what a comment cannot)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> ActionEnv:
@@ -75,6 +78,16 @@ class ActionEnv:
         api_url = env.get("GITHUB_API_URL", "").strip() or "https://api.github.com"
         if not api_url.startswith(("https://", "http://127.", "http://localhost")):
             raise UsageError(f"GITHUB_API_URL must be an https URL, got {api_url!r}")
+        graphql_url = env.get("GITHUB_GRAPHQL_URL", "").strip()
+        if graphql_url and not graphql_url.startswith(("https://", "http://127.", "http://localhost")):
+            raise UsageError(f"GITHUB_GRAPHQL_URL must be an https URL, got {graphql_url!r}")
+        server_url = env.get("GITHUB_SERVER_URL", "").strip() or "https://github.com"
+        if not server_url.startswith(("https://", "http://127.", "http://localhost")):
+            raise UsageError(f"GITHUB_SERVER_URL must be an https URL, got {server_url!r}")
+        workflow_run_id = env.get("GITHUB_RUN_ID", "").strip()
+        if workflow_run_id and not workflow_run_id.isdigit():
+            raise UsageError(f"GITHUB_RUN_ID must be a number, got {workflow_run_id!r}")
+        run_url = f"{server_url.rstrip('/')}/{repository}/actions/runs/{workflow_run_id}" if workflow_run_id else ""
         token = (env.get("GITHUB_TOKEN") or inp("github-token")).strip()
         if not token:
             raise UsageError("GITHUB_TOKEN is not set", hint="pass `github-token: ${{ secrets.GITHUB_TOKEN }}`")
@@ -90,14 +103,8 @@ class ActionEnv:
                 max_cost = float(raw)
             except ValueError:
                 raise UsageError(f"max-cost must be a number of US dollars, got {raw!r}") from None
-            if max_cost < 0:
-                raise UsageError(f"max-cost must be >= 0, got {raw!r}")
-        server_url = env.get("GITHUB_SERVER_URL", "").strip() or "https://github.com"
-        if not server_url.startswith(("https://", "http://127.", "http://localhost")):
-            raise UsageError(f"GITHUB_SERVER_URL must be an https URL, got {server_url!r}")
-        workflow_run_id = env.get("GITHUB_RUN_ID", "").strip()
-        if workflow_run_id and not workflow_run_id.isdigit():
-            raise UsageError(f"GITHUB_RUN_ID must be a number, got {workflow_run_id!r}")
+            if not max_cost > 0:  # it only ever lowers the base's cap: 0 cannot mean "unlimited" here
+                raise UsageError(f"max-cost must be more than 0 US dollars, got {raw!r}")
         scratch = env.get("RUNNER_TEMP", "").strip()
         summary = env.get("GITHUB_STEP_SUMMARY", "").strip()
         output = env.get("GITHUB_OUTPUT", "").strip()
@@ -117,13 +124,14 @@ class ActionEnv:
             server_url=server_url.rstrip("/"),
             workflow_run_id=workflow_run_id,
             scratch=Path(scratch) if scratch else None,
+            graphql_url=graphql_url,
+            run_url=run_url,
+            model_key=bool(env.get("ANTHROPIC_API_KEY", "").strip() or env.get("ANTHROPIC_AUTH_TOKEN", "").strip()),
         )
 
     def workflow_run_url(self) -> str | None:
         """This workflow run's page on GitHub (it lists the run's artifacts); None outside Actions."""
-        if not self.workflow_run_id:
-            return None
-        return f"{self.server_url}/{self.repository}/actions/runs/{self.workflow_run_id}"
+        return self.run_url or None
 
     def __repr__(self) -> str:  # never show the token
         return f"ActionEnv(event={self.event_name!r}, repository={self.repository!r})"
@@ -144,8 +152,17 @@ class Report:
 
 
 def load_base_config(root: Path, sha: str, env: ActionEnv | None = None) -> tuple[RunConfig, Team | None]:
-    """The run config as of commit `sha` (the base), read with git into a temp dir — never the PR head — with
-    the Action's inputs (`model`, `max-cost`) applied; and the team, None when the base has no charters."""
+    """The run config as of commit `sha` (the base), read with git into a temp dir — never the PR head — and the
+    team (None when the base has no charters).
+
+    The Action's `model` and `max-cost` inputs come from the workflow file, which a pull request can edit, so
+    they may only TIGHTEN the base's settings (`RunConfig.tightened`): a lower dollar cap, a model the base
+    config already names. A scripted model is no exception.
+
+    Raises:
+        ConfigError: the base's settings or charters are broken.
+        UsageError: an input would loosen the base's settings.
+    """
     with tempfile.TemporaryDirectory(prefix="squad-base-config-") as tmp:
         dest = gitrepo.materialize_squad_config(root, sha, Path(tmp))
         settings = load_settings(dest)
@@ -155,13 +172,9 @@ def load_base_config(root: Path, sha: str, env: ActionEnv | None = None) -> tupl
             if (dest / ".squad" / "agents").is_dir():
                 raise  # charters exist but are broken: say so
             team = None
-    config = RunConfig.build(
-        root,
-        settings,
-        team or Team(agents={}),
-        model=(env.model if env else None) or None,
-        max_cost=(env.max_cost or None) if env else None,
-    )
+    config = RunConfig.build(root, settings, team or Team(agents={}))
+    if env is not None:
+        config = config.tightened(model=env.model or None, max_cost=env.max_cost)
     return config, team
 
 

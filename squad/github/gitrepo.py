@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import base64
 import re
+import shutil
 import tempfile
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from squad.errors import SquadError, UsageError, WorkspaceError
@@ -36,6 +37,33 @@ def resolve_commit(root: Path, sha: str, what: str) -> str:
             hint="use actions/checkout with `fetch-depth: 0` (and `ref: ${{ github.event.pull_request.head.sha }}`)",
         )
     return out.stdout.strip()
+
+
+def has_commit(root: Path, sha: str) -> bool:
+    return bool(sha) and run_git(root, "cat-file", "-e", f"{sha}^{{commit}}").returncode == 0
+
+
+def _auth_env(token: str | None) -> dict[str, str]:
+    """The token as an `http.extraheader` for ONE git process, through GIT_CONFIG_COUNT/KEY/VALUE in its
+    environment: never written to .git/config, never on a command line (/proc/<pid>/cmdline is world-readable)."""
+    if not token:
+        return {}
+    basic = base64.b64encode(f"x-access-token:{token}".encode()).decode()
+    return {
+        "GIT_CONFIG_COUNT": "1",
+        "GIT_CONFIG_KEY_0": "http.extraheader",
+        "GIT_CONFIG_VALUE_0": f"AUTHORIZATION: basic {basic}",
+    }
+
+
+def fetch(root: Path, remote: str, ref: str, token: str | None) -> None:
+    """Fetch `ref` from `remote` into the object store only (FETCH_HEAD): nothing is checked out or run."""
+    out = run_git(
+        root, "fetch", "--quiet", "--no-tags", "--no-write-fetch-head", remote, ref, text=False, env=_auth_env(token)
+    )
+    if out.returncode != 0:
+        err = out.stderr.decode(errors="replace").strip()
+        raise WorkspaceError(f"git fetch {ref} failed: {err.replace(token, '***') if token else err}")
 
 
 def show(root: Path, sha: str, path: str) -> str | None:
@@ -74,11 +102,33 @@ class SkippedFile:
 
 @dataclass(frozen=True)
 class PullDiff:
-    """The reviewable part of base...head: raw diff text, files in it, files left out and why."""
+    """The reviewable part of base...head: raw diff text, files in it, files left out and why, and per file the
+    head-side line numbers the diff shows (added or context lines: where GitHub takes an inline comment)."""
 
     text: str
     files: tuple[str, ...]
     skipped: tuple[SkippedFile, ...]
+    lines: dict[str, frozenset[int]] = field(default_factory=dict)
+
+
+_HUNK_RE = re.compile(r"^@@ -\d+(?:,\d+)? \+(\d+)(?:,\d+)? @@")
+
+
+def diff_lines(text: str) -> frozenset[int]:
+    """Head-side line numbers shown in one file's unified diff (`+` and context lines of every hunk)."""
+    lines: set[int] = set()
+    number: int | None = None
+    for line in text.split("\n"):
+        if m := _HUNK_RE.match(line):
+            number = int(m.group(1))
+        elif number is None or line.startswith("\\"):
+            continue
+        elif line.startswith(("+", " ")):
+            lines.add(number)
+            number += 1
+        elif not line.startswith("-"):
+            number = None  # the next file's header
+    return frozenset(lines)
 
 
 def build_diff(root: Path, base: str, head: str, max_bytes: int) -> PullDiff:
@@ -93,6 +143,7 @@ def build_diff(root: Path, base: str, head: str, max_bytes: int) -> PullDiff:
     parts: list[str] = []
     files: list[str] = []
     skipped: list[SkippedFile] = []
+    lines: dict[str, frozenset[int]] = {}
     used = 0
     for record in numstat.split("\0"):
         if not record:
@@ -115,40 +166,48 @@ def build_diff(root: Path, base: str, head: str, max_bytes: int) -> PullDiff:
             continue
         parts.append(text)
         files.append(path)
+        lines[path] = diff_lines(text)
         used += size
-    return PullDiff("".join(parts), tuple(files), tuple(skipped))
+    return PullDiff("".join(parts), tuple(files), tuple(skipped), lines)
+
+
+def commit_messages(root: Path, base: str, head: str, limit: int = 50) -> list[str]:
+    """The full messages of the commits in `base..head`, oldest first (at most `limit`, the newest ones)."""
+    out = git(root, "log", "-z", f"--max-count={limit}", "--format=%B", f"{base}..{head}")
+    return [m.strip() for m in reversed(out.split("\0")) if m.strip()]
 
 
 def worktree_at(root: Path, sha: str) -> Path:
-    """A throwaway detached worktree at `sha` (outside the user's work tree), for read-only reviewers."""
+    """A throwaway detached worktree at `sha` (outside the user's work tree), for read-only reviewers: the `tree`
+    folder of a fresh `squad-review-*` temp dir (`remove_worktree` removes both)."""
     path = Path(tempfile.mkdtemp(prefix="squad-review-")) / "tree"
-    git(root, "worktree", "add", "--detach", "--quiet", str(path), sha)
+    try:
+        git(root, "worktree", "add", "--detach", "--quiet", str(path), sha)
+    except SquadError:
+        shutil.rmtree(path.parent, ignore_errors=True)
+        raise
     return path
 
 
 def remove_worktree(root: Path, path: Path) -> None:
+    """Remove a `worktree_at` worktree and its temp dir (left behind, one empty dir per review piles up)."""
     git(root, "worktree", "remove", "--force", str(path), check=False)
     git(root, "worktree", "prune", check=False)
+    shutil.rmtree(path, ignore_errors=True)
+    if path.parent.name.startswith("squad-review-"):
+        shutil.rmtree(path.parent, ignore_errors=True)
 
 
-def push(root: Path, remote: str, sha: str, branch: str, token: str | None) -> None:
-    """`git push <remote> <sha>:refs/heads/<branch>` (fast-forward only), authenticated for this call.
-
-    The token is handed to git as an `http.extraheader` config entry through GIT_CONFIG_COUNT/KEY/VALUE
-    in the environment of this one git process: never written to .git/config, never on a command line
-    that other processes can read in /proc/<pid>/cmdline, and never in any other subprocess's env.
-    """
+def push(root: Path, remote: str, sha: str, branch: str, token: str | None, *, expect: str | None = None) -> None:
+    """`git push <remote> <sha>:refs/heads/<branch>` (fast-forward only), authenticated for this call only
+    (`_auth_env`). With `expect`, the push is refused unless the branch is still at that sha (a lease): squad
+    never pushes over work that landed on the branch since it last looked."""
     if not re.fullmatch(r"[A-Za-z0-9._/-]+", branch) or ".." in branch or branch.startswith(("-", "/")):
         raise SquadError(f"refusing to push to an unusual branch name {branch!r}")
-    extra: dict[str, str] = {}
-    if token:
-        basic = base64.b64encode(f"x-access-token:{token}".encode()).decode()
-        extra = {
-            "GIT_CONFIG_COUNT": "1",
-            "GIT_CONFIG_KEY_0": "http.extraheader",
-            "GIT_CONFIG_VALUE_0": f"AUTHORIZATION: basic {basic}",
-        }
-    out = run_git(root, "push", "--porcelain", remote, f"{sha}:refs/heads/{branch}", text=False, env=extra)
+    lease = [f"--force-with-lease=refs/heads/{branch}:{expect}"] if expect else []
+    out = run_git(
+        root, "push", "--porcelain", *lease, remote, f"{sha}:refs/heads/{branch}", text=False, env=_auth_env(token)
+    )
     if out.returncode != 0:
         err = out.stderr.decode(errors="replace").strip()
         if token:

@@ -21,16 +21,35 @@ from squad.domain.ids import new_run_id
 from squad.domain.review import Finding, merge_findings
 from squad.errors import ConfigError, SquadError, UsageError
 from squad.github import gitrepo
+from squad.github import markdown as md
 from squad.github.artifact import publish_page, scratch_dir
 from squad.github.client import GitHubClient
-from squad.github.comment import MARKER, StickyComment, render_report
+from squad.github.comment import (
+    COMMENT_BUDGET,
+    MARKER,
+    SUMMARY_BUDGET,
+    Identity,
+    StickyComment,
+    followup_section,
+    render_report,
+)
 from squad.github.env import ActionEnv, Report, load_base_config
 from squad.github.gitrepo import SkippedFile
-from squad.github.sanitize import fence, sanitize_code, sanitize_text
+from squad.github.inline import InlineResult, post_inline_review
+from squad.github.prcontext import pr_context
+from squad.github.sanitize import fence, sanitize_code
 from squad.infra.journal import Journal
 from squad.orchestration import RunConfig
 
 REVIEW_ACTIONS = frozenset({"opened", "synchronize", "reopened", "ready_for_review"})
+#: `labeled` with this label is a review too: how a maintainer asks for one (squad-review-forks.yml).
+REVIEW_LABEL = "squad-review"
+FORK_NOTE = """squad: PR #{number} comes from a fork, and this job has no ANTHROPIC_API_KEY: not reviewed.
+
+GitHub gives a fork's `pull_request` run no secrets, so that the fork's code cannot read them. To review
+pull requests from forks safely, use `examples/workflows/squad-review-forks.yml`: it runs on
+`pull_request_target` only when a maintainer adds the `squad-review` label, and it never checks out or runs
+the PR's code (squad reads the diff through git and reviews with read-only tools)."""
 
 
 @dataclass(frozen=True)
@@ -139,21 +158,6 @@ def exit_code(outcome: ReviewOutcome, ledger: LedgerReport | None, fail_on: Sequ
     return 0
 
 
-def _pr_metadata(pr: dict[str, Any]) -> str:
-    """PR title, body, author and refs, each sanitized and fenced as untrusted data."""
-    author = (pr.get("user") or {}).get("login", "")
-    head = (pr.get("head") or {}).get("ref", "")
-    base = (pr.get("base") or {}).get("ref", "")
-    facts = f"number: {pr.get('number')}\nauthor: {author}\nhead branch: {head}\nbase branch: {base}"
-    return "\n\n".join(
-        [
-            fence(sanitize_text(facts), "pr-facts"),
-            fence(sanitize_text(pr.get("title")), "pr-title"),
-            fence(sanitize_text(pr.get("body")), "pr-body"),
-        ]
-    )
-
-
 def review_pull_request(env: ActionEnv, client: GitHubClient, make_reviewer: ReviewerFactory) -> Report:
     """Review mode for a pull_request event. Always leaves the sticky comment (unless skipped)."""
     action = env.event.get("action", "")
@@ -163,37 +167,50 @@ def review_pull_request(env: ActionEnv, client: GitHubClient, make_reviewer: Rev
         raise UsageError(
             "the pull_request event has no pull_request.number", hint="is GITHUB_EVENT_PATH the right file?"
         )
-    if action not in REVIEW_ACTIONS:
+    labeled = action == "labeled" and (env.event.get("label") or {}).get("name") == REVIEW_LABEL
+    if action not in REVIEW_ACTIONS and not labeled:
         return Report(notes=[f"squad: nothing to do for pull_request action {action!r}"], verdict="skipped")
     if pr.get("draft"):
         note = f"squad: PR #{number} is a draft; review skipped (it runs when the PR is marked ready for review)"
         return Report(notes=[note], verdict="skipped", summary=note)
+    head_repo = ((pr.get("head") or {}).get("repo") or {}).get("full_name")
+    if head_repo != env.repository and not env.model_key:
+        note = FORK_NOTE.format(number=number)
+        return Report(notes=[note.splitlines()[0]], verdict="skipped", summary=note)
 
     run_id = new_run_id()
     root = env.workspace
     journal_root = scratch_dir(env) / "squad-reviews"  # never the checkout: it is the pull request's
     base_sha = str((pr.get("base") or {}).get("sha", ""))
     head_sha = str((pr.get("head") or {}).get("sha", ""))
-    sticky = StickyComment(client, number)
-    pending = f"{MARKER}\n## ⏳ squad review: running\n\nReviewing commit `{head_sha[:12]}` · run `{run_id}` …\n"
+    me = Identity.of(client)
+    sticky = StickyComment(client, number, me)
+    what = f"commit {md.code(head_sha[:12])} · run {md.code(run_id)}"
+    pending = f"{MARKER}\n## ⏳ squad review: running\n\nReviewing {what} …\n"
     comment_url = sticky.write(pending)  # appears even if the job is killed before finishing
 
     outcome = ReviewOutcome()
     ledger: LedgerReport | None = None
     ledger_error: str | None = None
     skipped: tuple[gitrepo.SkippedFile, ...] = ()
+    inline: InlineResult | None = None
+    max_followups = Settings().github.max_followups
     config_failed = False
     fail_on: list[str] = list(Settings().github.fail_on)
     try:
         base_sha = gitrepo.resolve_commit(root, base_sha, "base")
+        if not gitrepo.has_commit(root, head_sha):
+            # pull_request_target checks out the base: fetch the head's objects (never checked out or run).
+            gitrepo.fetch(root, env.remote, f"refs/pull/{number}/head", env.token)
         head_sha = gitrepo.resolve_commit(root, head_sha, "head")
         try:
             config, team = load_base_config(root, base_sha, env)
-        except ConfigError:
+        except (ConfigError, UsageError):  # broken base config, or an input that would loosen it
             config_failed = True
             raise
         settings = config.settings
         fail_on = list(settings.github.fail_on)
+        max_followups = settings.github.max_followups
         diff = gitrepo.build_diff(root, base_sha, head_sha, settings.github.max_diff_bytes)
         skipped = diff.skipped
         try:
@@ -210,7 +227,13 @@ def review_pull_request(env: ActionEnv, client: GitHubClient, make_reviewer: Rev
             changed_files=diff.files,
             skipped=diff.skipped,
             pr_number=number,
-            pr_metadata=_pr_metadata(pr),
+            pr_metadata=pr_context(
+                pr,
+                files=diff.files,
+                skipped=diff.skipped,
+                commits=gitrepo.commit_messages(root, base_sha, head_sha),
+                decisions=ledger.added if ledger else (),
+            ),
             run_id=run_id,
             journal_root=journal_root,
         )
@@ -221,6 +244,18 @@ def review_pull_request(env: ActionEnv, client: GitHubClient, make_reviewer: Rev
             timeout = config.limits.task_timeout_s
             outcome = asyncio.run(asyncio.wait_for(reviewer(review_input), timeout))
         outcome.findings = merge_findings(outcome.findings)
+        if diff.files and (outcome.findings or not outcome.errors):
+            inline = post_inline_review(
+                client,
+                number,
+                head_sha=head_sha,
+                findings=outcome.findings,
+                lines=diff.lines,
+                me=me,
+                settings=settings.github,
+                own_pr=me.wrote(pr),
+                complete=not outcome.errors,
+            )
     except TimeoutError:
         outcome = ReviewOutcome(errors=["the review timed out (budgets.task_timeout_s)"])
     except SquadError as exc:
@@ -230,20 +265,21 @@ def review_pull_request(env: ActionEnv, client: GitHubClient, make_reviewer: Rev
         outcome = ReviewOutcome(errors=[f"internal error: {type(exc).__name__}: {exc}"])
 
     result = verdict(outcome, ledger)
-    body = render_report(
-        head_sha=head_sha,
-        run_id=run_id,
-        outcome=outcome,
-        ledger=ledger,
-        ledger_error=ledger_error,
-        skipped=skipped,
-        result=result,
+    facts: dict[str, Any] = dict(
+        head_sha=head_sha, run_id=run_id, outcome=outcome, ledger=ledger, ledger_error=ledger_error, skipped=skipped
     )
+    more_at = f"the job summary of {md.link('this run', env.run_url)}" if env.run_url else "the job summary of this run"
     journal = Journal(journal_root, run_id)
     page = publish_page(env, journal.dir, run_id) if journal.exists else None
-    if page is not None:
-        body = body.rstrip("\n") + f"\n\n{page.line}\n"
+    facts["extra"] = [
+        *(inline.section() if inline else []),
+        *followup_section(sticky.state, max_followups),
+        *([page.line] if page is not None else []),
+    ]
+    facts["shown"] = inline.rest if inline else None
+    body = render_report(**facts, result=result, limit=COMMENT_BUDGET, more_at=more_at)
+    summary = render_report(**facts, result=result, limit=SUMMARY_BUDGET)
     comment_url = sticky.write(body) or comment_url
-    code = 2 if config_failed else exit_code(outcome, ledger, fail_on)
-    report = Report(exit_code=code, verdict=result, comment_url=comment_url, run_id=run_id, summary=body)
+    status = 2 if config_failed else exit_code(outcome, ledger, fail_on)
+    report = Report(exit_code=status, verdict=result, comment_url=comment_url, run_id=run_id, summary=summary)
     return page.add_to(report) if page is not None else report

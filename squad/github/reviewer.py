@@ -86,8 +86,7 @@ def agent_reviewer(config: RunConfig, model_factory: ModelFactory | None = None)
             [
                 prompts.template("pr_review_rules"),
                 f"PR #{inp.pr_number}: base {inp.base_sha}, head {inp.head_sha}.",
-                inp.pr_metadata,
-                "Files in the diff: " + ", ".join(inp.changed_files),
+                inp.pr_metadata,  # every PR-controlled string, sanitized and fenced (squad.github.prcontext)
                 inp.diff,
             ]
         )

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import html
 import re
+from collections.abc import Iterable
 
 #: Zero-width, invisible-format and bidi control characters, plus the Unicode "tag" block used for
 #: ASCII smuggling. Soft hyphen and BOM included: they render as nothing.
@@ -29,8 +30,9 @@ _INVISIBLE = (
     "\u3164\ufeff\uffa0"
 )
 _INVISIBLE_RE = re.compile("[" + re.escape(_INVISIBLE) + "\U000e0000-\U000e007f\ufe00-\ufe0f]")
-# Other C0/C1 controls (keep tab, newline, carriage return).
-_CONTROL_RE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+# Other C0/C1 controls (keep tab, newline, carriage return), and lone surrogates (a file name that is not
+# UTF-8, decoded with surrogateescape): they cannot even be encoded into an API request.
+_CONTROL_RE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]")
 _HTML_COMMENT_RE = re.compile(r"<!--.*?(?:-->|\Z)", re.DOTALL)
 _ENTITY_RE = re.compile(r"&#(?:[xX]([0-9a-fA-F]{1,6})|([0-9]{1,7}));")
 _IMG_RE = re.compile(r"<img\b[^>]*>", re.IGNORECASE)
@@ -112,10 +114,14 @@ def untrusted(text: str | None, kind: str, *, code: bool = False) -> str:
     return fence(clean, kind)
 
 
-def inline(text: str | None, limit: int = 200) -> str:
-    """One line of untrusted prose for our own markdown (a PR title in a comment): sanitized, no
-    newlines, no markup that could start a block, mention anyone or close our hidden marker."""
-    clean = " ".join(sanitize_text(text).split())
-    clean = clean.replace("@", "&#64;")
-    clean = re.sub(r"[<>`|*_\[\]]", lambda m: "\\" + m.group(0), clean)
-    return clean[:limit] + ("…" if len(clean) > limit else "")
+def sanitize_line(text: str | None, limit: int = 0) -> str:
+    """A one-line value from a PR (a file name, a ref, a decision id, a login): invisible and control
+    characters shown as `<U+XXXX>` — newlines and tabs too, so a value can never start a line of its own."""
+    out = sanitize_code(text or "")
+    out = out.replace("\r", "<U+000D>").replace("\n", "<U+000A>").replace("\t", "<U+0009>")
+    return out[:limit] + "…" if limit and len(out) > limit else out
+
+
+def untrusted_lines(items: Iterable[str], kind: str, *, limit: int = 300) -> str:
+    """One-line values (file names, commit subjects, ...) fenced as untrusted data, one per line."""
+    return fence("\n".join(sanitize_line(item, limit) for item in items), kind)

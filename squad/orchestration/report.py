@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -67,6 +67,17 @@ class RunReport:
         data = dict(self.__dict__)
         data["tasks"] = [t.to_dict() for t in self.tasks]
         return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> RunReport:
+        """A report read back from report.json (unknown keys ignored)."""
+        known = {f.name for f in fields(cls)}
+        task_keys = {f.name for f in fields(TaskReport)}
+        values = {k: v for k, v in data.items() if k in known}
+        values["tasks"] = [
+            TaskReport(**{k: v for k, v in t.items() if k in task_keys}) for t in data.get("tasks") or []
+        ]
+        return cls(**values)
 
 
 def run_decisions(ledger: Path) -> list[dict[str, Any]]:

@@ -162,7 +162,7 @@ class SubmitVerdict(BaseTool):
         data: dict[str, Any] = {
             "verdict": args.verdict,
             "summary": args.summary,
-            "findings": [f.model_dump() for f in args.findings],
+            "findings": [f.model_dump(exclude_none=True) for f in args.findings],
         }
         return ToolResult(f"verdict submitted: {args.verdict}", finished=True, data=data)
 

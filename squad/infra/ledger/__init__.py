@@ -6,7 +6,7 @@ derived from later entries' `supersedes`, never written. See `_format` for the e
 """
 
 from squad.infra.ledger._compare import Comparison, compare, superseded_by
-from squad.infra.ledger._format import Entry, ParseResult, Problem, is_ulid, parse_text, render_entry
+from squad.infra.ledger._format import Entry, ParseResult, Problem, entry_author, is_ulid, parse_text, render_entry
 from squad.infra.ledger._git import person_slug
 from squad.infra.ledger._ledger import LEDGER_DIR, Ledger
 from squad.infra.ledger._merge import drop_entries, merge_entries, render_run_ledger, ulid_ms, write_run_ledger
@@ -20,6 +20,7 @@ __all__ = [
     "Problem",
     "compare",
     "drop_entries",
+    "entry_author",
     "is_ulid",
     "merge_entries",
     "parse_text",

@@ -34,6 +34,9 @@ SECTIONS: tuple[tuple[str, str], ...] = (
     ("**Decision.**", "decision"),
     ("**Consequences.**", "consequences"),
 )
+#: A run id (`squad.domain.ids`), and a dated ledger file name (`<date>-<run or person>.md`).
+_RUN_ID_RE = re.compile(r"(\d{4})(\d{2})(\d{2})-\d{6}-[a-z0-9]{4}")
+_DATED_NAME_RE = re.compile(r"(\d{4}-\d{2}-\d{2})-(.+)\.md")
 #: Crockford base32, 26 chars, first char <= 7 (128-bit ULIDs), as python-ulid writes them.
 ULID_RE = re.compile(r"[0-7][0-9A-HJKMNP-TV-Z]{25}")
 
@@ -140,6 +143,17 @@ def render_entry(
         if text.strip():
             parts.append(f"\n{marker} {text.strip()}\n")
     return "".join(parts)
+
+
+def entry_author(entry: Entry) -> str | None:
+    """Who recorded `entry`: its agent, else the person whose personal file holds it (`<date>-<person>.md`;
+    a person's entries carry no agent), else None."""
+    if entry.agent:
+        return entry.agent
+    m = _DATED_NAME_RE.fullmatch(Path(entry.file).name)
+    if m and not _RUN_ID_RE.fullmatch(m[2]) and m[2] != entry.run:
+        return m[2]
+    return None
 
 
 def normalize_newlines(text: str) -> str:

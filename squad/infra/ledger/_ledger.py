@@ -18,6 +18,8 @@ from squad.errors import LedgerError, UsageError
 from squad.infra import safefs
 from squad.infra.ledger._compare import compare, superseded_by
 from squad.infra.ledger._format import (
+    _DATED_NAME_RE,
+    _RUN_ID_RE,
     HEADER_PREFIX,
     Entry,
     ParseResult,
@@ -32,8 +34,6 @@ from squad.infra.ledger._git import common_dir, read_tree, slugify
 from squad.infra.safefs import UnsafePathError
 
 LEDGER_DIR = "decisions"
-_RUN_ID_RE = re.compile(r"(\d{4})(\d{2})(\d{2})-\d{6}-[a-z0-9]{4}")
-_DATED_NAME_RE = re.compile(r"(\d{4}-\d{2}-\d{2})-(.+)\.md")
 _SAFE_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 
 

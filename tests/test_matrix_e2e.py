@@ -229,17 +229,18 @@ def test_a_run_spread_over_simulated_runners(tmp_path: Path) -> None:
     assert log.returncode == 0 and "job_started task check" in log.stdout and "fragments_merged" in log.stdout
     assert report["budget"]["jobs"] == 4 and report["budget"]["input_tokens"] > 0
 
-    # the merged journal does not depend on where or how often it is built: the same fragments, the same lines
+    # rerunning integrate, on a fresh runner or the same one, changes nothing on the remote (nothing merged twice);
+    # and the merged journal does not depend on where or how often it is built: same fragments, same lines
+    head = sh_git(remote, "rev-parse", branch).strip()
     other = runner(remote, tmp_path, "integrate-again")
-    again = squad(other, "integrate", run, "--from", *map(str, reversed(fragments)), "--no-push")
+    again = squad(other, "integrate", run, "--from", *map(str, reversed(fragments)))
     assert again.returncode == 0, again.stderr + again.stdout
+    assert sh_git(remote, "rev-parse", branch).strip() == head
+    assert sh_git(other, "rev-parse", branch).strip() == head  # it continued the branch the first one pushed
     n = sum(len(_records(f)) for f in fragments)
     first = (integ / ".squad" / "runs" / run / "events.jsonl").read_bytes().splitlines()[:n]
     second = (other / ".squad" / "runs" / run / "events.jsonl").read_bytes().splitlines()[:n]
     assert first == second
-
-    # rerunning integrate changes nothing on the remote (no second merge of anything)
-    head = sh_git(remote, "rev-parse", branch).strip()
     assert squad(integ, "integrate", run, "--from", str(art)).returncode == 0
     assert sh_git(remote, "rev-parse", branch).strip() == head
 

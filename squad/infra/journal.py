@@ -23,7 +23,7 @@ from typing import Any
 
 from squad.config import runs_dir
 from squad.domain.events import AgentEvent, Event, JournalSchemaError, ModelCalled, parse_event
-from squad.domain.ids import TASK_RE
+from squad.domain.ids import TASK_RE, check_task
 from squad.domain.state import RunState, fold
 from squad.errors import SquadError
 from squad.infra.git import git_common_dir
@@ -62,6 +62,7 @@ class Journal:
         self.job = job
         self.dir = runs_dir(self.root) / run
         if job is not None:
+            check_task(job)  # a job is a task id: it names a folder, and must not reach outside the run's
             self.dir = self.dir / JOBS / job
         self.events_path = self.dir / EVENTS
         self.responses_path = self.dir / RESPONSES

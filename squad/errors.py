@@ -78,6 +78,13 @@ class ModelError(SquadError):
     """A model call failed in a way retries did not fix."""
 
 
+class ModelConfigError(ModelError):
+    """A model cannot be called as configured (no API key, the key rejected, an unknown model name): the
+    configuration is wrong, not the work, so the CLI exits 2."""
+
+    exit_code = 2
+
+
 class BudgetExceededError(SquadError):
     """A budget (tokens, dollars, turns, time) would be exceeded; raised before the call."""
 

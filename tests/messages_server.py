@@ -5,6 +5,10 @@ is exercised. Replies are scripted per agent (routed on the `x-squad-agent: <age
 one queue per key) so concurrent tests stay deterministic; unscripted calls get a short text reply.
 Every request is recorded (monotonic timestamp, headers, JSON body) for assertions.
 
+Every stop reason of the API can be sent (`Reply.stop_reason`, with `stop_details` for a refusal); `cut`
+sends a reply the way the API ends one at max_tokens: the last block stops halfway (a tool call's JSON
+arguments unfinished) and the stop reason is `max_tokens`.
+
 Error injection (see `Reply`): an HTTP error status with `retry-after`, an `error` event in the
 middle of a stream, a dropped connection, a stall after the headers, and a raw body of any content type
 (what a misconfigured proxy at ANTHROPIC_BASE_URL answers: JSON, an HTML page).
@@ -41,7 +45,10 @@ class Reply:
         tool_calls: `[{"name": ..., "input": {...}, "id": optional}]`, streamed as input_json_delta; with
             `"input_json": "<raw text>"` instead of `input`, that text is sent as is, in one delta (what a
             gateway might send: a bare string, a number, lone surrogate escapes, invalid JSON).
-        stop_reason: default `tool_use` when there are tool calls, else `end_turn`.
+        stop_reason: default `tool_use` when there are tool calls, else `end_turn` (`max_tokens` with `cut`).
+        stop_details: sent with the stop reason (a refusal's `{"type": "refusal", "category", "explanation"}`).
+        cut: end the last content block halfway (its text, or its tool call's JSON arguments), as the API
+            does when the reply reaches max_tokens.
         usage: overrides for usage fields (input_tokens, output_tokens, cache_*).
         status: HTTP status; non-200 sends an error body of `error_type` / `message`.
         headers: extra response headers (e.g. `retry-after`, `anthropic-ratelimit-*`).
@@ -58,6 +65,8 @@ class Reply:
     text: str = ""
     tool_calls: list[dict[str, Any]] = field(default_factory=list)
     stop_reason: str | None = None
+    stop_details: dict[str, Any] | None = None
+    cut: bool = False
     usage: dict[str, int] | None = None
     status: int = 200
     error_type: str = "api_error"
@@ -340,8 +349,9 @@ class _Handler(BaseHTTPRequestHandler):
             "role": "assistant",
             "model": model,
             "content": content,
-            "stop_reason": reply.stop_reason or ("tool_use" if reply.tool_calls else "end_turn"),
+            "stop_reason": reply.stop_reason or _default_stop(reply),
             "stop_sequence": None,
+            "stop_details": reply.stop_details,
             "usage": usage,
         }
 
@@ -378,8 +388,9 @@ class _Handler(BaseHTTPRequestHandler):
             self.server.app.stopping.wait(reply.stall_s)
             self.close_connection = True
             return
+        last = len(message["content"]) - 1
         for index, block in enumerate(message["content"]):
-            for event in _block_events(index, block):
+            for event in _block_events(index, block, cut=reply.cut and index == last):
                 self._event(event["type"], event)
                 if reply.truncate and event["type"] == "content_block_delta":
                     self._end_chunks()
@@ -396,7 +407,11 @@ class _Handler(BaseHTTPRequestHandler):
             "message_delta",
             {
                 "type": "message_delta",
-                "delta": {"stop_reason": message["stop_reason"], "stop_sequence": None},
+                "delta": {
+                    "stop_reason": message["stop_reason"],
+                    "stop_sequence": None,
+                    "stop_details": message["stop_details"],
+                },
                 "usage": usage,
             },
         )
@@ -423,11 +438,18 @@ class _Handler(BaseHTTPRequestHandler):
 MessagesServer.handler = _Handler
 
 
-def _block_events(index: int, block: dict[str, Any]) -> Iterator[dict[str, Any]]:
-    """content_block_start / delta(s) / stop for one block, split like the real API does."""
+def _default_stop(reply: Reply) -> str:
+    if reply.cut:
+        return "max_tokens"
+    return "tool_use" if reply.tool_calls else "end_turn"
+
+
+def _block_events(index: int, block: dict[str, Any], *, cut: bool = False) -> Iterator[dict[str, Any]]:
+    """content_block_start / delta(s) / stop for one block, split like the real API does; `cut` sends only
+    the first half of the block's text or JSON (a reply that reached max_tokens inside this block)."""
     if block["type"] == "text":
         yield {"type": "content_block_start", "index": index, "content_block": {"type": "text", "text": ""}}
-        text = block["text"]
+        text = block["text"][: len(block["text"]) // 2] if cut else block["text"]
         step = max(1, len(text) // 3)
         for i in range(0, len(text), step):
             yield {
@@ -442,6 +464,7 @@ def _block_events(index: int, block: dict[str, Any]) -> Iterator[dict[str, Any]]
             "content_block": {"type": "tool_use", "id": block["id"], "name": block["name"], "input": {}},
         }
         raw = block["input_json"] if "input_json" in block else json.dumps(block["input"])
+        raw = raw[: len(raw) // 2] if cut else raw
         step = max(1, len(raw)) if "input_json" in block else max(1, len(raw) // 2)
         for i in range(0, len(raw), step):
             yield {

@@ -113,7 +113,8 @@ class _PlannerModel:
             content = (ToolUseBlock(id=f"toolu_{n}", name="read_file", input={"path": answer[1]}),)
         else:
             content = (ToolUseBlock(id=f"toolu_{n}", name="submit_plan", input=answer),)
-        return ModelResponse(content=content, stop_reason="tool_use", usage=Usage(10, 10), model=self.name)
+        stop = "end_turn" if answer is None else "tool_use"  # as the API says it: no tool call, no tool_use
+        return ModelResponse(content=content, stop_reason=stop, usage=Usage(10, 10), model=self.name)
 
 
 def _plan(repo: Path, model: _PlannerModel, emit: Any, plan_turns: int = 8) -> Any:

@@ -497,7 +497,8 @@ def test_anthropic_model_error_updates_the_comment_with_what_to_do(tmp_path: Pat
     assert out.returncode == 1, out.stdout + out.stderr
     body = comment["body"]
     assert "The review did not complete" in body and "What to do" in body
-    assert "reviewer critic gave no verdict (authentication failed (401)" in body
+    # a configuration problem (the key) stops the reviewer's session at once: it failed, and says why
+    assert "reviewer critic failed: authentication failed (401)" in body
     assert "the API key was rejected" in body and "API key secret" in body
     assert API_KEY not in body
     assert _outputs(tmp_path)["verdict"] == "error"

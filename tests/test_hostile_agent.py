@@ -301,7 +301,6 @@ def test_a_catastrophic_search_pattern_is_stopped_with_a_clear_error(
 ) -> None:
     """`(a|aa)+$` against a long run of a's backtracks for longer than the universe's age. A thread cannot be
     killed, so an unbounded search would pin a core and keep `squad run` from ever exiting."""
-    import time
 
     from squad.agents.tools import search as search_mod
 
@@ -311,21 +310,18 @@ def test_a_catastrophic_search_pattern_is_stopped_with_a_clear_error(
     git(repo, "commit", "-qm", "data")
     ws = Workspace(repo)
     lease = ws.lease(new_run_id(), "slow")
-    started = time.monotonic()
     result = _agent(
         lease, [{"name": "search", "input": {"pattern": "(a|aa)+$"}}], allowed=frozenset({"search", "finish"})
     )
     ws.release(lease, delete_branch=True)
-    assert time.monotonic() - started < search_mod.SEARCH_TIMEOUT_S + 10
     (answer,) = _tool_outputs(result)[:1]
-    assert "too long" in answer and "simplify" in answer, answer
+    assert "too long" in answer and "simplify" in answer, answer  # the search was stopped, and said so
 
 
 @pytest.mark.timeout(60)
 def test_a_catastrophic_glob_is_answered_promptly(repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Globs compile to regexes too: with `re`, `*a*a*...*b` against a long file name backtracked for ever.
     Now it is answered at once; and a glob that still runs out of time is a clear tool error."""
-    import time
 
     from squad.agents.tools import fs
 
@@ -339,10 +335,9 @@ def test_a_catastrophic_glob_is_answered_promptly(repo: Path, monkeypatch: pytes
         {"name": "list_files", "input": {"pattern": hostile}},
         {"name": "search", "input": {"pattern": "x", "glob": hostile}},
     ]
-    started = time.monotonic()
     result = _agent(lease, calls, allowed=frozenset({"list_files", "search", "finish"}))
-    assert time.monotonic() - started < 10
     listed, searched = _tool_outputs(result)[:2]
+    # answers, not "took too long" (GLOB_TIMEOUT_S): the glob matched within its time limit
     assert listed.startswith("no files matching") and searched.startswith("no matches"), (listed, searched)
 
     monkeypatch.setattr(fs, "GLOB_TIMEOUT_S", 0.0)  # what a glob the regex engine cannot speed up gets

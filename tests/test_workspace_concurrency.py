@@ -2,10 +2,17 @@
 
 The repo lives on tmpfs (/dev/shm) when there is one: creating 40,000 files on this CI VM's disk costs
 ~0.7 ms each in the kernel, which would time the disk, not squad. The git operations are the same.
+
+The worktree lock is checked directly, not by whether the leases happen to succeed (`Workspace._add` retries
+a failed `git worktree add`, which hides most races): git's own trace (GIT_TRACE2_EVENT, one file per git
+process with its start and exit) shows every `git worktree add/remove/prune` of the test, and no two may
+overlap. Without the lock they do, every time.
 """
 
 from __future__ import annotations
 
+import itertools
+import json
 import os
 import shutil
 import subprocess
@@ -14,6 +21,7 @@ import tempfile
 import textwrap
 import threading
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -49,6 +57,42 @@ def big_repo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
         shutil.rmtree(holder, ignore_errors=True)
 
 
+@pytest.fixture
+def git_trace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A folder where every git process (of this test, and of its child processes) writes its trace2 events."""
+    folder = tmp_path / "trace2"
+    folder.mkdir()
+    monkeypatch.setenv("GIT_TRACE2_EVENT", str(folder))
+    return folder
+
+
+def worktree_changes(trace: Path) -> list[tuple[datetime, datetime, str]]:
+    """(start, exit, argv) of every `git worktree add/remove/prune` process in the trace, by start."""
+    found = []
+    for path in trace.iterdir():
+        events = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+        start = next((e for e in events if e["event"] == "start"), None)
+        end = next((e for e in events if e["event"] in ("atexit", "exit")), None)
+        if start is None or end is None:
+            continue
+        argv = [a for a in start["argv"][1:] if a not in ("-c", "core.hooksPath=/dev/null")]
+        if argv[:1] == ["worktree"] and argv[1:2] in (["add"], ["remove"], ["prune"]):
+            found.append((_when(start["time"]), _when(end["time"]), " ".join(argv[:2])))
+    return sorted(found)
+
+
+def _when(stamp: str) -> datetime:
+    return datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+
+
+def assert_one_at_a_time(trace: Path, adds: int) -> None:
+    """Every worktree change ran alone: each one started after the one before it had exited."""
+    changes = worktree_changes(trace)
+    assert sum(1 for c in changes if c[2] == "worktree add") >= adds
+    overlaps = [(a, b) for a, b in itertools.pairwise(changes) if b[0] < a[1]]
+    assert not overlaps, f"{len(overlaps)} worktree changes overlapped, e.g. {overlaps[0]}"
+
+
 def assert_clean(root: Path) -> None:
     assert git(root, "worktree", "list", "--porcelain").count("worktree ") == 1
     assert git(root, "for-each-ref", "refs/heads/squad/") == ""
@@ -56,7 +100,7 @@ def assert_clean(root: Path) -> None:
 
 
 @pytest.mark.timeout(120)
-def test_eight_threads_lease_commit_release(big_repo: Path) -> None:
+def test_eight_threads_lease_commit_release(big_repo: Path, git_trace: Path) -> None:
     ws = Workspace(big_repo)
     run = "20261122-070000-thrd"
     barrier = threading.Barrier(N_TASKS)
@@ -84,6 +128,7 @@ def test_eight_threads_lease_commit_release(big_repo: Path) -> None:
     assert errors == []
     assert len(shas) == N_TASKS and all(shas.values())
     assert_clean(big_repo)
+    assert_one_at_a_time(git_trace, adds=N_TASKS)
 
 
 WORKER = textwrap.dedent(
@@ -104,7 +149,7 @@ WORKER = textwrap.dedent(
 
 
 @pytest.mark.timeout(120)
-def test_eight_processes_lease_commit_release(big_repo: Path) -> None:
+def test_eight_processes_lease_commit_release(big_repo: Path, git_trace: Path) -> None:
     run = "20261122-070000-proc"
     procs = [
         subprocess.Popen(
@@ -123,3 +168,4 @@ def test_eight_processes_lease_commit_release(big_repo: Path) -> None:
         # The commit object outlives its deleted branch: check it carries this process's own message.
         assert git(big_repo, "log", "-1", "--format=%s", sha).strip() == branch.split("--")[1]
     assert_clean(big_repo)
+    assert_one_at_a_time(git_trace, adds=N_TASKS)

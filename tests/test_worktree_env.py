@@ -230,10 +230,11 @@ def test_setup_runs_in_order_in_the_worktree_and_stops_at_the_first_failure(
 
 def test_setup_timeout_kills_the_whole_process_group(project: Path) -> None:
     wt = lease(project)
-    pid_file = wt / "child.pid"
+    pid_file, woke = wt / "child.pid", wt / "child.woke"
     command = (
         "python -c \"import subprocess, sys, time; p = subprocess.Popen([sys.executable, '-c', "
-        f"'import time; time.sleep(60)']); open('{pid_file}', 'w').write(str(p.pid)); time.sleep(60)\""
+        f"'import time; time.sleep(60); open(\\'{woke}\\', \\'w\\')']); open('{pid_file}', 'w').write(str(p.pid)); "
+        'time.sleep(60)"'
     )
     report = asyncio.run(run_setup(wt, settings(setup=[command, "true"], setup_timeout_s=2)))
     step = report.steps[0]
@@ -241,12 +242,9 @@ def test_setup_timeout_kills_the_whole_process_group(project: Path) -> None:
     assert step.status().startswith("timed out")
     assert report.skipped == ("true",)
     child = int(pid_file.read_text())
-    for _ in range(50):  # SIGKILL is sent before run_setup returns; the kernel may take a moment
-        if not _alive(child):
-            break
+    while _alive(child):  # SIGKILL is sent before run_setup returns; the kernel may take a moment
         time.sleep(0.05)
-    else:
-        pytest.fail(f"grandchild {child} survived the setup timeout")
+    assert not woke.exists(), f"grandchild {child} survived the setup timeout and finished its sleep"
 
 
 def _alive(pid: int) -> bool:

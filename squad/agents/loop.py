@@ -5,6 +5,14 @@ the model ends its turn without tool calls; `max_turns` model calls were made; t
 (BudgetExceededError); the whole loop ran longer than `timeout_s`; the model failed (ModelError).
 Cancellation is recorded and re-raised, so a cancelled run stops at once but leaves a trace.
 
+Every stop reason the Messages API documents is read (`_read_stop`), never assumed to be "done":
+`end_turn`/`stop_sequence` end the session when there is no tool call; `tool_use` runs the calls (and is
+nudged when it has none); `max_tokens` is a cut reply: none of its tool calls run (the last one may hold
+half its arguments, e.g. half a file) and the model is asked to go on in smaller steps; `pause_turn` is
+continued by sending the paused content back; `refusal` and `model_context_window_exceeded` end the
+session. A model that keeps being cut (or paused, or nudged) more than `MAX_CONTINUATIONS` times in a row
+stops the session, so the task fails with a reason instead of going to review half done.
+
 Every step is reported through `emit` as a typed journal event (`TurnStarted`, `ToolCalled`,
 `AgentStopped`) for the agent and task; model calls themselves are journaled once, priced, by the model
 layer's recorder. The model layer's own events that explain a slow or odd call (model_retry,
@@ -21,15 +29,47 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
-from squad.domain.events import AgentEvent, AgentStopped, ToolCalled, TurnStarted, model_event
+from squad.agents import prompts
+from squad.domain.events import AgentEvent, AgentStopped, AgentWarning, ToolCalled, TurnStarted, model_event
 from squad.domain.usage import Limits
-from squad.errors import BudgetExceededError, ModelError, SquadError
-from squad.models.base import Message, Model, ModelRequest, SystemBlock, TextBlock, ToolResultBlock, Usage
+from squad.errors import BudgetExceededError, ModelConfigError, ModelError, SquadError
+from squad.infra.env import redact
+from squad.models.base import (
+    ContentBlock,
+    Message,
+    Model,
+    ModelRequest,
+    ModelResponse,
+    SystemBlock,
+    TextBlock,
+    ToolResultBlock,
+    ToolUseBlock,
+    Usage,
+)
 
 if TYPE_CHECKING:
     from squad.agents.tools import Toolbox, ToolContext
 
-StopReason = Literal["finished", "end_turn", "max_turns", "budget", "timeout", "model_error", "cancelled"]
+StopReason = Literal[
+    "finished",
+    "end_turn",
+    "max_turns",
+    "budget",
+    "timeout",
+    "model_error",
+    "cancelled",
+    "cut",
+    "paused",
+    "refused",
+    "context_full",
+]
+#: The model's stop reasons (Messages API `stop_reason`) this loop knows.
+API_STOPS = frozenset(
+    {"end_turn", "stop_sequence", "tool_use", "max_tokens", "pause_turn", "refusal", "model_context_window_exceeded"}
+)
+#: Consecutive replies the loop continues (cut at max_tokens, paused, tool_use without a tool call) before it
+#: stops the session: a model that keeps running into the same wall will not get past it by retrying.
+MAX_CONTINUATIONS = 2
 
 #: Tool arguments larger than this (as JSON) are shown in events as a truncated repr.
 MAX_EVENT_ARGS_CHARS = 2000
@@ -77,6 +117,63 @@ class _Loop:
     usage: Usage = field(default_factory=Usage)
     cost_usd: float = 0.0
     last_text: str = ""
+    continuations: int = 0  # consecutive replies that had to be continued (cut, paused, no tool call)
+
+
+def _read_stop(
+    response: ModelResponse, limits: AgentLimits, state: _Loop
+) -> tuple[StopReason, str | None] | Literal["run", "continue"]:
+    """What a reply's `stop_reason` means for the session: "run" its tool calls, "continue" (after adding
+    what the model needs to go on to the conversation), or `(reason, error)` when the session ends here."""
+    why, calls = response.stop_reason, response.tool_uses
+    if why in ("end_turn", "stop_sequence", "tool_use", "pause_turn") and calls:
+        return "run"
+    if why in ("end_turn", "stop_sequence"):
+        return "end_turn", None
+    if why == "refusal":
+        detail = response.stop_detail or "no reason given"
+        return "refused", f"{response.model} refused to continue ({detail})"
+    if why == "model_context_window_exceeded":
+        return "context_full", (
+            f"the conversation filled {response.model}'s context window after {state.turns} turn(s); "
+            "split the task into smaller ones, or lower the [context] token budgets in .squad/squad.toml"
+        )
+    if why not in API_STOPS:
+        return "model_error", f"{response.model} stopped for a reason squad does not know: {why!r}"
+    if state.continuations >= MAX_CONTINUATIONS:
+        return _gave_up(why, limits, state.continuations + 1)
+    state.continuations += 1
+    if why == "max_tokens":
+        note = prompts.render("continue_cut", max_tokens=limits.max_tokens)
+        _continue(state, note, not_run=calls, why=prompts.render("continue_cut_call"))
+    elif why == "tool_use":
+        _continue(state, prompts.render("continue_no_tool"))
+    # pause_turn: the paused reply is the last message already; sending it back lets the model go on.
+    return "continue"
+
+
+def _gave_up(why: str, limits: AgentLimits, times: int) -> tuple[StopReason, str]:
+    """The stop of a session whose replies kept needing a continuation."""
+    if why == "max_tokens":
+        return "cut", (
+            f"the model's reply was cut at max_tokens ({limits.max_tokens}) {times} times in a row; "
+            "raise [models] max_tokens in .squad/squad.toml or split the task"
+        )
+    if why == "pause_turn":
+        return "paused", f"the model paused its turn {times} times in a row (pause_turn)"
+    return "model_error", f"the model stopped for tool_use without a tool call {times} times in a row"
+
+
+def _continue(state: _Loop, note: str, *, not_run: list[ToolUseBlock] | tuple[()] = (), why: str = "") -> None:
+    """Ask the model to go on: every tool call of the reply is answered (the API needs a result for each)
+    with `why` instead of running it, followed by `note`; merged into a trailing user message if any."""
+    blocks: list[ContentBlock] = [ToolResultBlock(tool_use_id=c.id, content=why, is_error=True) for c in not_run]
+    blocks.append(TextBlock(note))
+    last = state.messages[-1] if state.messages else None
+    if last is not None and last.role == "user":  # an empty reply was not stored: never two user messages
+        state.messages[-1] = Message(role="user", content=(*last.content, *blocks))
+    else:
+        state.messages.append(Message(role="user", content=tuple(blocks)))
 
 
 def _with_hint(exc: SquadError) -> str:
@@ -85,7 +182,9 @@ def _with_hint(exc: SquadError) -> str:
 
 
 def _event_args(args: dict[str, Any]) -> Any:
-    """Tool arguments for an event: as is when small, else a truncated repr (a 50 kB write_file is noise)."""
+    """Tool arguments for an event, secrets redacted: as is when small, else a truncated repr (a 50 kB
+    write_file is noise)."""
+    args = _redacted(args)
     try:
         size = len(json.dumps(args, default=str))
     except (TypeError, ValueError):
@@ -97,10 +196,23 @@ def _event_args(args: dict[str, Any]) -> Any:
 
 
 def _event_result(content: str) -> str:
-    """The start of a tool result for an event (the transcript), with how much was cut."""
+    """The start of a tool result for an event (the transcript), with how much was cut. Secrets are redacted
+    before the cut, so no secret is journaled in part either."""
+    content = redact(content)
     if len(content) <= MAX_EVENT_RESULT_CHARS:
         return content
     return f"{content[:MAX_EVENT_RESULT_CHARS]}... [{len(content) - MAX_EVENT_RESULT_CHARS} more chars]"
+
+
+def _redacted(value: Any) -> Any:
+    """`value` (tool arguments: JSON data) with `redact` applied to every string in it."""
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, dict):
+        return {k: _redacted(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_redacted(v) for v in value]
+    return value
 
 
 async def run_agent(
@@ -213,6 +325,8 @@ async def _turns(
         )
         try:
             response = await model.complete(request, on_model_event)
+        except ModelConfigError:
+            raise  # a model name, key or price no agent can fix: the run stops as a configuration error (exit 2)
         except BudgetExceededError as exc:
             return stop("budget", state.last_text, error=_with_hint(exc))
         except ModelError as exc:
@@ -224,8 +338,18 @@ async def _turns(
         if response.text:
             state.last_text = response.text
         calls = response.tool_uses
-        if not calls:
-            return stop("end_turn", response.text)
+        next_move = _read_stop(response, limits, state)
+        if next_move == "continue":  # `_read_stop` added what the model needs to go on
+            skipped = f"; its {len(calls)} tool call(s) were not run" if calls else ""
+            message = f"the reply stopped with {response.stop_reason}{skipped}; asking the model to go on"
+            send(AgentWarning(turn=state.turns, message=message))
+            continue
+        if next_move != "run":
+            reason, error = next_move
+            if reason == "end_turn":
+                return stop("end_turn", response.text)
+            return stop(reason, state.last_text, error=error)
+        state.continuations = 0
 
         results: list[ToolResultBlock] = []
         finished = None

@@ -81,11 +81,12 @@ def cli() -> None:
 
 
 def main(argv: list[str] | None = None) -> Any:
-    """Console-script entry: run the CLI and turn SquadError into a clean message + exit code."""
+    """Console-script and `python -m squad` entry: run the CLI, turn SquadError into a clean message + exit code,
+    and exit with the code a command gave `ctx.exit` (click returns it when not standalone)."""
     from squad.errors import SquadError  # light module, no heavy imports
 
     try:
-        return cli.main(args=argv, prog_name="squad", standalone_mode=False)
+        result = cli.main(args=argv, prog_name="squad", standalone_mode=False)
     except click.exceptions.Abort:
         click.echo("Aborted.", err=True)
         sys.exit(130)
@@ -100,3 +101,6 @@ def main(argv: list[str] | None = None) -> Any:
     except KeyboardInterrupt:
         click.echo("Interrupted.", err=True)
         sys.exit(130)
+    if isinstance(result, int) and result:  # a command's ctx.exit(code): click hands the code back, not exits
+        sys.exit(result)
+    return result

@@ -56,8 +56,9 @@ def _print_rows(rows: list[dict[str, Any]], as_json: bool) -> None:
             click.echo("\t".join([r["id"], r["date"], r["status"], r["agent"] or "-", r["run"] or "-", r["title"]]))
         return
     from rich.console import Console
-    from rich.markup import escape
     from rich.table import Table
+
+    from squad.cli.markup import escape
 
     table = Table(box=None, header_style="bold")
     for col in ("id", "date", "status", "agent", "run", "title"):

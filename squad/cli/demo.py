@@ -62,6 +62,12 @@ def make_demo_repo(target: Path) -> Path:
     source = demo_data().joinpath(EXAMPLE)
     if target.exists() and any(target.iterdir()):
         raise UsageError(f"{target} exists and is not empty", hint="give --keep a new or empty directory")
+    try:
+        target.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(
+            f"cannot create {target}: {exc.strerror}", hint="give --keep a directory you can write to"
+        ) from None
     copy_tree(source, target)
 
     def git(*args: str) -> None:

@@ -11,6 +11,8 @@ from typing import TYPE_CHECKING
 
 import click
 
+from squad.cli.markup import escape
+
 if TYPE_CHECKING:
     from squad.domain.events import Event
 
@@ -46,13 +48,6 @@ def _events(root: Path, run: str) -> list[Event]:
     for w in caught:
         click.echo(f"warning: {w.message}", err=True)
     return events
-
-
-def escape(text: object) -> str:
-    """Text for rich: square brackets in names and model output are data, not markup."""
-    from rich.markup import escape as rich_escape
-
-    return rich_escape(str(text))
 
 
 @click.command("runs")
@@ -102,24 +97,56 @@ def runs(as_json: bool) -> None:
 
 @click.command("log")
 @click.argument("run", required=False)
+@click.option("--task", "task", metavar="TASK", help="Only this plan task: its rounds, reviews and status.")
+@click.option("--all", "show_all", is_flag=True, help="Include every agent event (turns, tool calls, model calls).")
+@click.option(
+    "--verbose",
+    "-v",
+    is_flag=True,
+    help="Every agent event in full: tool calls with their arguments and (bounded) results, model calls, stops.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the raw events as a JSON list.")
-@click.option("--all", "show_all", is_flag=True, help="Include every agent event (turns, tool calls).")
-def log(run: str | None, as_json: bool, show_all: bool) -> None:
-    """Show what happened in RUN (default: the newest run) as a timeline."""
+def log(run: str | None, task: str | None, show_all: bool, verbose: bool, as_json: bool) -> None:
+    """Show what happened in RUN (default: the newest run) as a timeline.
+
+    \b
+    Examples:
+      squad log                              the newest run, one line per step
+      squad log --task api --verbose         task `api`'s transcript: every round, author and reviewer
+    """
+    from squad.cli.transcript import render
     from squad.domain.events import AgentEvent, ModelCalled
 
     root = _root()
     run = _pick_run(root, run)
     events = _events(root, run)
+    if task is not None:
+        events = _task_events(run, events, task)
     if as_json:
         click.echo(json.dumps([e.to_record() for e in events], indent=2, default=str))
         return
     start = events[0].ts if events else 0.0
-    click.echo(f"run {run}")
+    click.echo(f"run {run}" + (f", task {task}" if task else ""))
+    if verbose:
+        for line in render(events, start):
+            click.echo(line)
+        return
     for ev in events:
         if not show_all and isinstance(ev, AgentEvent | ModelCalled):
             continue
         click.echo(f"{(ev.ts or start) - start:8.1f}s  {ev.describe()}")
+
+
+def _task_events(run: str, events: list[Event], task: str) -> list[Event]:
+    """The events of plan task `task` (its own, and its agents' sessions); UsageError for a task the run lacks."""
+    from squad.domain.state import fold
+    from squad.errors import UsageError
+
+    known = fold(run, events).tasks
+    if task not in known:
+        listed = ", ".join(sorted(known)) or "none: the run has no plan"
+        raise UsageError(f"run {run} has no task {task!r}", hint=f"its tasks: {listed}")
+    return [e for e in events if getattr(e, "task", None) == task]
 
 
 @click.command("cost")
@@ -140,7 +167,7 @@ def cost(run: str | None, as_json: bool) -> None:
         return
     console = Console()
     for title, lines in (("agent", state.spend_by_agent), ("model", state.spend_by_model)):
-        table = Table(title=f"run {run}: per {title}")
+        table = Table(title=f"run {escape(run)}: per {title}")
         for col in (title, "calls", "input", "output", "cache write", "cache read", "hit rate", "cost"):
             table.add_column(col, justify="left" if col == title else "right")
         for name, line in [*sorted(lines.items()), ("total", state.spend)]:

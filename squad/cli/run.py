@@ -20,6 +20,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
+from squad.cli.markup import escape
+
 if TYPE_CHECKING:
     from squad.domain.events import Event
     from squad.orchestration import RunConfig, RunReport
@@ -48,13 +50,6 @@ def _load(
         apply=apply,
         allow_failing_baseline=allow_failing_baseline,
     )
-
-
-def escape(text: object) -> str:
-    """Text for rich: square brackets in names, tasks and model output are data, not markup."""
-    from rich.markup import escape as rich_escape
-
-    return rich_escape(str(text))
 
 
 def _run_until_done(make: Callable[[], Awaitable[T]], say: Callable[[str], None]) -> T:
@@ -138,13 +133,14 @@ def _print_report(report: RunReport, console: Any, *, show_next: bool = True) ->
     from rich.table import Table
 
     color = "green" if report.ok else "red"
-    console.print(f"\n[bold {color}]run {report.run}: {escape(report.status)}[/]  {escape(report.task)}")
+    console.print(f"\n[bold {color}]run {escape(report.run)}: {escape(report.status)}[/]  {escape(report.task)}")
     table = Table()
     for col in ("task", "agent(s)", "status", "rounds", "verdicts"):
         table.add_column(col)
     for t in report.tasks:
         verdicts = ", ".join(str(v.get("verdict")) for v in t.verdicts)
-        table.add_row(escape(t.id), escape(", ".join(t.agents) or t.agent), t.status, str(t.rounds), verdicts)
+        cells = (t.id, ", ".join(t.agents) or t.agent, t.status, t.rounds, verdicts)
+        table.add_row(*(escape(c) for c in cells))
     console.print(table)
     for line in report.needs_human:
         console.print(f"[yellow]needs a person:[/] {escape(line)}")
@@ -164,7 +160,7 @@ def _print_report(report: RunReport, console: Any, *, show_next: bool = True) ->
             console.print(f"  - {escape(d['title'])} ({escape(d.get('agent') or '?')}, {escape(d['id'])})")
     if report.error:
         console.print(f"[red]error:[/] {escape(report.error)}")
-    where = f"; branch {report.branch}" if report.branch else "; nothing was merged"
+    where = f"; branch {escape(report.branch)}" if report.branch else "; nothing was merged"
     console.print(f"cost ${report.cost_usd:.4f}, cache hit rate {report.cache_hit_rate:.0%}{where}")
     if show_next:
         console.print(f"next: {escape(report.next_command)}")
@@ -248,6 +244,9 @@ def run(
     config = _load(model=model, max_cost=max_cost, apply=apply_, allow_failing_baseline=allow_failing_baseline)
     if replay:
         task, agent = _replayed_task(config.root, str(model), task, agent)
+    config.preflight(planning=agent is None and not resume)  # a config error first, before any warning or view
+    if not resume:
+        _warn_before_new_run(config.root)
     then = None
     if publish_to is not None:
         from squad.github.publish import publish_step
@@ -280,6 +279,30 @@ def _finished_report(root: Path, run_id: str) -> RunReport | None:
         return None
     report = RunReport.from_dict(json.loads(journal.report_path.read_text(encoding="utf-8")))
     return report if report.status == "done" else None
+
+
+def _warn_before_new_run(root: Path) -> None:
+    """Say on stderr (never in --json stdout) what a person starting a run may not expect: another run of this
+    repository still at work (both spend), and changes the team will not see (it works from HEAD)."""
+    from squad.infra.journal import active_runs
+    from squad.infra.workspace import Workspace
+
+    for other, pid in active_runs(root):
+        who = f" by process {pid}" if pid else ""
+        click.echo(
+            f"warning: run {other} is still running in this repository{who}; this run works beside it and "
+            "spends as much again (`squad runs` lists them)",
+            err=True,
+        )
+    # Settings and charters are read from the work tree, so changes under .squad/ do take effect.
+    changed = [p for p in Workspace(root).uncommitted() if not p.startswith(".squad/")]
+    if changed:
+        shown = ", ".join(changed[:5]) + (f" and {len(changed) - 5} more" if len(changed) > 5 else "")
+        click.echo(
+            f"warning: uncommitted changes ({shown}): the team works from HEAD and will not see them; "
+            "commit them first if the task needs them",
+            err=True,
+        )
 
 
 def _replayed_task(root: Path, model: str, task: str, agent: str | None) -> tuple[str, str | None]:

@@ -62,9 +62,11 @@ def _print_rich(rows: list[dict[str, Any]]) -> None:
     from rich.console import Console
     from rich.table import Table
 
+    from squad.cli.markup import escape
+
     table = Table(title="squad team")
     for col in COLUMNS:
         table.add_column(col, style="bold" if col == "name" else None, no_wrap=col in ("name", "model", "reviewer"))
     for row in rows:
-        table.add_row(*_cells(row))
+        table.add_row(*(escape(c) for c in _cells(row)))  # roles and paths are text, not markup
     Console().print(table)

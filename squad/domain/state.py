@@ -119,7 +119,10 @@ class RunState:
 
     @property
     def display_status(self) -> str:
-        """The run's status for listings: its final status, else interrupted / unfinished."""
+        """The run's status for listings: its final status (`not started` for a run that failed before it had
+        a plan: no work was done), else interrupted / unfinished."""
+        if self.status == "failed" and self.plan is None:
+            return "not started"
         if self.status is not None:
             return self.status
         return "interrupted" if self.interrupted else "unfinished"

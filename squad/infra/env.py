@@ -90,7 +90,8 @@ GIT_LOCATION_NAMES: frozenset[str] = frozenset(
 #: JWTs) and private keys.
 SECRET_VALUE = re.compile(
     r"""
-    [a-z][a-z0-9+.-]*://[^/\s@]+@                                    # URL with user info
+    [a-z][a-z0-9+.-]{0,30}://[^/\s@]+@                                # URL with user info (a bounded scheme:
+    # `[a-z0-9+.-]*` made a search through a long word quadratic)
     | [?&](?:access_token|token|key|api_key|apikey|secret|sig|signature|password|pwd|auth)=[^&\s]+
     | \b(?:gh[pousr]_[A-Za-z0-9]{20,}|github_pat_[A-Za-z0-9_]{20,})    # GitHub
     | \bsk-[A-Za-z0-9_-]{20,}                                         # Anthropic, OpenAI, ...
@@ -137,6 +138,25 @@ def protect_process() -> bool:
 def is_secret_value(value: str) -> bool:
     """True if `value` looks like a credential whatever its variable is called (see SECRET_VALUE)."""
     return SECRET_VALUE.search(value) is not None
+
+
+#: What `redact` puts where a secret was.
+REDACTED = "[redacted]"
+#: Values of secret variables shorter than this are not searched for in text (`SESSION=1` would blank every 1).
+MIN_REDACTED_VALUE = 8
+
+
+def redact(text: str, env: Mapping[str, str] | None = None) -> str:
+    """`text` with every secret replaced by REDACTED: the values of the variables `scrubbed_env` drops as
+    secrets (from `env`, default `os.environ`; at least MIN_REDACTED_VALUE characters) and anything shaped
+    like a credential (SECRET_VALUE). For what squad writes to disk and shows: tool results in transcripts."""
+    source = os.environ if env is None else env
+    values = {
+        v for k, v in source.items() if len(v) >= MIN_REDACTED_VALUE and (is_secret_name(k) or is_secret_value(v))
+    }
+    for value in sorted(values, key=len, reverse=True):  # longest first: a secret containing another goes whole
+        text = text.replace(value, REDACTED)
+    return SECRET_VALUE.sub(REDACTED, text)
 
 
 def scrubbed_env(env: Mapping[str, str] | None = None) -> dict[str, str]:

@@ -23,7 +23,7 @@ from typing import Any
 
 from squad.config import runs_dir
 from squad.domain.events import AgentEvent, Event, JournalSchemaError, ModelCalled, parse_event
-from squad.domain.ids import TASK_RE, check_task
+from squad.domain.ids import RUN_RE, TASK_RE, check_run, check_task
 from squad.domain.state import RunState, fold
 from squad.errors import SquadError
 from squad.infra.git import git_common_dir
@@ -57,6 +57,7 @@ class Journal:
     """
 
     def __init__(self, root: Path, run: str, *, job: str | None = None) -> None:
+        check_run(run)  # a run id names a folder under .squad/runs/: `..` or `/` would reach outside it
         self.root = Path(root)
         self.run = run
         self.job = job
@@ -190,8 +191,23 @@ def iter_run_ids(root: Path) -> Iterator[str]:
     directory = runs_dir(root)
     if directory.is_dir():
         for path in sorted(directory.iterdir()):
-            if (path / EVENTS).exists():
+            if RUN_RE.fullmatch(path.name) and (path / EVENTS).exists():  # other folders are not squad's runs
                 yield path.name
+
+
+def active_runs(root: Path) -> list[tuple[str, int | None]]:
+    """(run, holder pid) of every run some live process holds the run lock of, oldest first.
+
+    A run lock's pid file exists only while it is held (a killed holder leaves it behind, but its lock is free),
+    so only those locks are probed.
+    """
+    locks = git_common_dir(root) / "squad" / "locks"
+    found = []
+    for pid_file in sorted(locks.glob("run-*.pid")) if locks.is_dir() else ():
+        lock = RunLock(locks, pid_file.stem.removeprefix("run-"))
+        if lock.held_elsewhere:
+            found.append((lock.run, lock.holder()))
+    return found
 
 
 def list_runs(root: Path) -> list[RunSummary]:

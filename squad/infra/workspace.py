@@ -33,6 +33,7 @@ from squad.errors import NotARepoError, WorkspaceError
 from squad.infra.git import identity, run_git
 from squad.infra.locks import LockTimeoutError, hold
 from squad.infra.safefs import multi_link_files
+from squad.infra.user_tree import UserTree
 
 #: Worktree folder of a run's read-only view of its base commit, where the lead reads the code while planning.
 #: Not a valid task id either.
@@ -75,7 +76,7 @@ def _run_git(
     return proc
 
 
-class Workspace:
+class Workspace(UserTree):
     """Worktrees, commits, merges and gc for squad runs in the repository at `root`.
 
     Args:
@@ -466,34 +467,3 @@ class Workspace:
         )
         _run_git(["reset", "-q", "--hard", "HEAD"], lease.path)
         return self.head(lease.path)
-
-    def unclean_reason(self) -> str | None:
-        """Why the user's work tree cannot take a merge now (`--apply`), or None when it can."""
-        if self._git("status", "--porcelain", "--untracked-files=no").stdout.strip():
-            return "your working tree has uncommitted changes"
-        if not self._git("symbolic-ref", "-q", "--short", "HEAD", check=False).stdout.strip():
-            return "HEAD is detached (not on a branch)"
-        return None
-
-    def apply(self, run: str) -> str:
-        """Merge `squad/<run>` into the user's current branch (`--apply`); returns that branch.
-
-        Raises:
-            WorkspaceError: the work tree is not clean, or the merge failed (it is aborted).
-        """
-        branch = run_branch(run)
-        why = self.unclean_reason()
-        if why:
-            raise WorkspaceError(
-                f"--apply refused: {why}; {branch} is ready but was not merged",
-                hint=f"commit or stash your changes, then: git merge {branch}",
-            )
-        current = self._git("symbolic-ref", "-q", "--short", "HEAD").stdout.strip()
-        proc = self._git("merge", "--no-ff", "--no-edit", branch, check=False)
-        if proc.returncode != 0:
-            self._git("merge", "--abort", check=False)
-            raise WorkspaceError(
-                f"--apply: merging {branch} into {current} failed: {(proc.stderr or proc.stdout).strip()}",
-                hint=f"merge it yourself: git merge {branch}",
-            )
-        return current

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from squad.config import Settings
 from squad.domain.text import clean_json, clean_text
-from squad.errors import ModelError
+from squad.errors import ModelConfigError, ModelError
 from squad.models.base import (
     ContentBlock,
     Message,
@@ -198,6 +198,7 @@ class AnthropicModel:
             latency_s=time.perf_counter() - start,
             ttft_s=ttft,
             request_id=request_id,
+            stop_detail=_stop_detail(final.stop_details),
         )
 
     async def aclose(self) -> None:
@@ -280,12 +281,12 @@ class AnthropicModel:
             )
         if status == 401:
             rejected = "the credentials were rejected" if provider.cloud else "the API key was rejected"
-            return ModelError(
+            return ModelConfigError(
                 f"authentication failed (401) calling {self.name}: {rejected}{rid}", hint=provider.hints["auth"]
             )
         if status == 403:
             denied = f"permission denied (403) calling {self.name}: {detail}{rid}"
-            return ModelError(denied, hint=provider.hints["denied"])
+            return ModelConfigError(denied, hint=provider.hints["denied"])
         if status == 413 or (status == 400 and "prompt is too long" in detail.lower()):
             return ModelError(
                 f"context too large for {who} ({self.name}, {status}): {detail}{rid}",
@@ -293,12 +294,12 @@ class AnthropicModel:
                 "or split the task into smaller ones",
             )
         if provider.cloud and status in (400, 404):  # mostly a model id the provider does not serve here
-            return ModelError(
+            return ModelConfigError(
                 f"{provider.title} refused model {self.name!r} ({status} {kind}): {detail}{rid}",
                 hint=provider.hints["model"],
             )
         if status == 404:
-            return ModelError(
+            return ModelConfigError(
                 f"unknown model name {self.name!r} (404 from the API: {detail}){rid}",
                 hint="check the model names in .squad/squad.toml ([models]) and the `model:` field of the "
                 f"charter .squad/agents/{request.agent or '<agent>'}.md",
@@ -352,6 +353,14 @@ def _our_block(block: Any) -> ContentBlock:
 def _short(text: str, limit: int = 200) -> str:
     text = clean_text(text)
     return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _stop_detail(details: Any) -> str | None:
+    """What the API said about why it stopped (a refusal's category and explanation), as one line."""
+    if details is None:
+        return None
+    parts = [str(v) for v in (getattr(details, "category", None), getattr(details, "explanation", None)) if v]
+    return ": ".join(parts) or None
 
 
 def _is_stream(headers: Mapping[str, str], stream_type: str) -> bool:

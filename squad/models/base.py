@@ -15,7 +15,9 @@ from typing import Any, Literal, Protocol, runtime_checkable
 from squad.domain.text import clean_json, clean_text, find_surrogate
 from squad.domain.usage import Usage
 
-StopReason = Literal["end_turn", "tool_use", "max_tokens", "stop_sequence", "refusal", "pause_turn"]
+StopReason = Literal[
+    "end_turn", "tool_use", "max_tokens", "stop_sequence", "refusal", "pause_turn", "model_context_window_exceeded"
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,7 +166,8 @@ class ModelRequest:
 
 @dataclass(slots=True)
 class ModelResponse:
-    """One completed call: content, why it stopped, usage and timing."""
+    """One completed call: content, why it stopped (`stop_detail`: what the API said about it, e.g. a
+    refusal's category and explanation), usage and timing."""
 
     content: tuple[ContentBlock, ...]
     stop_reason: str
@@ -174,6 +177,7 @@ class ModelResponse:
     ttft_s: float | None = None
     request_id: str | None = None
     cost_usd: float = 0.0
+    stop_detail: str | None = None
 
     @property
     def tool_uses(self) -> list[ToolUseBlock]:
@@ -193,6 +197,7 @@ class ModelResponse:
             "ttft_s": self.ttft_s,
             "request_id": self.request_id,
             "cost_usd": self.cost_usd,
+            "stop_detail": self.stop_detail,
         }
 
     @staticmethod
@@ -206,6 +211,7 @@ class ModelResponse:
             ttft_s=data.get("ttft_s"),
             request_id=data.get("request_id"),
             cost_usd=data.get("cost_usd", 0.0),
+            stop_detail=data.get("stop_detail"),
         )
 
 

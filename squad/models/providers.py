@@ -26,7 +26,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from squad.errors import ConfigError, ModelError
+from squad.errors import ConfigError, ModelConfigError, ModelError
 
 #: The body version the InvokeModel / rawPredict routes require. The SDK would send its own default
 #: (`2026-10-21` in SDK 2.14), which Bedrock refuses for the ARN-versioned models of InvokeModel; it only
@@ -174,16 +174,24 @@ def _anthropic_client(opts: ClientOptions) -> Any:
     import anthropic
 
     api_key = opts.api_key or os.environ.get("ANTHROPIC_API_KEY")
-    if not api_key and not os.environ.get("ANTHROPIC_AUTH_TOKEN"):
-        raise ModelError(
-            f"ANTHROPIC_API_KEY is not set, so model {opts.model!r} cannot be called",
-            hint="export ANTHROPIC_API_KEY=... (or use a `scripted:<file>` model for offline runs)",
-        )
+    if not api_key and (missing := missing_key(opts.model)) is not None:
+        raise missing
     return anthropic.AsyncAnthropic(
         api_key=api_key,
         base_url=opts.base_url or os.environ.get("ANTHROPIC_BASE_URL") or None,
         max_retries=0,  # we retry in one place (the Retrying policy), with our caps
         timeout=_timeout(opts),
+    )
+
+
+def missing_key(model: str) -> ModelConfigError | None:
+    """The error of calling `model` on the Anthropic API with neither ANTHROPIC_API_KEY nor ANTHROPIC_AUTH_TOKEN
+    set (a configuration error: exit 2), or None when one is set."""
+    if os.environ.get("ANTHROPIC_API_KEY") or os.environ.get("ANTHROPIC_AUTH_TOKEN"):
+        return None
+    return ModelConfigError(
+        f"ANTHROPIC_API_KEY is not set, so model {model!r} cannot be called",
+        hint="export ANTHROPIC_API_KEY=... (or use a `scripted:<file>` model for offline runs)",
     )
 
 

@@ -16,6 +16,7 @@ had spent before), one circuit breaker and one backend per model name, the recor
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -39,7 +40,7 @@ from squad.models.policies import (
 from squad.models.pricing import price_list
 from squad.models.spend import SpendBook
 
-__all__ = ["ModelRuntime", "Recorder", "backend", "create_model", "replay_dir"]
+__all__ = ["ModelRuntime", "Recorder", "backend", "check_models", "create_model", "replay_dir"]
 
 
 @dataclass
@@ -153,6 +154,33 @@ def backend(name: str, *, settings: Settings, runtime: ModelRuntime) -> Model:
         )
     runtime.backends[name] = model
     return model
+
+
+def check_models(names: Iterable[str], *, settings: Settings, limits: Limits) -> None:
+    """Refuse, before anything is written or sent, a model a run could not call: a name that is no backend (or a
+    script or recorded run that cannot be read), a `claude-...` model without an API key, a model without a known
+    price under a dollar budget. The `[models] fallback` chain is checked too.
+
+    Raises:
+        ConfigError, ModelConfigError: the first problem found (exit 2: the configuration, not the work, is wrong).
+    """
+    runtime = ModelRuntime.from_settings(settings, limits=limits)
+    for name in sorted({*names, *settings.models.fallback}):
+        backend(name, settings=settings, runtime=runtime)
+        if name.startswith("claude-"):  # cloud credentials come from their SDKs' chains: found when called
+            from squad.models.providers import missing_key
+
+            if (missing := missing_key(name)) is not None:
+                raise missing
+        free = name.startswith(("scripted:", "replay:"))
+        if limits.has_dollar_limit and price_list(settings, free=free)(name) is None:
+            key = "run_usd" if limits.run_usd is not None else "agent_usd"
+            raise ConfigError(
+                f"no price is known for model {name!r}, so the dollar budget (budgets.{key} or --max-cost) cannot "
+                "be enforced",
+                hint=f'add [pricing."{name}"] with input, output, cache_write_5m, cache_write_1h and cache_read '
+                "(USD per million tokens) to .squad/squad.toml, or set the dollar budgets to 0 (unlimited)",
+            )
 
 
 def replay_dir(ref: str, root: Path | None = None) -> Path:

@@ -8,6 +8,7 @@ Limits come from `Limits.from_settings` (the one place where 0 means unlimited) 
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -52,8 +53,8 @@ class RunConfig:
         """The config of a run started by a person: `max_cost` replaces `budgets.run_usd` (it must be > 0)."""
         limits = Limits.from_settings(settings.budgets)
         if max_cost is not None:
-            if not max_cost > 0:
-                raise UsageError(f"--max-cost must be more than 0 US dollars, got {max_cost:g}")
+            if not 0 < max_cost < math.inf:  # nan and inf are no budget
+                raise UsageError(f"--max-cost must be a number of US dollars more than 0, got {max_cost:g}")
             limits = replace(limits, run_usd=max_cost)
         return RunConfig(
             Path(root),
@@ -74,8 +75,8 @@ class RunConfig:
         """
         limits = self.limits
         if max_cost is not None:
-            if not max_cost > 0:
-                raise UsageError(f"max-cost must be more than 0 US dollars, got {max_cost:g}")
+            if not 0 < max_cost < math.inf:
+                raise UsageError(f"max-cost must be a number of US dollars more than 0, got {max_cost:g}")
             limits = limits.tightened(run_usd=max_cost)
         if model:
             allowed = self.allowed_models()
@@ -105,6 +106,34 @@ class RunConfig:
             return lead_model
         charter = self.team.agents.get(agent)
         return self.model_for(charter) if charter is not None else ""
+
+    def model_names(self, *, planning: bool = True) -> set[str]:
+        """Every model the run may call: each agent's (any worker may revise, every reviewer reviews) and,
+        when it plans, the planner's."""
+        names = {self.model_for(c) for c in self.team.agents.values()}
+        if planning:
+            names.add(self.lead()[1])
+        return names
+
+    def preflight(self, *, planning: bool = True, models: bool = True) -> None:
+        """Refuse a run that cannot start, before it writes anything (no run folder, nothing in `squad runs`):
+        a repository without a commit to work from, or (with `models`; not when a caller injects its own model
+        factory) a model it could not call (`check_models`).
+
+        Raises:
+            UsageError: HEAD is not a commit (exit 2).
+            ConfigError: a model name, its API key or its price under a dollar budget (exit 2).
+        """
+        from squad.agents.context import resolve_commit
+        from squad.errors import WorkspaceError
+        from squad.models.registry import check_models
+
+        try:
+            resolve_commit(self.root, "HEAD")
+        except WorkspaceError as exc:
+            raise UsageError(f"{self.root} has no commit for the team to work from", hint=exc.hint) from None
+        if models:
+            check_models(self.model_names(planning=planning), settings=self.settings, limits=self.limits)
 
     def lead(self) -> tuple[str, str]:
         """(agent name, model) of the planner: the `lead` charter when there is one."""

@@ -20,6 +20,7 @@ from squad.agents.tools import Toolbox, ToolContext, review_tools
 from squad.config import Charter, Settings
 from squad.domain.events import AgentEvent
 from squad.domain.review import Finding, Verdict, combine, merge_findings, verdict_from_submission
+from squad.errors import SquadError
 from squad.models.base import Model, SystemBlock
 
 
@@ -102,7 +103,9 @@ async def run_reviewers(
     for charter, outcome in zip(ordered, outcomes, strict=True):
         if isinstance(outcome, asyncio.CancelledError):
             raise outcome
-        if isinstance(outcome, BaseException):
+        if isinstance(outcome, SquadError):  # says what went wrong in words a user can act on
+            results.append(ReviewerResult(charter, None, None, str(outcome)))
+        elif isinstance(outcome, BaseException):
             results.append(ReviewerResult(charter, None, None, f"{type(outcome).__name__}: {outcome}"))
         else:
             results.append(outcome)

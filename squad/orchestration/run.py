@@ -99,6 +99,7 @@ class Coordinator:
         """Plan only (`squad plan`): context at HEAD, the lead reads and plans in a throwaway view, no run folder."""
         if not task_text.strip():
             raise UsageError("the task is empty", hint='squad plan "what the team should do"')
+        self.config.preflight(models=self.model_factory is None)
         runtime = self._runtime(None)
         root = self.config.root
         pack = await asyncio.to_thread(ContextPack.build, root, self.config.settings, "HEAD")
@@ -158,6 +159,8 @@ class Coordinator:
             if not task_text.strip():
                 raise UsageError("the task is empty", hint='squad run "what the team should do"')
             journal = Journal(config.root, new_run_id())
+        # Nothing is written for a run that could not start. An injected factory decides what model names mean.
+        config.preflight(planning=agent is None, models=self.model_factory is None)
         with journal.lock(), run_telemetry(journal, config.settings.telemetry, config.requested_model):
             return await self._locked_run(journal, ws, task_text, agent, resume, retry, note)
 

@@ -1,0 +1,170 @@
+"""Bad input never gets a traceback: every command of `squad --help` (and every `decisions` subcommand), run
+as a real child process with bad values, says what is wrong and exits 2."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import git
+
+from squad.cli import COMMANDS
+
+pytestmark = pytest.mark.timeout(300)
+
+RUN = "20261122-063107-a1b2"  # a well-formed run id no run has
+
+
+def _squad(cwd: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "squad", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+        stdin=subprocess.DEVNULL,
+    )
+
+
+def _team(repo: Path) -> None:
+    agents = repo / ".squad" / "agents"
+    agents.mkdir(parents=True)
+    (agents / "backend.md").write_text("---\nname: backend\nrole: backend\ntools: [read, write]\n---\nB.\n")
+    (agents / "reviewer.md").write_text("---\nname: reviewer\nrole: reviewer\ntools: [read]\nreviewer: true\n---\nR.\n")
+    (repo / ".squad" / "squad.toml").write_text('[models]\ndefault = "claude-sonnet-5-5"\n')
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "team")
+
+
+#: (where: repo | bare | broken | outside, argv). Every one must exit 2 without a traceback.
+CASES: list[tuple[str, list[str]]] = [
+    # the group itself
+    ("repo", ["nosuchcommand"]),
+    ("repo", ["--bogus"]),
+    # init
+    ("repo", ["init", "--force", "nope.md"]),
+    ("repo", ["init", "extra"]),
+    ("outside", ["init"]),
+    # team, doctor
+    ("broken", ["team"]),
+    ("outside", ["team"]),
+    ("repo", ["team", "--bogus"]),
+    ("repo", ["doctor", "--bogus"]),
+    ("repo", ["doctor", "extra"]),
+    # decisions
+    ("repo", ["decisions"]),
+    ("repo", ["decisions", "nosuch"]),
+    ("repo", ["decisions", "add"]),
+    ("repo", ["decisions", "add", "--title", "", "--decision", ""]),
+    ("repo", ["decisions", "add", "--title", "t", "--decision", "d", "--supersedes", "NOPE"]),
+    ("repo", ["decisions", "add", "--title", "t", "--decision", "d", "--run", "../x"]),
+    ("repo", ["decisions", "list", "--status", "bogus"]),
+    ("outside", ["decisions", "list"]),
+    ("repo", ["decisions", "show"]),
+    ("repo", ["decisions", "show", ""]),
+    ("repo", ["decisions", "show", "NOPE"]),
+    ("repo", ["decisions", "search"]),
+    ("repo", ["decisions", "search", "("]),
+    ("repo", ["decisions", "check", "--base", "no-such-ref"]),
+    # plan
+    ("repo", ["plan"]),
+    ("repo", ["plan", ""]),
+    ("repo", ["plan", "x", "--model", "nonsense"]),
+    ("repo", ["plan", "x", "--model", "replay:nope"]),
+    ("repo", ["plan", "x", "--model", "scripted:/no/such/script.yaml"]),
+    ("bare", ["plan", "x"]),
+    ("broken", ["plan", "x"]),
+    # run
+    ("repo", ["run"]),
+    ("repo", ["run", ""]),
+    ("repo", ["run", "   "]),
+    ("repo", ["run", "x", "--max-cost", "0"]),
+    ("repo", ["run", "x", "--max-cost", "-1"]),
+    ("repo", ["run", "x", "--max-cost", "abc"]),
+    ("repo", ["run", "x", "--max-cost", "nan"]),
+    ("repo", ["run", "x", "--max-cost", "inf"]),
+    ("repo", ["run", "x", "--max-cost"]),
+    ("repo", ["run", "--resume", RUN]),
+    ("repo", ["run", "--resume", "../.."]),
+    ("repo", ["run", "x", "--resume", RUN]),
+    ("repo", ["run", "x", "--agent", "nobody"]),
+    ("repo", ["run", "x", "--agent", "reviewer"]),
+    ("repo", ["run", "x", "--model", "nonsense"]),
+    ("repo", ["run", "--model", "replay:nope"]),
+    ("bare", ["run", "x"]),
+    ("broken", ["run", "x"]),
+    ("repo", ["run", "x", "--retry", "api"]),
+    ("repo", ["run", "x", "--note", "why"]),
+    ("repo", ["run", "--resume", RUN, "--retry", "nosuch"]),
+    # people
+    ("repo", ["approve"]),
+    ("repo", ["approve", RUN]),
+    ("repo", ["approve", RUN, "api"]),
+    ("repo", ["approve", "../..", "api"]),
+    ("repo", ["reject", RUN, "api"]),
+    ("repo", ["reject", RUN, "api", "--note", "x"]),
+    # the journal
+    ("repo", ["runs", "extra"]),
+    ("outside", ["runs"]),
+    ("repo", ["log"]),
+    ("repo", ["log", RUN]),
+    ("repo", ["log", "../../.git"]),
+    ("repo", ["log", "--task"]),
+    ("repo", ["cost", RUN]),
+    ("repo", ["cost", "../x"]),
+    ("repo", ["report", RUN]),
+    ("repo", ["report", "--out", "/"]),
+    # gc, demo, github
+    ("repo", ["gc"]),
+    ("repo", ["gc", "--run", "../.."]),
+    ("repo", ["gc", "--run", "Not_A_Run"]),
+    ("repo", ["demo", "--keep", "/proc/no/such/dir"]),
+    ("repo", ["demo", "--keep", "README.md"]),
+    ("repo", ["github"]),
+    ("repo", ["github", "extra"]),
+]
+
+
+def test_every_command_refuses_bad_input_with_exit_2_and_no_traceback(repo: Path, tmp_path: Path) -> None:
+    _team(repo)
+    bare = tmp_path / "bare"  # a repository with no commit
+    bare.mkdir()
+    git(bare, "init", "-q")
+    broken = tmp_path / "broken"  # a malformed charter
+    broken.mkdir()
+    git(broken, "init", "-q")
+    (broken / ".squad" / "agents").mkdir(parents=True)
+    (broken / ".squad" / "agents" / "backend.md").write_text("---\nname: [unclosed\n---\n")
+    (broken / "f").write_text("x")
+    git(broken, "add", "-A")
+    git(broken, "commit", "-qm", "broken")
+    for name in ("backend.md", "reviewer.md"):
+        (bare / ".squad" / "agents").mkdir(parents=True, exist_ok=True)
+        (bare / ".squad" / "agents" / name).write_text((repo / ".squad" / "agents" / name).read_text())
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    where = {"repo": repo, "bare": bare, "broken": broken, "outside": outside}
+
+    covered = {args[0] for _, args in CASES if not args[0].startswith("-")}
+    assert set(COMMANDS) <= covered, f"no bad-input case for {set(COMMANDS) - covered}"
+    subcommands = json.loads(
+        subprocess.run(
+            [sys.executable, "-c", "import json; from squad.cli.decisions import decisions; "
+             "print(json.dumps(sorted(decisions.commands)))"],
+            capture_output=True, text=True, check=True,
+        ).stdout
+    )  # fmt: skip
+    assert set(subcommands) <= {args[1] for _, args in CASES if args[0] == "decisions" and len(args) > 1}
+
+    failures = []
+    for place, args in CASES:
+        out = _squad(where[place], *args)
+        text = out.stdout + out.stderr
+        if out.returncode != 2 or "Traceback" in text or not out.stderr.strip():
+            failures.append(f"squad {' '.join(args)} ({place}): exit {out.returncode}\n{text[-800:]}")
+    assert not failures, "\n\n".join(failures)
+    assert not list((repo / ".squad").glob("runs/*")), "a refused command left a run behind"

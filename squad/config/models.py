@@ -59,9 +59,10 @@ class BudgetSettings(_Section):
 
 
 class ConcurrencySettings(_Section):
-    """How many specialists run at once."""
+    """How many specialists run at once (in one process), and how many CI jobs at once (a run spread over jobs)."""
 
     max_agents: int = Field(4, ge=1, le=64)
+    max_jobs: int = Field(4, ge=1, le=256)
 
 
 class RateLimitSettings(_Section):

@@ -38,6 +38,7 @@ from squad.domain.event_base import (
     _line,
     _short,
 )
+from squad.domain.job_events import BudgetSplit, FragmentsMerged, JobStarted
 from squad.domain.plan import PlanTask
 from squad.domain.resume_events import AttemptDecisions, ProcessReaped, StaleLockRemoved
 from squad.domain.review import Finding, Verdict
@@ -444,9 +445,12 @@ __all__ = [
     "Applied",
     "ApplyRefused",
     "AttemptDecisions",
+    "BudgetSplit",
     "ContextBuilt",
     "Event",
+    "FragmentsMerged",
     "Interrupted",
+    "JobStarted",
     "JournalSchemaError",
     "LedgerCommitted",
     "LockedOut",

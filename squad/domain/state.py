@@ -105,6 +105,7 @@ class RunState:
     integration_tests: ev.TestsRan | None = None
     baseline: ev.TestsRan | None = None
     ready_leases: set[str] = field(default_factory=set)  # worktrees whose setup passed
+    budget: ev.BudgetSplit | None = None  # a run spread over CI jobs: how the plan split its budget
     applied: bool = False
     released: bool = False  # the run's worktrees were removed after it finished
     spend: Spend = field(default_factory=Spend)
@@ -182,6 +183,10 @@ class RunState:
                 self.baseline = event
             case ev.TestsRan(task=None):
                 self.integration_tests = event
+            case ev.JobStarted():
+                self.ready_leases.clear()  # a new job runs on a fresh checkout: no worktree of it is ready yet
+            case ev.BudgetSplit():
+                self.budget = event
             case ev.SetupDone(lease=lease, ok=ok):
                 if ok:
                     self.ready_leases.add(lease)

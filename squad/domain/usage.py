@@ -166,7 +166,7 @@ class Limits:
     """Budget limits of a run and of each agent in it; None means unlimited.
 
     Built from `[budgets]` by `from_settings` (the one place where 0 means unlimited), or sliced from a
-    run's budget for one CI job (`scaled`).
+    run's budget for one CI job (`share`).
     """
 
     run_usd: float | None = None
@@ -196,6 +196,47 @@ class Limits:
             current = getattr(self, key)
             changes[key] = cap if current is None else min(current, cap)
         return replace(self, **changes)
+
+    def share(self, shares: int, spent: Spend | None = None) -> Limits:
+        """One of `shares` equal slices of what the run may still spend after `spent`: a CI job's limits.
+
+        Jobs that run in parallel share no memory, so none can see what the others spent; each gets its slice
+        of the run's dollars and tokens, and together they cannot pass the run's limits. Per-agent limits, turns
+        and the task timeout apply within each job unchanged (an agent's spend there is also capped by the slice).
+
+        Raises:
+            ValueError: `shares` is less than 1.
+        """
+        if shares < 1:
+            raise ValueError(f"a budget is shared by at least one job, not {shares}")
+        spent = spent or Spend()
+
+        def part(limit: float | None, used: float) -> float | None:
+            return None if limit is None else max(0.0, limit - used) / shares
+
+        tokens_in, tokens_out = (
+            part(self.run_input_tokens, spent.input_tokens),
+            part(self.run_output_tokens, spent.output_tokens),
+        )
+        return replace(
+            self,
+            run_usd=part(self.run_usd, spent.usd),
+            run_input_tokens=None if tokens_in is None else int(tokens_in),
+            run_output_tokens=None if tokens_out is None else int(tokens_out),
+        )
+
+    def to_dict(self) -> dict[str, float | int | None]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+    @staticmethod
+    def from_dict(data: Mapping[str, Any]) -> Limits:
+        """Limits written by `to_dict` (unknown keys are ignored; a missing or null key is unlimited)."""
+        values: dict[str, Any] = {}
+        for f in fields(Limits):
+            value = data.get(f.name)
+            if isinstance(value, int | float) and not isinstance(value, bool):
+                values[f.name] = int(value) if str(f.type).startswith("int") else float(value)
+        return Limits(**values)
 
     def check(self, *, run: Spend, agent: Spend, estimate: Estimate, agent_name: str, task: str, model: str) -> None:
         """Raise BudgetExceededError when a call with `estimate` could take a budget past its limit.
@@ -241,6 +282,13 @@ class Limits:
                     f"spent {_fmt(used, unit)} + this call ~{_fmt(more, unit)}, limit {_fmt(limit, unit)}",
                     hint=f"raise budgets.{key} in .squad/squad.toml (0 = unlimited)",
                 )
+
+
+def rate_share(per_minute: int, jobs: int) -> int:
+    """One job's share of a per-minute rate limit used by `jobs` jobs at once (0, unlimited, stays 0; at least 1)."""
+    if per_minute <= 0:
+        return 0
+    return max(1, per_minute // max(1, jobs))
 
 
 def _fmt(value: float, unit: str) -> str:

@@ -24,7 +24,7 @@ from typing import Any
 
 from squad.config import runs_dir
 from squad.domain.events import AgentEvent, Event, JournalSchemaError, ModelCalled, parse_event
-from squad.domain.ids import RUN_RE, TASK_RE, check_run
+from squad.domain.ids import RUN_RE, TASK_RE, check_run, check_task
 from squad.domain.state import RunState, fold
 from squad.errors import SquadError
 from squad.infra import faults
@@ -43,6 +43,7 @@ ATTEMPTS = "attempts"
 PROCS = "procs"
 #: The attempt name of the lead's planning session (not a valid task id, so never a task's).
 PLAN_ATTEMPT = "_plan"
+JOBS = "jobs"
 
 Listener = Callable[[Event], None]
 
@@ -59,13 +60,19 @@ class Journal:
     Args:
         root: the repository root (the run folder lives in `<root>/.squad/runs/<run>/`).
         run: the run id.
+        job: a job of a run spread over CI jobs (`squad task`): its own journal, in `<run folder>/jobs/<job>/`,
+            with its own lock, so jobs of one run can share a checkout.
     """
 
-    def __init__(self, root: Path, run: str) -> None:
+    def __init__(self, root: Path, run: str, *, job: str | None = None) -> None:
         check_run(run)  # a run id names a folder under .squad/runs/: `..` or `/` would reach outside it
         self.root = Path(root)
         self.run = run
+        self.job = job
         self.dir = runs_dir(self.root) / run
+        if job is not None:
+            check_task(job)  # a job is a task id: it names a folder, and must not reach outside the run's
+            self.dir = self.dir / JOBS / job
         self.events_path = self.dir / EVENTS
         self.responses_path = self.dir / RESPONSES
         self.report_path = self.dir / REPORT
@@ -90,7 +97,8 @@ class Journal:
 
     def lock(self) -> RunLock:
         """The run's lock (use as a context manager); RunLockedError names the process holding it."""
-        return RunLock(git_common_dir(self.root) / "squad" / "locks", self.run)
+        name = self.run if self.job is None else f"{self.run}--{self.job}"
+        return RunLock(git_common_dir(self.root) / "squad" / "locks", name)
 
     # ------------------------------------------------------------------------------------------ writing
 

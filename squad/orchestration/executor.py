@@ -9,10 +9,13 @@ another machine, and reports the same outcome (its events arrive as a journal fr
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from squad.domain.plan import PlanTask
 from squad.domain.task import Phase
+
+if TYPE_CHECKING:
+    from squad.domain.state import RunState
 
 
 @dataclass(frozen=True)
@@ -45,6 +48,21 @@ class TaskOutcome:
     commit: str | None = None
     branch: str | None = None
     reasons: list[str] = field(default_factory=list)
+
+
+def task_spec(state: RunState, pt: PlanTask) -> TaskSpec:
+    """The spec of `pt` in the run `state` folds: its request, base commit, and its dependencies' approved work."""
+    deps = []
+    for d in pt.depends_on:
+        ts = state.tasks[d]
+        deps.append(Dependency(task=d, agent=ts.agent, commit=ts.commit or "", summary=ts.summary))
+    return TaskSpec(
+        run=state.run,
+        task=pt,
+        request=state.task_text,
+        base_commit=state.base_commit or "HEAD",
+        dependencies=tuple(deps),
+    )
 
 
 class Executor(Protocol):

@@ -20,7 +20,7 @@ from squad.domain.events import LedgerCommitted, MergeConflict, Merged, TestsRan
 from squad.domain.ids import run_branch
 from squad.domain.plan import PlanTask
 from squad.domain.review import TestResult, Verdict, veto_on_tests
-from squad.domain.task import Phase
+from squad.domain.task import APPROVED, Phase
 from squad.orchestration.testing import baseline_result, run_tests
 from squad.orchestration.worktrees import make_ready
 
@@ -102,6 +102,22 @@ async def integrate(rc: RunContext, resolve: Resolver) -> Integration:
     same_as_base = veto_on_tests(_APPROVED, tests, True, baseline_result(state.baseline)).approved
     if not tests.passed and not same_as_base:
         result.status = "tests_failed"
+    return result
+
+
+async def integrate_settled(rc: RunContext, resolve: Resolver) -> Integration:
+    """Integrate a run whose tasks have all settled, as `[review] integrate` says: "approved" merges what can be
+    merged (the run is `partial` when not everything was), "all" only a run whose every task was approved.
+    When nothing may be merged, the status is the most telling phase of the tasks. Used by `squad run` and by
+    `squad integrate` alike."""
+    phases = [ts.phase for ts in rc.state.tasks.values()]
+    partial_ok = rc.config.settings.review.integrate == "approved"
+    approved = [phase in APPROVED for phase in phases]
+    if not (all(approved) or (partial_ok and any(approved))):
+        return Integration(_worst(phases))
+    result = await integrate(rc, resolve)
+    if not partial_ok and result.not_merged:  # all-or-nothing: an unresolved conflict is the status
+        result.status = _worst([rc.state.tasks[t].phase for t in result.not_merged])
     return result
 
 

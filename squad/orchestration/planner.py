@@ -25,14 +25,18 @@ from squad.agents.context import ContextPack, charter_text
 from squad.agents.loop import AgentLimits, AgentResult, run_agent
 from squad.agents.tools import SubmitPlan, ToolContext, ToolResult, default_toolbox
 from squad.config import Team
-from squad.domain.events import AgentEvent, Event, PlanInvalid
-from squad.domain.plan import Plan, validate_plan
+from squad.domain.events import AgentEvent, Event, PlanInvalid, PlanMade
+from squad.domain.ids import slugify
+from squad.domain.plan import Plan, PlanTask, validate_plan
 from squad.errors import RunError, SquadError
+from squad.infra.journal import PLAN_ATTEMPT
 from squad.models.base import Message, Model, SystemBlock
+from squad.orchestration.resume import keep_decisions
 
 if TYPE_CHECKING:
     from squad.infra.workspace import Workspace
     from squad.orchestration.config import RunConfig
+    from squad.orchestration.context import RunContext
 
 #: What the lead may run while planning: it reads, records decisions, and submits the plan. Never writes.
 PLAN_TOOLS = frozenset({"list_files", "read_file", "search", "read_decisions", "record_decision", "submit_plan"})
@@ -191,3 +195,31 @@ async def make_plan(
         f"the lead stopped planning ({result.stop_reason}) without a plan: {result.error or result.summary}",
         hint="the error says which limit or failure; raise it in .squad/squad.toml, or name one agent with --agent",
     )
+
+
+async def plan_run(rc: RunContext, agent: str | None) -> Plan:
+    """The run's plan, journaled as `plan`: the lead's (`make_plan`), or with `agent` the whole request as one task
+    for that specialist. A run that has its plan already (a resume) keeps it. Used by `squad run` and by
+    `squad plan --out` (the first job of a run spread over CI jobs) alike."""
+    state = rc.state
+    if state.plan is not None:
+        return state.plan
+    if agent is not None:
+        plan = Plan((PlanTask(id=slugify(state.task_text), agent=agent, goal=state.task_text),))
+    else:
+        assert rc.pack is not None
+        _lead, model = rc.config.lead()
+        plan = await make_plan(
+            rc.config,
+            task_text=state.task_text,
+            model=rc.model(model),
+            pack=rc.pack,
+            workspace=rc.workspace,
+            run_id=rc.run_id,
+            ledger_file=rc.journal.ledger_path,
+            emit=rc.emit,
+            attempt_ledger=rc.journal.attempt_ledger(PLAN_ATTEMPT, 0),  # kept once the plan is journaled
+        )
+    rc.emit(PlanMade(tasks=[t.to_dict() for t in plan.tasks]))
+    await keep_decisions(rc, PLAN_ATTEMPT, 0)
+    return plan

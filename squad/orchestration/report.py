@@ -53,6 +53,7 @@ class RunReport:
     applied: bool = False
     error: str | None = None
     next_command: str = ""
+    budget: dict[str, Any] = field(default_factory=dict)  # a run spread over CI jobs: its spend against its limits
 
     @property
     def ok(self) -> bool:

@@ -24,38 +24,34 @@ from squad.domain.events import (
     ContextBuilt,
     Event,
     Interrupted,
-    PlanMade,
     Released,
     RunFinished,
     RunResumed,
     RunStarted,
     TaskReopened,
     TaskStatus,
-    TestsRan,
 )
-from squad.domain.ids import new_run_id, slugify
+from squad.domain.ids import new_run_id
 from squad.domain.plan import Plan, PlanTask
-from squad.domain.review import TestResult
 from squad.domain.state import RunState
-from squad.domain.task import APPROVED, Phase
+from squad.domain.task import Phase
 from squad.domain.usage import SpendTotals
 from squad.errors import RunError, SquadError, UsageError
 from squad.infra import processes
-from squad.infra.journal import PLAN_ATTEMPT, Journal
+from squad.infra.journal import Journal
 from squad.infra.telemetry import run_telemetry
 from squad.infra.workspace import Workspace
+from squad.orchestration.baseline import baseline_error, run_baseline
 from squad.orchestration.config import RunConfig
 from squad.orchestration.context import ModelFactory, RunContext
-from squad.orchestration.executor import Dependency, Executor, TaskSpec
+from squad.orchestration.executor import Executor, TaskSpec, task_spec
 from squad.orchestration.flow import LocalExecutor
-from squad.orchestration.integrate import integrate
+from squad.orchestration.integrate import integrate_settled
 from squad.orchestration.people import person_name, reopen
-from squad.orchestration.planner import make_plan
-from squad.orchestration.report import RunReport, build_report, run_decisions, run_status
-from squad.orchestration.resume import keep_decisions, only_report_left, process_registry, recover
+from squad.orchestration.planner import make_plan, plan_run
+from squad.orchestration.report import RunReport, build_report, run_decisions
+from squad.orchestration.resume import only_report_left, process_registry, recover
 from squad.orchestration.scheduler import schedule
-from squad.orchestration.testing import run_tests
-from squad.orchestration.worktrees import make_ready
 
 if TYPE_CHECKING:
     from squad.models import ModelRuntime
@@ -242,16 +238,6 @@ class Coordinator:
 BASELINE_FAILED = "baseline_failed"
 
 
-def _baseline_error(state: RunState) -> str:
-    tests = state.baseline
-    assert tests is not None
-    tail = "\n".join(tests.output_tail.strip().splitlines()[-15:])
-    return (
-        f"the tests fail on the base commit, before any change: `{tests.command}` exited with {tests.exit_code}; "
-        f"no specialist was started.\n{tail}"
-    )
-
-
 class _Run:
     """One run in progress (one per `Coordinator.run` call)."""
 
@@ -271,7 +257,7 @@ class _Run:
             rc.pack = await rc.in_thread(ContextPack.build, rc.config.root, rc.config.settings, self.state.base_commit)
             rc.emit(ContextBuilt(commit=rc.pack.commit, blocks=len(rc.pack.system_blocks())))
             if not await self._baseline():
-                return await self._finish(BASELINE_FAILED, _baseline_error(self.state), [])
+                return await self._finish(BASELINE_FAILED, baseline_error(rc), [])
             plan = await self._plan()
             done = {t: ts.phase for t, ts in self.state.tasks.items() if ts.phase.settled}
             executor: Executor = LocalExecutor(rc)
@@ -285,22 +271,14 @@ class _Run:
                     rc.emit(
                         TaskStatus(task=tid, status=Phase.BLOCKED.value, reason="a task it depends on was not approved")
                     )
-            everything = all(phase in APPROVED for phase in outcome.values())
-            partial_ok = rc.config.settings.review.integrate == "approved"
-            if everything or (partial_ok and any(phase in APPROVED for phase in outcome.values())):
-                result = await integrate(rc, run_one)
-                status, conflicts = result.status, result.conflicts
-                self.not_merged = result.not_merged
-                if not partial_ok and result.not_merged:  # all-or-nothing: an unresolved conflict is the status
-                    status = run_status([self.state.tasks[t].phase for t in result.not_merged])
-                if status == "done" and rc.config.apply:
-                    try:
-                        rc.emit(Applied(branch=await rc.in_thread(rc.workspace.apply, rc.run_id)))
-                    except SquadError as exc:
-                        rc.emit(ApplyRefused(reason=exc.message))
-                        raise
-            else:
-                status = run_status(list(outcome.values()))
+            result = await integrate_settled(rc, run_one)
+            status, conflicts, self.not_merged = result.status, result.conflicts, result.not_merged
+            if status == "done" and rc.config.apply:
+                try:
+                    rc.emit(Applied(branch=await rc.in_thread(rc.workspace.apply, rc.run_id)))
+                except SquadError as exc:
+                    rc.emit(ApplyRefused(reason=exc.message))
+                    raise
         except asyncio.CancelledError:
             task = asyncio.current_task()
             if task is not None:
@@ -329,61 +307,14 @@ class _Run:
         return report
 
     async def _baseline(self) -> bool:
-        """Run the test command once on the base commit, in the integration worktree after its setup, before
-        anyone is paid to work. False when it fails and the run may not start on a failing baseline."""
-        rc, settings = self.rc, self.rc.config.settings
-        if not settings.commands.baseline or not settings.commands.test.strip():
-            return True
-        done = self.state.baseline
-        if done is None or not done.passed:
-            lease = await rc.in_thread(rc.workspace.integration, rc.run_id, self.state.base_commit or "HEAD")
-            rc.leases["_integration"] = lease
-            failure = await make_ready(rc, lease, None, setup_again=False)
-            if failure:
-                tests = TestResult(command=settings.commands.test, exit_code=None, output=failure)
-            else:
-                junit = rc.journal.dir / "junit" / "baseline.xml"
-                tests = await run_tests(settings.commands.test, lease.path, settings, junit=junit)
-            rc.emit(TestsRan(task=None, where="baseline", **tests.to_dict()))
-        assert self.state.baseline is not None
-        return self.state.baseline.passed or rc.config.allow_failing_baseline
+        """The test command on the base commit before anyone is paid to work (`baseline.run_baseline`)."""
+        return await run_baseline(self.rc)
 
     async def _plan(self) -> Plan:
-        if self.state.plan is not None:
-            return self.state.plan
-        rc = self.rc
-        if self.agent is not None:
-            plan = Plan((PlanTask(id=slugify(self.state.task_text), agent=self.agent, goal=self.state.task_text),))
-        else:
-            assert rc.pack is not None
-            _lead, model = rc.config.lead()
-            plan = await make_plan(
-                rc.config,
-                task_text=self.state.task_text,
-                model=rc.model(model),
-                pack=rc.pack,
-                workspace=rc.workspace,
-                run_id=rc.run_id,
-                ledger_file=rc.journal.ledger_path,
-                emit=rc.emit,
-                attempt_ledger=rc.journal.attempt_ledger(PLAN_ATTEMPT, 0),  # kept once the plan is journaled
-            )
-        rc.emit(PlanMade(tasks=[t.to_dict() for t in plan.tasks]))
-        await keep_decisions(rc, PLAN_ATTEMPT, 0)
-        return plan
+        return await plan_run(self.rc, self.agent)
 
     def _spec(self, pt: PlanTask) -> TaskSpec:
-        deps = []
-        for d in pt.depends_on:
-            ts = self.state.tasks[d]
-            deps.append(Dependency(task=d, agent=ts.agent, commit=ts.commit or "", summary=ts.summary))
-        return TaskSpec(
-            run=self.rc.run_id,
-            task=pt,
-            request=self.state.task_text,
-            base_commit=self.state.base_commit or "HEAD",
-            dependencies=tuple(deps),
-        )
+        return task_spec(self.state, pt)
 
 
 def _release_all(rc: RunContext) -> None:

@@ -10,6 +10,7 @@ from squad.infra.ledger._compare import Comparison, compare, superseded_by
 from squad.infra.ledger._format import Entry, ParseResult, Problem, entry_author, is_ulid, parse_text, render_entry
 from squad.infra.ledger._git import person_slug
 from squad.infra.ledger._ledger import LEDGER_DIR, Ledger
+from squad.infra.ledger._merge import merge_entries, render_run_ledger, write_run_ledger
 
 __all__ = [
     "LEDGER_DIR",
@@ -24,9 +25,12 @@ __all__ = [
     "entry_author",
     "is_ulid",
     "keep_attempt",
+    "merge_entries",
     "parse_text",
     "person_slug",
     "remove_temp_files",
     "render_entry",
+    "render_run_ledger",
     "superseded_by",
+    "write_run_ledger",
 ]

@@ -1,0 +1,331 @@
+"""`squad plan --out`, `squad task`, `squad integrate`: the commands of a run spread over CI jobs.
+
+Thin: parse, call `squad.orchestration.{plan_job,task_job,integrate_job}`, render. Each prints one plain line per
+run event (agent chatter stays in `squad log`); `squad plan --matrix` prints only the matrix JSON on stdout (the
+lines go to stderr) and appends it to `$GITHUB_OUTPUT` when that is set.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import click
+
+if TYPE_CHECKING:
+    from squad.domain.events import Event
+    from squad.infra.remote import Remote
+    from squad.orchestration import RunConfig, RunReport
+
+
+def _lines(to_stderr: bool = False) -> Callable[[Event], None]:
+    """A journal listener printing one line per run event (not the agents' turns and tool calls)."""
+    from squad.domain.events import AgentEvent, ModelCalled
+
+    def on_event(event: Event) -> None:
+        if not isinstance(event, AgentEvent | ModelCalled):
+            stamp = time.strftime("%H:%M:%S", time.localtime(event.ts))
+            click.echo(f"{stamp} {event.describe()}", err=to_stderr)
+
+    return on_event
+
+
+def _github_output(values: dict[str, str]) -> None:
+    """Append `key=value` lines to the file `$GITHUB_OUTPUT` names (GitHub Actions step outputs), if set."""
+    target = os.environ.get("GITHUB_OUTPUT", "").strip()
+    if target:
+        with open(target, "a", encoding="utf-8") as fh:
+            for key, value in values.items():
+                fh.write(f"{key}={' '.join(value.split())}\n")
+
+
+def _step_summary(text: str) -> None:
+    target = os.environ.get("GITHUB_STEP_SUMMARY", "").strip()
+    if target:
+        with open(target, "a", encoding="utf-8") as fh:
+            fh.write(text.rstrip() + "\n")
+
+
+def _remote(name: str, no_push: bool) -> Remote:
+    """The remote the jobs share; its token (HTTPS) from $GITHUB_TOKEN, handed to git for one call at a time."""
+    from squad.infra.remote import Remote
+
+    return Remote(name, os.environ.get("GITHUB_TOKEN") or None, push=not no_push)
+
+
+def plan_out(config: RunConfig, task: str, out: Path, *, matrix: bool, max_waves: int | None, agent: str | None) -> int:
+    """`squad plan TASK --out DIR [--matrix]`: start a run, plan it, write the plan fragment; the exit code."""
+    from squad.cli.run import _run_until_done
+    from squad.orchestration.plan_job import plan_job
+
+    def say(message: str) -> None:
+        click.echo(message, err=True)
+
+    outcome = _run_until_done(
+        lambda: plan_job(config, task, out, agent=agent, max_waves=max_waves, on_event=_lines(to_stderr=matrix)),
+        say,
+    )
+    if not outcome.ok:
+        _github_output({"run": outcome.run})  # the workflow still uploads the journal, to show what happened
+        say(f"error: {outcome.error}")
+        say(f"the run's journal so far is in {outcome.fragment}; `squad log {outcome.run}` shows it here")
+        return 1
+    data = outcome.matrix()
+    if matrix:
+        text = json.dumps(data, separators=(",", ":"))
+        click.echo(text)
+        _github_output(
+            {
+                "matrix": text,
+                "run": outcome.run,
+                "waves": str(len(outcome.waves)),
+                "max-parallel": str(outcome.max_parallel),
+                "base": outcome.base_commit,
+            }
+        )
+        return 0
+    click.echo(f"run {outcome.run}: {len(data['include'])} tasks in {len(outcome.waves)} waves; plan in {out}")
+    for n, wave in enumerate(outcome.waves, start=1):
+        click.echo(f"  wave {n}: {', '.join(wave)}")
+    click.echo(f"next, one job per task: squad task {outcome.run} <task> --from {out} --out <folder>")
+    return 0
+
+
+@click.command("plan")
+@click.argument("task")
+@click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON ({tasks: [...]}) (without --out).")
+@click.option(
+    "--model",
+    metavar="NAME",
+    help="Use this model for planning (with --out: for every agent): claude-..., scripted:<script.yaml>, replay:<run>.",
+)
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path, file_okay=False),
+    help="Start a run spread over CI jobs: write its plan fragment (the run's journal so far) to this folder.",
+)
+@click.option("--matrix", is_flag=True, help="With --out: print the CI matrix as JSON (also to $GITHUB_OUTPUT).")
+@click.option(
+    "--max-waves",
+    type=click.IntRange(min=1),
+    help="With --out: fail (exit 1) when the plan has more dependency waves than the workflow has wave jobs.",
+)
+@click.option("--agent", metavar="NAME", help="With --out: skip planning, give the whole task to this specialist.")
+@click.option(
+    "--max-cost",
+    type=click.FloatRange(min=0, min_open=True),
+    metavar="USD",
+    help="With --out: budget of the whole run in dollars (replaces budgets.run_usd), split among the task jobs.",
+)
+@click.option("--allow-failing-baseline", is_flag=True, help="With --out: as for `squad run`.")
+@click.pass_context
+def plan(
+    ctx: click.Context,
+    task: str,
+    as_json: bool,
+    model: str | None,
+    out: Path | None,
+    matrix: bool,
+    max_waves: int | None,
+    agent: str | None,
+    max_cost: float | None,
+    allow_failing_baseline: bool,
+) -> None:
+    """Show the plan the coordinator would run for TASK, without running it.
+
+    With --out DIR it starts a run spread over CI jobs instead: it plans once, writes the plan fragment to DIR,
+    and (--matrix) prints the CI matrix; then `squad task` runs each task, `squad integrate` the rest.
+
+    \b
+    Examples:
+      squad plan "add a /health endpoint"
+      squad plan "add a /health endpoint" --out plan/ --matrix --max-waves 3
+    Exit codes: 0 planned, 1 the baseline failed or the plan has too many waves, 2 usage or config error.
+    """
+    from squad.cli import run as run_cli
+    from squad.errors import UsageError
+
+    if out is None:
+        if matrix or max_waves or agent or max_cost or allow_failing_baseline:
+            raise UsageError("--matrix, --max-waves, --agent, --max-cost, --allow-failing-baseline go with --out DIR")
+        ctx.invoke(run_cli.plan, task=task, as_json=as_json, model=model)
+        return
+    if as_json:
+        raise UsageError("--json shows a plan without running it; with --out, --matrix prints the matrix as JSON")
+    config = run_cli._load(model=model, max_cost=max_cost, allow_failing_baseline=allow_failing_baseline)
+    sys.exit(plan_out(config, task, out, matrix=matrix, max_waves=max_waves, agent=agent))
+
+
+_MODEL_HELP = "Use this model for every agent: claude-..., bedrock:<id>, vertex:<id>, scripted:<script.yaml>."
+_REMOTE_HELP = "The git remote (name or URL) the jobs share branches through. Token for HTTPS: $GITHUB_TOKEN."
+
+
+_DIRS = click.Path(path_type=Path, file_okay=False)
+
+
+@click.command("task")
+@click.argument("run")
+@click.argument("task")
+@click.argument("more", nargs=-1, type=_DIRS, metavar="")
+@click.option(
+    "--from",
+    "sources",
+    multiple=True,
+    type=click.Path(path_type=Path, file_okay=False),
+    help="Fragment folders, or folders of them (--from A B, or --from A --from B): the plan's, and those of the "
+    "tasks this one builds on.",
+)
+@click.option("--out", required=True, type=click.Path(path_type=Path, file_okay=False), help="Write the fragment here.")
+@click.option("--model", metavar="NAME", help=_MODEL_HELP)
+@click.option("--remote", default="origin", show_default=True, help=_REMOTE_HELP)
+@click.option("--no-push", is_flag=True, help="Do not push the task's branch (commits it lacks are still fetched).")
+@click.option("--json", "as_json", is_flag=True, help="Print only the outcome, as JSON.")
+def task(
+    run: str,
+    task: str,
+    more: tuple[Path, ...],
+    sources: tuple[Path, ...],
+    out: Path,
+    model: str | None,
+    remote: str,
+    no_push: bool,
+    as_json: bool,
+) -> None:
+    """Carry TASK of RUN through work, review and revision on this checkout, then push squad/<run>--<task>.
+
+    \b
+    Examples:
+      squad task 20261122-063107-a1b2 api --from plan/ --out fragments/api
+      squad task 20261122-063107-a1b2 check --from fragments/ --out out/check
+    Exit codes: 0 approved, 1 not approved (needs a person, failed, blocked), 2 usage or config error.
+    """
+    from squad.cli.run import _load, _run_until_done
+    from squad.errors import UsageError
+    from squad.orchestration.task_job import task_job
+
+    if not sources and not more:
+        raise UsageError("--from DIR is required: the plan's fragment (and those of the tasks this one builds on)")
+    config = _load(model=model)
+    outcome = _run_until_done(
+        lambda: task_job(
+            config,
+            run,
+            task,
+            [*sources, *more],
+            out,
+            remote=_remote(remote, no_push),
+            on_event=None if as_json else _lines(),
+        ),
+        lambda message: click.echo(message, err=True),
+    )
+    if as_json:
+        click.echo(json.dumps(outcome.to_dict(), indent=2))
+    else:
+        where = f", pushed to {outcome.pushed}" if outcome.pushed else ""
+        reason = f": {outcome.reason}" if outcome.reason and not outcome.ok else ""
+        click.echo(f"task {task}: {outcome.phase.value}{reason}{where}; ${outcome.spend.usd:.4f}; fragment {out}")
+    sys.exit(0 if outcome.ok else 1)
+
+
+@click.command("integrate")
+@click.argument("run")
+@click.argument("more", nargs=-1, type=_DIRS, metavar="")
+@click.option(
+    "--from",
+    "sources",
+    multiple=True,
+    type=click.Path(path_type=Path, file_okay=False),
+    help="Fragment folders, or folders of them (--from A B, or --from A --from B). Without: integrate the run "
+    "recorded in this checkout.",
+)
+@click.option("--model", metavar="NAME", help=_MODEL_HELP)
+@click.option("--remote", default="origin", show_default=True, help=_REMOTE_HELP)
+@click.option("--no-push", is_flag=True, help="Do not push squad/<run> (commits it lacks are still fetched).")
+@click.option(
+    "--pr",
+    "open_pr",
+    is_flag=True,
+    help="Then open (or update) the run's pull request into the current branch, as `squad run --pr` does "
+    "(token: GITHUB_TOKEN or GH_TOKEN).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print only the final report, as JSON.")
+def integrate(
+    run: str,
+    more: tuple[Path, ...],
+    sources: tuple[Path, ...],
+    model: str | None,
+    remote: str,
+    no_push: bool,
+    open_pr: bool,
+    as_json: bool,
+) -> None:
+    """Merge RUN's approved task branches into squad/<run>, commit its decisions, test, and push squad/<run>.
+
+    \b
+    Examples:
+      squad integrate 20261122-063107-a1b2 --from fragments/
+      squad integrate 20261122-063107-a1b2 --no-push     (a run recorded in this checkout)
+      squad integrate 20261122-063107-a1b2 --from fragments/ --pr   (then its pull request)
+    Exit codes: 0 done, 1 not every task merged or the tests failed, 2 usage or config error.
+    """
+    from rich.console import Console
+
+    from squad.cli.run import _load, _pr_target, _print_report, _run_until_done
+    from squad.errors import UsageError
+    from squad.infra.remote import Remote
+    from squad.orchestration.integrate_job import integrate_job
+
+    if open_pr and no_push:
+        raise UsageError("--pr pushes squad/<run> and opens its pull request: drop --no-push")
+    shared, then = _remote(remote, no_push), None
+    if open_pr:  # decided before anything runs (no token or repository: nothing done); the token leaves the env
+        from squad.github.publish import publish_step
+
+        target = _pr_target(remote)
+        shared = Remote(remote, target.token)
+    config = _load(model=model)
+    if open_pr:
+        then = publish_step(config.root, target)
+    report = _run_until_done(
+        lambda: integrate_job(config, run, [*sources, *more], remote=shared, on_event=None if as_json else _lines()),
+        lambda message: click.echo(message, err=True),
+    )
+    _step_summary(summary_markdown(report))
+    if as_json:
+        click.echo(json.dumps(report.to_dict(), indent=2, default=str))
+    else:
+        _print_report(report, Console(highlight=False))
+        click.echo(budget_line(report.budget))
+    failed = then(report) if then is not None else None
+    sys.exit(failed or report.exit_code)
+
+
+def budget_line(budget: dict[str, Any]) -> str:
+    """`spent $X of the run's $Y (Z%)`, with tokens: the total of every job against the run's limits."""
+    parts = []
+    for what, spent, limit, fmt in (
+        ("", budget.get("spent_usd", 0.0), budget.get("limit_usd"), "${:,.4f}"),
+        ("input tokens ", budget.get("input_tokens", 0), budget.get("limit_input_tokens"), "{:,}"),
+        ("output tokens ", budget.get("output_tokens", 0), budget.get("limit_output_tokens"), "{:,}"),
+    ):
+        text = what + fmt.format(spent)
+        if limit:
+            text += f" of {fmt.format(limit)} ({spent / limit:.0%})"
+        parts.append(text)
+    jobs = f" over {budget['jobs']} task jobs" if budget.get("jobs") else ""
+    return f"spent{jobs}: " + "; ".join(parts)
+
+
+def summary_markdown(report: RunReport) -> str:
+    """The job summary of `squad integrate` (GitHub Actions shows it on the run's page)."""
+    lines = [f"### squad run `{report.run}`: {report.status}", "", "| task | agent(s) | status | rounds |"]
+    lines.append("|---|---|---|---|")
+    for t in report.tasks:  # task ids and agent names are slugs: nothing to escape
+        lines.append(f"| {t.id} | {', '.join(t.agents) or t.agent} | {t.status} | {t.rounds} |")
+    lines += ["", budget_line(report.budget), "", f"branch `{report.branch}`"]
+    return "\n".join(lines)

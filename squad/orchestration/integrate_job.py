@@ -1,0 +1,224 @@
+"""`squad integrate RUN [--from DIR...]`: the last job of a run spread over CI jobs (or of a local run).
+
+With `--from`, the jobs' fragments become the run's journal (`.squad/runs/<run>/`), in a fixed order
+(`squad.infra.fragments.merge_records`), and their decisions the run's ledger (one entry per id, in ULID order).
+Then the local run's integration runs on it: approved branches merged in plan order (fetched from the remote),
+the ledger committed, the tests run. `squad/<run>` is pushed, and the total spend reported against the budget
+the plan split. Without `--from` it integrates a run recorded in this checkout (a local `squad run`).
+
+Reruns are idempotent: the same fragments are not merged twice (a marker names them), the remote's `squad/<run>`
+is continued (merges of commits it has are no-ops), and the ledger commit is decided by the branch's tree.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import os
+import shutil
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from squad.agents.context import ContextPack
+from squad.domain.events import Event, FragmentsMerged, JobStarted, RunFinished, TaskStatus
+from squad.domain.ids import check_run, run_branch, task_branch
+from squad.domain.plan import PlanTask
+from squad.domain.state import RunState
+from squad.domain.task import Phase
+from squad.domain.usage import Limits, Spend
+from squad.errors import SquadError, UsageError
+from squad.infra.fragments import Fragment, FragmentError, find_fragments, merge_records
+from squad.infra.journal import Journal
+from squad.infra.jsonl import encode_line
+from squad.infra.ledger import merge_entries, render_run_ledger
+from squad.infra.remote import Remote, check_remote, fetch_commit, push_branch, remote_tip
+from squad.orchestration.config import RunConfig
+from squad.orchestration.context import ModelFactory, RunContext
+from squad.orchestration.executor import task_spec
+from squad.orchestration.flow import LocalExecutor
+from squad.orchestration.integrate import Integration, integrate_settled
+from squad.orchestration.jobs import job_context, plan_fragment, release_leases, spent_totals
+from squad.orchestration.report import RunReport, build_report, run_decisions
+
+MERGED = "merged.json"
+
+
+async def integrate_job(
+    config: RunConfig,
+    run: str,
+    sources: Sequence[Path] = (),
+    *,
+    remote: Remote,
+    model_factory: ModelFactory | None = None,
+    on_event: Callable[[Event], None] | None = None,
+) -> RunReport:
+    """Merge the fragments in `sources` (if any) into the run's journal, integrate the run, push `squad/<run>`.
+
+    Raises:
+        UsageError: no such run here (without `sources`), a local journal that is not from these fragments.
+        FragmentError: no usable plan fragment, damaged or conflicting fragments.
+        WorkspaceError: a task's approved commit cannot be fetched, or the push is refused.
+    """
+    check_run(run)
+    if remote.push:
+        check_remote(config.root, remote)
+    journal = Journal(config.root, run)
+    fragments = find_fragments(sources, run) if sources else []
+    with journal.lock():
+        merged = await asyncio.to_thread(_merge, journal, fragments) if fragments else None
+        if not journal.exists:
+            raise UsageError(f"no run {run!r} in {journal.dir.parent}", hint="pass its fragments with --from DIR")
+        state = journal.state()
+        if state.plan is None:
+            raise UsageError(f"run {run} has no plan, so there is nothing to integrate", hint=f"squad log {run}")
+        unsettled = [f"{t} ({ts.phase.value})" for t, ts in state.tasks.items() if not ts.phase.settled]
+        if unsettled and not fragments:  # a local run with work in progress: the run's to finish
+            raise UsageError(
+                f"run {run} has tasks that have not settled: {', '.join(unsettled)}",
+                hint=f"finish them with: squad run --resume {run}",
+            )
+        limits = Limits.from_dict(state.budget.run) if state.budget is not None else config.limits
+        async with job_context(
+            config,
+            journal,
+            state,
+            limits=limits,
+            spent=spent_totals(state),
+            model_factory=model_factory,
+            on_event=on_event,
+        ) as rc:
+            if merged is not None:
+                rc.emit(merged)
+            rc.emit(JobStarted(job="integrate"))
+            try:
+                report = await _integrate(rc, remote, from_fragments=bool(fragments))
+            except SquadError as exc:
+                rc.emit(RunFinished(status="failed", error=str(exc)))
+                raise
+            finally:
+                await rc.in_thread(release_leases, rc)
+    return report
+
+
+async def _settle(rc: RunContext) -> None:
+    """Every task of a run built from fragments settled before merging: a task whose job left no fragment failed;
+    one an earlier attempt of this job left in a conflict round finishes it here."""
+    state = rc.state
+    assert state.plan is not None
+    unsettled = [pt for pt in state.plan.tasks if not state.tasks[pt.id].phase.settled]
+    executor = LocalExecutor(rc)
+    for pt in unsettled:
+        if state.tasks[pt.id].phase is Phase.PENDING:  # a task job's fragment only ever holds a settled task
+            why = "its job left no fragment in --from (the job failed, or its artifact is missing)"
+            rc.emit(TaskStatus(task=pt.id, status=Phase.FAILED.value, reason=why))
+        else:
+            await executor.run_task(task_spec(state, pt))
+
+
+async def _integrate(rc: RunContext, remote: Remote, *, from_fragments: bool) -> RunReport:
+    state, root, run = rc.state, rc.config.root, rc.run_id
+    assert state.plan is not None
+    target, seen = run_branch(run), None
+    for pt in state.plan.tasks:
+        ts = state.tasks[pt.id]
+        if ts.approved and not ts.merged and ts.commit:
+            await rc.in_thread(fetch_commit, root, remote, ts.commit, task_branch(run, pt.id))
+    if remote.push:
+        seen = await rc.in_thread(remote_tip, root, remote, target)
+        if seen is not None:  # an earlier attempt pushed it: continue from there (its merges are not redone)
+            await rc.in_thread(fetch_commit, root, remote, seen, target)
+    lease = await rc.in_thread(rc.workspace.integration, run, seen or state.base_commit or "HEAD")
+    rc.leases["_integration"] = lease
+    rc.pack = await rc.in_thread(ContextPack.build, root, rc.config.settings, state.context_commit or lease.base_commit)
+    if from_fragments:
+        await _settle(rc)
+    result = await _merge_settled(rc)
+    head = await rc.in_thread(rc.workspace.head, lease.path)
+    if remote.push and any(state.tasks[t].merged for t in state.tasks) and head != seen:
+        await rc.in_thread(push_branch, root, remote, head, target, expect=seen)
+    decisions = run_decisions(rc.journal.ledger_path)
+    report = build_report(
+        state, result.status, conflicts=result.conflicts, decisions=decisions, not_merged=result.not_merged
+    )
+    rc.emit(RunFinished(status=result.status, error=report.error, cost_usd=report.cost_usd))
+    report.usage = state.usage_report()
+    report.budget = budget_report(state, rc.runtime.book.limits)
+    rc.journal.write_report(report.to_dict())
+    return report
+
+
+async def _merge_settled(rc: RunContext) -> Integration:
+    """The local run's integration step, with conflict rounds run here by the local executor."""
+    executor = LocalExecutor(rc)
+
+    async def resolve(pt: PlanTask) -> Phase:
+        return (await executor.run_task(task_spec(rc.state, pt))).phase
+
+    return await integrate_settled(rc, resolve)
+
+
+def budget_report(state: RunState, limits: Limits) -> dict[str, Any]:
+    """What the run spent against what it was allowed (the run limits the plan split among the jobs)."""
+    spent: Spend = state.spend
+    out: dict[str, Any] = {"spent_usd": round(spent.usd, 6), "limit_usd": limits.run_usd}
+    out["input_tokens"], out["limit_input_tokens"] = spent.input_tokens, limits.run_input_tokens
+    out["output_tokens"], out["limit_output_tokens"] = spent.output_tokens, limits.run_output_tokens
+    if state.budget is not None:
+        out["jobs"], out["task_limits"] = state.budget.shares, state.budget.task
+    return out
+
+
+def _merge(journal: Journal, fragments: list[Fragment]) -> FragmentsMerged | None:
+    """Write the run's journal, responses, transcripts and ledger from the fragments, unless the journal was
+    built from these very fragments already (a rerun continues it). The event that records the merge, or None.
+
+    Raises:
+        UsageError: the run folder holds a journal that did not come from these fragments.
+        FragmentError: a fragment's decisions cannot be read.
+    """
+    plan, state = plan_fragment(fragments, journal.run)
+    assert state.plan is not None
+    order = state.plan.ids
+    strays = [f for f in fragments if f.kind == "task" and f.task not in order]
+    if strays:
+        raise FragmentError(f"{strays[0].path} is a fragment of task {strays[0].task!r}, which run {journal.run} lacks")
+    tasks = sorted((f for f in fragments if f.kind == "task"), key=lambda f: order.index(f.task or ""))
+    key = [plan.digest, *(f.digest for f in tasks)]
+    marker = journal.dir / MERGED
+    if marker.is_file():
+        if json.loads(marker.read_text(encoding="utf-8")).get("fragments") == key and journal.exists:
+            return None
+    elif journal.exists and _digest(journal.events_path) != plan.digest:
+        raise UsageError(
+            f"run {journal.run} already has a journal in {journal.dir} that is not the plan fragment's",
+            hint="integrate it without --from, or integrate the fragments in another checkout",
+        )
+    entries, problems = merge_entries((f.path / "ledger.md", f.ledger) for f in [plan, *tasks])
+    if problems:
+        raise FragmentError(f"unreadable decisions in a fragment: {problems[0]}")
+    journal.create()
+    records = merge_records(plan, tasks, order)
+    _replace(journal.events_path, b"".join(encode_line(r) for r in records))
+    _replace(journal.responses_path, b"".join(encode_line(r) for f in [plan, *tasks] for r in f.responses))
+    _replace(journal.ledger_path, render_run_ledger(journal.run, entries).encode("utf-8"))
+    shutil.rmtree(journal.transcripts_dir, ignore_errors=True)
+    journal.transcripts_dir.mkdir(parents=True)
+    for fragment in [plan, *tasks]:
+        for name, lines in fragment.transcripts.items():
+            with (journal.transcripts_dir / f"{name}.jsonl").open("ab") as fh:
+                fh.write(b"".join(encode_line(r) for r in lines))
+    journal.report_path.unlink(missing_ok=True)
+    _replace(marker, (json.dumps({"fragments": key}) + "\n").encode("utf-8"))
+    return FragmentsMerged(fragments=[f.summary() for f in [plan, *tasks]])
+
+
+def _digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _replace(path: Path, data: bytes) -> None:
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)

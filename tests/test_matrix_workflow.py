@@ -1,0 +1,83 @@
+"""examples/workflows/squad-matrix.yml holds together: as many wave jobs as `squad plan --max-waves` allows, each
+on its own wave of the matrix, least privilege per job, secrets only in the steps that run squad (through `exec`),
+artifacts named so each job finds the run's fragments. (actionlint and zizmor: tests/test_workflow_lint.py.)"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+WORKFLOW = Path(__file__).resolve().parents[1] / "examples" / "workflows" / "squad-matrix.yml"
+
+
+def _load() -> dict[str, Any]:
+    data: dict[str, Any] = yaml.safe_load(WORKFLOW.read_text())
+    return data
+
+
+def _steps(job: dict[str, Any]) -> list[dict[str, Any]]:
+    return list(job.get("steps", []))
+
+
+def test_one_wave_job_per_wave_the_plan_allows_each_after_the_last() -> None:
+    jobs = _load()["jobs"]
+    plan_step = next(s for s in _steps(jobs["plan"]) if s.get("id") == "plan")
+    max_waves = int(re.search(r"--max-waves (\d+)", plan_step["run"]).group(1))  # type: ignore[union-attr]
+    waves = sorted(name for name in jobs if name.startswith("wave-"))
+    assert waves == [f"wave-{n}" for n in range(1, max_waves + 1)]
+    for n, name in enumerate(waves, start=1):
+        job = jobs[name]
+        assert job["strategy"]["matrix"]["task"] == f"${{{{ fromJSON(needs.plan.outputs.matrix).waves[{n - 1}] }}}}"
+        assert job["strategy"]["fail-fast"] is False
+        assert "needs.plan.outputs.max-parallel" in job["strategy"]["max-parallel"]
+        needs = job["needs"] if isinstance(job["needs"], list) else [job["needs"]]
+        assert needs == (["plan"] if n == 1 else ["plan", f"wave-{n - 1}"])
+        if n > 1:
+            assert f"fromJSON(needs.plan.outputs.waves) >= {n}" in job["if"] and "!cancelled()" in job["if"]
+    assert jobs["integrate"]["needs"] == ["plan", *waves] and "!cancelled()" in jobs["integrate"]["if"]
+
+
+def test_least_privilege_and_secrets_only_where_squad_runs() -> None:
+    workflow = _load()
+    assert workflow["permissions"] == {}
+    assert "github.run_id" in workflow["concurrency"]["group"]
+    jobs = workflow["jobs"]
+    assert jobs["plan"]["permissions"] == {"contents": "read"}
+    for name in (n for n in jobs if n.startswith("wave-")):
+        assert jobs[name]["permissions"] == {"contents": "write"}
+    assert jobs["integrate"]["permissions"] == {"contents": "write", "pull-requests": "write"}
+    for name, job in jobs.items():
+        assert "env" not in job, f"{name}: no job-wide env (secrets go to one step)"
+        for step in _steps(job):
+            env = step.get("env", {})
+            secret = any("secrets." in str(v) or "github.token" in str(v) for v in env.values())
+            if "ANTHROPIC_API_KEY" in env:
+                assert step["run"].strip().splitlines()[-1].startswith("exec squad "), f"{name}: {step['run']}"
+            if secret:
+                assert "run" in step, f"{name}: a secret handed to an action"
+            if "run" in step:
+                assert "${{" not in step["run"], f"{name}: an expression inside a script"
+            if "uses" in step:
+                assert re.fullmatch(r"[\w./-]+@[0-9a-f]{40}", step["uses"]), step["uses"]
+                assert step.get("with", {}).get("persist-credentials", False) is False
+
+
+def test_artifacts_carry_each_jobs_fragment_to_the_jobs_after_it() -> None:
+    jobs = _load()["jobs"]
+    uploads = {
+        name: s["with"]["name"]
+        for name, job in jobs.items()
+        for s in _steps(job)
+        if "upload-artifact" in s.get("uses", "")
+    }
+    assert uploads["plan"] == "squad-${{ steps.plan.outputs.run }}-plan"
+    for name in (n for n in jobs if n.startswith("wave-")):
+        assert uploads[name] == "squad-${{ needs.plan.outputs.run }}-task-${{ matrix.task }}"
+        task = next(s for s in _steps(jobs[name]) if s.get("name") == "Task")
+        assert '--out "out/$TASK"' in task["run"]
+    for name in (n for n in jobs if n != "plan"):
+        download = next(s for s in _steps(jobs[name]) if "download-artifact" in s.get("uses", ""))
+        assert download["with"] == {"pattern": "squad-${{ needs.plan.outputs.run }}-*", "path": "fragments"}

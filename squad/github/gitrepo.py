@@ -7,7 +7,6 @@ Every git call runs with a scrubbed environment: no token or API key reaches a g
 
 from __future__ import annotations
 
-import base64
 import re
 import shutil
 import tempfile
@@ -17,6 +16,7 @@ from pathlib import Path
 
 from squad.errors import SquadError, UsageError, WorkspaceError
 from squad.infra.git import run_git
+from squad.infra.remote import auth_env, check_branch
 
 
 def git(root: Path, *args: str, check: bool = True, extra_env: Mapping[str, str] | None = None) -> str:
@@ -43,23 +43,10 @@ def has_commit(root: Path, sha: str) -> bool:
     return bool(sha) and run_git(root, "cat-file", "-e", f"{sha}^{{commit}}").returncode == 0
 
 
-def _auth_env(token: str | None) -> dict[str, str]:
-    """The token as an `http.extraheader` for ONE git process, through GIT_CONFIG_COUNT/KEY/VALUE in its
-    environment: never written to .git/config, never on a command line (/proc/<pid>/cmdline is world-readable)."""
-    if not token:
-        return {}
-    basic = base64.b64encode(f"x-access-token:{token}".encode()).decode()
-    return {
-        "GIT_CONFIG_COUNT": "1",
-        "GIT_CONFIG_KEY_0": "http.extraheader",
-        "GIT_CONFIG_VALUE_0": f"AUTHORIZATION: basic {basic}",
-    }
-
-
 def fetch(root: Path, remote: str, ref: str, token: str | None) -> None:
     """Fetch `ref` from `remote` into the object store only (FETCH_HEAD): nothing is checked out or run."""
     out = run_git(
-        root, "fetch", "--quiet", "--no-tags", "--no-write-fetch-head", remote, ref, text=False, env=_auth_env(token)
+        root, "fetch", "--quiet", "--no-tags", "--no-write-fetch-head", remote, ref, text=False, env=auth_env(token)
     )
     if out.returncode != 0:
         err = out.stderr.decode(errors="replace").strip()
@@ -200,13 +187,12 @@ def remove_worktree(root: Path, path: Path) -> None:
 
 def push(root: Path, remote: str, sha: str, branch: str, token: str | None, *, expect: str | None = None) -> None:
     """`git push <remote> <sha>:refs/heads/<branch>` (fast-forward only), authenticated for this call only
-    (`_auth_env`). With `expect`, the push is refused unless the branch is still at that sha (a lease): squad
+    (`auth_env`). With `expect`, the push is refused unless the branch is still at that sha (a lease): squad
     never pushes over work that landed on the branch since it last looked."""
-    if not re.fullmatch(r"[A-Za-z0-9._/-]+", branch) or ".." in branch or branch.startswith(("-", "/")):
-        raise SquadError(f"refusing to push to an unusual branch name {branch!r}")
+    check_branch(branch)
     lease = [f"--force-with-lease=refs/heads/{branch}:{expect}"] if expect else []
     out = run_git(
-        root, "push", "--porcelain", *lease, remote, f"{sha}:refs/heads/{branch}", text=False, env=_auth_env(token)
+        root, "push", "--porcelain", *lease, remote, f"{sha}:refs/heads/{branch}", text=False, env=auth_env(token)
     )
     if out.returncode != 0:
         err = out.stderr.decode(errors="replace").strip()

@@ -18,6 +18,29 @@ from squad.infra.git import run_git
 _BRANCH_RE = re.compile(r"[A-Za-z0-9._/-]+")
 
 
+def auth_env(token: str | None) -> dict[str, str]:
+    """`token` as an `http.extraheader` for ONE git process, through GIT_CONFIG_COUNT/KEY/VALUE in its
+    environment (empty without a token): never written to .git/config, never on a command line."""
+    if not token:
+        return {}
+    basic = base64.b64encode(f"x-access-token:{token}".encode()).decode()
+    return {
+        "GIT_CONFIG_COUNT": "1",
+        "GIT_CONFIG_KEY_0": "http.extraheader",
+        "GIT_CONFIG_VALUE_0": f"AUTHORIZATION: basic {basic}",
+    }
+
+
+def check_branch(branch: str) -> None:
+    """Refuse a branch name git could read as an option, a path out of refs/heads, or a revision range.
+
+    Raises:
+        WorkspaceError: `branch` is such a name.
+    """
+    if not _BRANCH_RE.fullmatch(branch) or ".." in branch or branch.startswith(("-", "/")):
+        raise WorkspaceError(f"refusing to use an unusual branch name {branch!r}")
+
+
 @dataclass(frozen=True)
 class Remote:
     """Where a run's branches are shared: a remote name or URL, an optional token for HTTPS, and whether this
@@ -29,14 +52,7 @@ class Remote:
 
     def env(self) -> dict[str, str]:
         """The git environment that authenticates one call (empty without a token)."""
-        if not self.token:
-            return {}
-        basic = base64.b64encode(f"x-access-token:{self.token}".encode()).decode()
-        return {
-            "GIT_CONFIG_COUNT": "1",
-            "GIT_CONFIG_KEY_0": "http.extraheader",
-            "GIT_CONFIG_VALUE_0": f"AUTHORIZATION: basic {basic}",
-        }
+        return auth_env(self.token)
 
     def _scrub(self, text: str) -> str:
         return text.replace(self.token, "***") if self.token else text
@@ -54,18 +70,13 @@ def check_remote(root: Path, remote: Remote) -> None:
     )
 
 
-def _check_branch(branch: str) -> None:
-    if not _BRANCH_RE.fullmatch(branch) or ".." in branch or branch.startswith(("-", "/")):
-        raise WorkspaceError(f"refusing to use an unusual branch name {branch!r}")
-
-
 def remote_tip(root: Path, remote: Remote, branch: str) -> str | None:
     """The commit `branch` points at on the remote, or None when the remote has no such branch.
 
     Raises:
         WorkspaceError: the remote cannot be read.
     """
-    _check_branch(branch)
+    check_branch(branch)
     out = run_git(root, "ls-remote", "--heads", remote.name, f"refs/heads/{branch}", env=remote.env())
     if out.returncode != 0:
         raise WorkspaceError(f"cannot read {remote.name}: {remote._scrub(out.stderr.strip())}")
@@ -93,7 +104,7 @@ def fetch_commit(root: Path, remote: Remote, sha: str, branch: str | None = None
         return
     what = sha
     if branch is not None:
-        _check_branch(branch)
+        check_branch(branch)
         what = f"refs/heads/{branch}"
     out = run_git(root, "fetch", "--quiet", "--no-tags", remote.name, what, env=remote.env())
     if out.returncode != 0:
@@ -118,7 +129,7 @@ def push_branch(root: Path, remote: Remote, sha: str, branch: str, *, expect: st
     Raises:
         WorkspaceError: the push was refused or failed.
     """
-    _check_branch(branch)
+    check_branch(branch)
     ref = f"refs/heads/{branch}"
     lease = f"--force-with-lease={ref}:{expect or ''}"
     out = run_git(root, "push", "--porcelain", lease, remote.name, f"{sha}:{ref}", env=remote.env())

@@ -200,9 +200,9 @@ class TaskFlow:
             parts.append(prompts.render("work_interfaces", interfaces="\n".join(f"- {i}" for i in pt.interfaces)))
         if self.spec.dependencies:
             deps = [f"- {d.task} ({d.agent}): {d.summary or 'approved'}" for d in self.spec.dependencies]
-            parts.append("This builds on approved work already in your worktree:\n" + "\n".join(deps))
+            parts.append(prompts.render("work_dependencies", dependencies="\n".join(deps)))
         if step.kind == "conflict":
-            files = ", ".join(conflicted) or "(none left: git merged it cleanly; check that it still works)"
+            files = ", ".join(conflicted) or prompts.render("work_conflict_clean")
             parts.append(prompts.render("work_conflict", round=step.round, files=files))
         elif step.round and ts.verdicts and not ts.verdicts[-1].approved:
             findings: tuple[Finding, ...] = ts.verdicts[-1].findings
@@ -242,12 +242,14 @@ class TaskFlow:
             rc.emit(TestsRan(task=self.pt.id, where=lease.task, **tests.to_dict()))
         diff = await rc.in_thread(rc.workspace.diff, lease, task_base)
         if len(diff) > MAX_REVIEW_DIFF_CHARS:
-            diff = diff[:MAX_REVIEW_DIFF_CHARS] + "\n… (diff cut here; use the diff and read_file tools for the rest)"
+            diff = diff[:MAX_REVIEW_DIFF_CHARS] + "\n" + prompts.render("review_diff_cut")
         if tests is None:
-            test_text = "(no test command is configured)"
+            test_text = prompts.render("review_no_tests")
         else:
             status = f"{tests.exit_code}{' (timed out)' if tests.timed_out else ''}"
-            test_text = f"`{tests.command}` exited with {status}:\n```\n{tests.output.strip()}\n```"
+            test_text = prompts.render(
+                "review_tests", command=tests.command, status=status, output=tests.output.strip()
+            )
         baseline = rc.state.baseline
         prompt = prompts.render(
             "review",

@@ -81,3 +81,42 @@ def test_artifacts_carry_each_jobs_fragment_to_the_jobs_after_it() -> None:
     for name in (n for n in jobs if n != "plan"):
         download = next(s for s in _steps(jobs[name]) if "download-artifact" in s.get("uses", ""))
         assert download["with"] == {"pattern": "squad-${{ needs.plan.outputs.run }}-*", "path": "fragments"}
+
+
+COMMAND_WORKFLOW = WORKFLOW.with_name("squad-command.yml")
+
+
+def _fires(condition: str, body: str, event: str = "issue_comment") -> bool:
+    """Evaluate a job's `if:` made of startsWith on the comment body, the event name, !, && and ||, as Actions does
+    (startsWith ignores case)."""
+
+    def starts(m: re.Match[str]) -> str:
+        return str(body.lower().startswith(m[1].lower()))
+
+    expr = re.sub(r"startsWith\(github\.event\.comment\.body, '([^']*)'\)", starts, condition)
+    expr = expr.replace("github.event_name == 'workflow_dispatch'", str(event == "workflow_dispatch"))
+    expr = expr.replace("&&", " and ").replace("||", " or ").replace("!", " not ")
+    assert set(re.findall(r"[^\s()]+", expr)) <= {"True", "False", "and", "or", "not"}, expr
+    return bool(eval(expr))  # only booleans and operators left (asserted above)
+
+
+def test_one_comment_starts_at_most_one_workflow_and_run_mode_never_takes_a_matrix_command() -> None:
+    """`/squad --matrix X` fires squad-matrix.yml only; `/squad X` squad-command.yml only. A misspelled matrix
+    command reaches only run mode, whose parser answers with the spelling that works instead of running it."""
+    from squad.github.command import misspelled_matrix, parse_command
+
+    matrix_if = _load()["jobs"]["plan"]["if"]
+    command_jobs = yaml.safe_load(COMMAND_WORKFLOW.read_text())["jobs"]
+    [command_if] = [job["if"] for job in command_jobs.values()]
+    bodies = ["/squad --matrix add x", "/squad --MATRIX add x", "/squad --matrix\nadd x", "/squad add x"]
+    bodies += ["/squad  --matrix add x", "/squad\t--matrix add x", "/squad add a --matrix flag", "hello /squad x"]
+    for body in bodies:
+        matrix, command = _fires(matrix_if, body), _fires(command_if, body)
+        assert not (matrix and command), body
+        if matrix:
+            assert parse_command(body) is None and not misspelled_matrix(body), body
+        if command:
+            assert parse_command(body) is not None or misspelled_matrix(body), body
+    assert _fires(matrix_if, "/squad --Matrix add x") and not _fires(command_if, "/squad --Matrix add x")
+    assert _fires(command_if, "/squad add x") and not _fires(matrix_if, "/squad add x")
+    assert _fires(matrix_if, "", event="workflow_dispatch")

@@ -120,3 +120,21 @@ def test_one_comment_starts_at_most_one_workflow_and_run_mode_never_takes_a_matr
     assert _fires(matrix_if, "/squad --Matrix add x") and not _fires(command_if, "/squad --Matrix add x")
     assert _fires(command_if, "/squad add x") and not _fires(matrix_if, "/squad add x")
     assert _fires(matrix_if, "", event="workflow_dispatch")
+
+
+def test_every_job_that_runs_tests_installs_the_projects_test_dependencies_before_any_secret() -> None:
+    """squad runs `[commands] test` in the plan (baseline), task and integrate jobs, and in run mode: the project's
+    test dependencies go into that Python first, in a step that runs the base commit's setup code with no secret."""
+    command = yaml.safe_load(COMMAND_WORKFLOW.read_text())["jobs"]
+    jobs = {**_load()["jobs"], **{f"command/{name}": job for name, job in command.items()}}
+    for name, job in jobs.items():
+        steps = _steps(job)
+        names = [s.get("name", "") for s in steps]
+        deps = names.index("Install your project's test dependencies into the same Python")
+        python = max(i for i, s in enumerate(steps) if "setup-python" in s.get("uses", ""))
+        secret = min(i for i, s in enumerate(steps) if "secrets." in str(s.get("env", {})) + str(s.get("with", {})))
+        assert python < deps < secret, name
+        assert "env" not in steps[deps] and "-e '.[test]' pytest" in steps[deps]["run"], name
+        squad = next((s for s in steps if s.get("uses", "").startswith("your-org/squad@")), None)
+        if squad is not None:  # the action sets up its own Python: the same version, so the same interpreter
+            assert squad["with"]["python-version"] == steps[python]["with"]["python-version"], name

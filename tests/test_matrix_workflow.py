@@ -138,3 +138,19 @@ def test_every_job_that_runs_tests_installs_the_projects_test_dependencies_befor
         squad = next((s for s in steps if s.get("uses", "").startswith("your-org/squad@")), None)
         if squad is not None:  # the action sets up its own Python: the same version, so the same interpreter
             assert squad["with"]["python-version"] == steps[python]["with"]["python-version"], name
+
+
+def test_integrate_opens_the_pr_in_the_same_step_and_keeps_the_report_page() -> None:
+    """`squad integrate --pr` exits 1 on a partial run AFTER opening its draft PR, and updates it on a rerun: a
+    separate `gh pr create` step would be skipped for the one and fail for the other. A CI checkout is detached, so
+    the PR's branch is named. The report page is kept whatever happened."""
+    steps = _steps(_load()["jobs"]["integrate"])
+    runs = [s["run"] for s in steps if "run" in s]
+    [integrate] = [r for r in runs if "squad integrate" in r]
+    assert integrate == 'exec squad integrate "$RUN" --from fragments --pr --base "$BASE_REF"'
+    assert not any("gh pr" in r for r in runs)
+    [report] = [s for s in steps if "upload-artifact" in s.get("uses", "")]
+    assert steps.index(report) == len(steps) - 1 and report["if"] == "always()"
+    assert report["with"]["name"] == "squad-report-${{ needs.plan.outputs.run }}"
+    assert report["with"]["path"] == ".squad/runs/${{ needs.plan.outputs.run }}/report.html"
+    assert report["with"]["include-hidden-files"] is True  # upload-artifact skips dot-folders otherwise

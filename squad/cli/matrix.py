@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from squad.domain.events import Event
     from squad.infra.remote import Remote
     from squad.orchestration import RunConfig, RunReport
+    from squad.orchestration.task_job import TaskJobOutcome
 
 
 def _lines(to_stderr: bool = False) -> Callable[[Event], None]:
@@ -49,6 +50,20 @@ def _step_summary(text: str) -> None:
     if target:
         with open(target, "a", encoding="utf-8") as fh:
             fh.write(text.rstrip() + "\n")
+
+
+def _current_branch(root: Path) -> str:
+    """The branch checked out at `root` (a pull request's default base); a UsageError on a detached checkout."""
+    from squad.errors import UsageError
+    from squad.github import gitrepo
+
+    branch = gitrepo.git(root, "symbolic-ref", "--quiet", "--short", "HEAD", check=False).strip()
+    if not branch:
+        raise UsageError(
+            "--pr on a detached checkout (as a CI job has) needs --base BRANCH, the branch the pull request goes into",
+            hint="squad integrate RUN --from DIR --pr --base main",
+        )
+    return branch
 
 
 def _remote(name: str, no_push: bool) -> Remote:
@@ -223,6 +238,7 @@ def task(
         ),
         lambda message: click.echo(message, err=True),
     )
+    _step_summary(task_summary_markdown(outcome))
     if as_json:
         click.echo(json.dumps(outcome.to_dict(), indent=2))
     else:
@@ -253,6 +269,12 @@ def task(
     help="Then open (or update) the run's pull request into the current branch, as `squad run --pr` does "
     "(token: GITHUB_TOKEN or GH_TOKEN).",
 )
+@click.option(
+    "--base",
+    metavar="BRANCH",
+    help="With --pr: the branch the pull request goes into (default: the current branch; name it on a detached "
+    "checkout, as CI jobs have).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print only the final report, as JSON.")
 def integrate(
     run: str,
@@ -262,6 +284,7 @@ def integrate(
     remote: str,
     no_push: bool,
     open_pr: bool,
+    base: str | None,
     as_json: bool,
 ) -> None:
     """Merge RUN's approved task branches into squad/<run>, commit its decisions, test, and push squad/<run>.
@@ -270,7 +293,7 @@ def integrate(
     Examples:
       squad integrate 20261122-063107-a1b2 --from fragments/
       squad integrate 20261122-063107-a1b2 --no-push     (a run recorded in this checkout)
-      squad integrate 20261122-063107-a1b2 --from fragments/ --pr   (then its pull request)
+      squad integrate 20261122-063107-a1b2 --from fragments/ --pr --base main   (then its pull request)
     Exit codes: 0 done, 1 not every task merged or the tests failed, 2 usage or config error.
     """
     from rich.console import Console
@@ -282,6 +305,8 @@ def integrate(
 
     if open_pr and no_push:
         raise UsageError("--pr pushes squad/<run> and opens its pull request: drop --no-push")
+    if base is not None and (not open_pr or not base.strip()):
+        raise UsageError("--base BRANCH names the branch the pull request goes into: it goes with --pr")
     shared, then = _remote(remote, no_push), None
     if open_pr:  # decided before anything runs (no token or repository: nothing done); the token leaves the env
         from squad.github.publish import publish_step
@@ -290,7 +315,7 @@ def integrate(
         shared = Remote(remote, target.token)
     config = _load(model=model)
     if open_pr:
-        then = publish_step(config.root, target)
+        then = publish_step(config.root, target, base or _current_branch(config.root))
     report = _run_until_done(
         lambda: integrate_job(config, run, [*sources, *more], remote=shared, on_event=None if as_json else _lines()),
         lambda message: click.echo(message, err=True),
@@ -328,4 +353,16 @@ def summary_markdown(report: RunReport) -> str:
     for t in report.tasks:  # task ids and agent names are slugs: nothing to escape
         lines.append(f"| {t.id} | {', '.join(t.agents) or t.agent} | {t.status} | {t.rounds} |")
     lines += ["", budget_line(report.budget), "", f"branch `{report.branch}`"]
+    return "\n".join(lines)
+
+
+def task_summary_markdown(outcome: TaskJobOutcome) -> str:
+    """The job summary of `squad task`: where the task settled, why when it was not approved, its branch, its spend."""
+    from squad.github import markdown as md
+
+    lines = [f"### squad task `{outcome.task}` of run `{outcome.run}`: {outcome.phase.value}", ""]
+    if outcome.reason and not outcome.ok:  # a reviewer's or the loop's words: data
+        lines += [md.model(outcome.reason, limit=2000, one_line=True), ""]
+    where = f"pushed to {md.code(outcome.pushed)}; " if outcome.pushed else ""
+    lines.append(f"{where}spent ${outcome.spend.usd:.4f}")
     return "\n".join(lines)

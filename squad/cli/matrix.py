@@ -173,7 +173,45 @@ def plan(
     if as_json:
         raise UsageError("--json shows a plan without running it; with --out, --matrix prints the matrix as JSON")
     config = run_cli._load(model=model, max_cost=max_cost, allow_failing_baseline=allow_failing_baseline)
+    _check_config_committed(config.root)
     sys.exit(plan_out(config, task, out, matrix=matrix, max_waves=max_waves, agent=agent))
+
+
+def _check_config_committed(root: Path) -> None:
+    """Refuse (exit 2) a run whose jobs would not get this checkout's `.squad/` config: each checks out the base
+    commit on a fresh runner, and gets what is committed there."""
+    from squad.errors import ConfigError
+    from squad.infra.committed import config_not_at
+
+    missing = config_not_at(root)
+    if missing:
+        shown = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
+        raise ConfigError(
+            f"the base commit (HEAD) does not hold the .squad/ config this plan would use: {shown}; every job checks "
+            "out the base commit, so its runner would not have it",
+            hint="commit .squad/ (git add .squad && git commit) and push it, then plan again",
+        )
+
+
+def _load_job(model: str | None) -> RunConfig:
+    """The config of a task or integrate job; a missing team says what happened in CI: `.squad/` was in the plan's
+    checkout (the plan needed it) but is not committed at the base commit this job checked out."""
+    from squad.cli.run import _load
+    from squad.config import agents_dir
+    from squad.errors import ConfigError
+    from squad.infra.committed import has_team_at
+    from squad.infra.git import find_repo_root
+
+    try:
+        return _load(model=model)
+    except ConfigError as exc:
+        root = find_repo_root()
+        if any(agents_dir(root).glob("*.md")) or has_team_at(root):
+            raise
+        raise ConfigError(
+            f"{agents_dir(root)} not found: commit .squad/ (the plan's checkout had it but the base commit does not)",
+            hint="`git add .squad && git commit`, push, then start the run again with `squad plan --out`",
+        ) from exc
 
 
 _MODEL_HELP = "Use this model for every agent: claude-..., bedrock:<id>, vertex:<id>, scripted:<script.yaml>."
@@ -219,13 +257,13 @@ def task(
       squad task 20261122-063107-a1b2 check --from fragments/ --out out/check
     Exit codes: 0 approved, 1 not approved (needs a person, failed, blocked), 2 usage or config error.
     """
-    from squad.cli.run import _load, _run_until_done
+    from squad.cli.run import _run_until_done
     from squad.errors import UsageError
     from squad.orchestration.task_job import task_job
 
     if not sources and not more:
         raise UsageError("--from DIR is required: the plan's fragment (and those of the tasks this one builds on)")
-    config = _load(model=model)
+    config = _load_job(model)
     outcome = _run_until_done(
         lambda: task_job(
             config,
@@ -298,7 +336,7 @@ def integrate(
     """
     from rich.console import Console
 
-    from squad.cli.run import _load, _pr_target, _print_report, _run_until_done
+    from squad.cli.run import _pr_target, _print_report, _run_until_done
     from squad.errors import UsageError
     from squad.infra.remote import Remote
     from squad.orchestration.integrate_job import integrate_job
@@ -313,7 +351,7 @@ def integrate(
 
         target = _pr_target(remote)
         shared = Remote(remote, target.token)
-    config = _load(model=model)
+    config = _load_job(model)
     if open_pr:
         then = publish_step(config.root, target, base or _current_branch(config.root))
     report = _run_until_done(

@@ -78,7 +78,7 @@ def test_integrate_opens_the_runs_pull_request(tmp_path: Path, gh_repo: dict[str
 
 
 def _two_task_script(tmp_path: Path) -> str:
-    """`ping` is done and approved; `pong` has no script, so its job fails: a partial run."""
+    """`ping` is done and approved; `pong` has no script, so its job fails: a partial run. Its retry has one."""
     call = lambda name, **args: {"tool_calls": [{"name": name, "input": args}]}  # noqa: E731
     plan = [
         {"id": "ping", "agent": "backend", "goal": "Add ping() to app.py.", "files": ["app.py"]},
@@ -101,6 +101,13 @@ def _two_task_script(tmp_path: Path) -> str:
             ],
         },
         {"agent": "critic", "task": "ping", "turns": [verdict]},
+        # `squad run --resume RUN --retry pong` works in lease pong-r1
+        {
+            "agent": "backend",
+            "task": "pong-r1",
+            "turns": [call("write_file", path="pong.py", content="P = 1\n"), call("finish", summary="Added pong.py")],
+        },
+        {"agent": "critic", "task": "pong-r1", "turns": [verdict]},
     ]
     path = tmp_path / "two.yaml"
     path.write_text(yaml.safe_dump({"version": 1, "scripts": scripts}))
@@ -108,12 +115,13 @@ def _two_task_script(tmp_path: Path) -> str:
 
 
 @pytest.mark.timeout(240)
-def test_a_partial_run_gets_a_draft_pr_from_a_detached_ci_checkout_and_a_rerun_updates_it(
+def test_a_partial_runs_draft_pr_from_a_detached_ci_checkout_updated_by_a_rerun_and_a_retry(
     tmp_path: Path, gh_repo: dict[str, Any]
 ) -> None:
     """What the matrix workflow's integrate job does: a fresh checkout detached at the base commit (no local branch),
     `squad integrate --pr --base BRANCH`. A partial run still gets its (draft) PR, then exits 1; a rerun of the job
-    updates that PR instead of failing to open a second one. `squad task` and `squad integrate` write job summaries."""
+    updates that PR instead of failing to open a second one; the failed task retried locally completes it.
+    `squad task` and `squad integrate` write job summaries."""
     root, bare = gh_repo["root"], gh_repo["bare"]
     _commit_config(root, ["lead", "backend", "critic"], f'[commands]\ntest = "{sys.executable} -m compileall -q ."\n')
     git(root, "push", "-q", "origin", "main")
@@ -145,11 +153,23 @@ def test_a_partial_run_gets_a_draft_pr_from_a_detached_ci_checkout_and_a_rerun_u
         first = _squad(ci, "integrate", run, "--from", *frags, "--pr", "--base", "main", **env)
         assert first.returncode == 1, first.stdout + first.stderr  # partial: the job fails, after the PR
         [created] = gh.created_pulls
+        first_body = gh.pulls[created["number"]]["body"]
         again = _squad(ci, "integrate", run, "--from", *frags, "--pr", "--base", "main", **env)
         assert again.returncode == 1, again.stdout + again.stderr
         assert len(gh.created_pulls) == 1 and gh.requests("PATCH", rf"/pulls/{created['number']}$")
+        # the failed task, retried on a person's machine (README "Beyond one machine"): the jobs' fragments rebuild
+        # the run's journal there, continuing the squad/<run> the job pushed; the retry merges and updates the PR
+        local = tmp_path / "local"
+        git(tmp_path, "clone", "-q", str(bare), str(local))
+        git(local, "checkout", "-q", "-B", "main", base)
+        rebuilt = _squad(local, "integrate", run, "--from", *frags)
+        assert rebuilt.returncode == 1 and f"--resume {run} --retry pong" in rebuilt.stdout, rebuilt.stdout
+        retried = _squad(local, "run", "--resume", run, "--retry", "pong", "--model", model, "--pr", **env)
+        assert retried.returncode == 0, retried.stdout + retried.stderr
+        assert len(gh.created_pulls) == 1 and len(gh.requests("PATCH", rf"/pulls/{created['number']}$")) == 2
     assert created["head"] == f"squad/{run}" and created["base"] == "main" and created["draft"] is True
-    body = gh.pulls[created["number"]]["body"]
-    assert "| `ping` | backend | critic | approve | approved |" in body and "`pong`" in body
+    assert "| `ping` | backend | critic | approve | approved |" in first_body and "| `pong` |" in first_body
     assert "def ping():" in git(bare, "show", f"squad/{run}:app.py")
+    assert git(bare, "show", f"squad/{run}:pong.py") == "P = 1\n"
+    assert "| `pong` | backend | critic | approve | approved |" in gh.pulls[created["number"]]["body"]
     assert f"### squad run `{run}`: partial" in summary.read_text()

@@ -100,6 +100,8 @@ CASES: list[tuple[str, list[str]]] = [
     ("repo", ["integrate", RUN, "--from", "/no/such/dir", "--no-push"]),
     ("repo", ["integrate", RUN, "--pr"]),
     ("repo", ["integrate", RUN, "--pr", "--no-push"]),
+    ("repo", ["integrate", RUN, "--base", "main"]),
+    ("repo", ["integrate", RUN, "--pr", "--base", ""]),
     # run
     ("repo", ["run"]),
     ("repo", ["run", ""]),

@@ -446,6 +446,22 @@ def test_non_command_comment_does_nothing(tmp_path: Path, pr_repo: dict[str, Any
     assert report.exit_code == 0
 
 
+def test_a_matrix_command_starts_no_run_here(tmp_path: Path, pr_repo: dict[str, Any]) -> None:
+    """`/squad --matrix <task>` is the matrix workflow's: run mode leaves it alone (no API call, no run), and answers
+    only a spelling that workflow's filter misses, with the one that works."""
+    runner = FakeRunner()
+    with GitHubServer() as gh:
+        gh.permissions["Codertocat"] = "write"
+        env = make_env(tmp_path, gh, pr_repo["root"], "issue_comment", comment_event("/squad --MATRIX add x"))
+        report = run_action(env, make_runner=runner.factory)
+        assert gh.calls == [] and report.exit_code == 0 and report.verdict != "error"
+        env = make_env(tmp_path, gh, pr_repo["root"], "issue_comment", comment_event("/squad  --matrix\nadd x"))
+        loose = run_action(env, make_runner=runner.factory)
+        [reply] = gh.comments[1]
+    assert runner.requests == [] and loose.exit_code == 2
+    assert "`/squad --matrix <task>`" in reply["body"] and "Nothing was run" in reply["body"]
+
+
 def test_trusted_comment_on_pr_pushes_to_the_pr_branch(tmp_path: Path, pr_repo: dict[str, Any]) -> None:
     runner = FakeRunner()
     root, bare = pr_repo["root"], pr_repo["bare"]

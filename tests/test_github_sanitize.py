@@ -8,7 +8,7 @@ from pathlib import Path
 import yaml
 
 from squad.github import markdown as md
-from squad.github.command import parse_command
+from squad.github.command import misspelled_matrix, parse_command
 from squad.github.sanitize import fence, sanitize_code, sanitize_line, sanitize_text
 
 
@@ -55,6 +55,28 @@ def test_parse_command() -> None:
     assert parse_command("/squadron go") is None
     assert parse_command("please /squad go") is None
     assert parse_command("\u200b/squad go") == "go"
+
+
+def test_a_matrix_command_is_never_a_run_command() -> None:
+    """`/squad --matrix <task>` belongs to the matrix workflow, however it is spelled; run mode answers only the
+    spellings that workflow's filter (the raw comment starts with `/squad --matrix`, any case) misses."""
+    exact = [
+        "/squad --matrix add x",
+        "/squad --MATRIX add x",
+        "/squad --Matrix\nadd x",
+        "/squad --matrix",
+        "/squad --matrix-x",
+    ]
+    loose = ["/squad  --matrix add x", "/squad\t--matrix add x", " /squad --matrix add x", "\u200b/squad --matrix x"]
+    loose += ["/squad   --Matrix\r\nadd x", "/squad \u200b--matrix add x"]
+    for body in exact + loose:
+        assert parse_command(body) is None, body
+    assert [b for b in exact if misspelled_matrix(b)] == []
+    assert [b for b in loose if not misspelled_matrix(b)] == []
+    # a task that only mentions the flag is a run command; a line break after /squad is no command at all
+    assert parse_command("/squad add a --matrix flag") == "add a --matrix flag"
+    assert parse_command("/squad\n--matrix add x") is None and not misspelled_matrix("/squad\n--matrix add x")
+    assert not misspelled_matrix("/squad add x") and not misspelled_matrix("hello")
 
 
 def test_action_yml_passes_secrets_only_to_the_squad_step() -> None:

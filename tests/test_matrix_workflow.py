@@ -81,3 +81,76 @@ def test_artifacts_carry_each_jobs_fragment_to_the_jobs_after_it() -> None:
     for name in (n for n in jobs if n != "plan"):
         download = next(s for s in _steps(jobs[name]) if "download-artifact" in s.get("uses", ""))
         assert download["with"] == {"pattern": "squad-${{ needs.plan.outputs.run }}-*", "path": "fragments"}
+
+
+COMMAND_WORKFLOW = WORKFLOW.with_name("squad-command.yml")
+
+
+def _fires(condition: str, body: str, event: str = "issue_comment") -> bool:
+    """Evaluate a job's `if:` made of startsWith on the comment body, the event name, !, && and ||, as Actions does
+    (startsWith ignores case)."""
+
+    def starts(m: re.Match[str]) -> str:
+        return str(body.lower().startswith(m[1].lower()))
+
+    expr = re.sub(r"startsWith\(github\.event\.comment\.body, '([^']*)'\)", starts, condition)
+    expr = expr.replace("github.event_name == 'workflow_dispatch'", str(event == "workflow_dispatch"))
+    expr = expr.replace("&&", " and ").replace("||", " or ").replace("!", " not ")
+    assert set(re.findall(r"[^\s()]+", expr)) <= {"True", "False", "and", "or", "not"}, expr
+    return bool(eval(expr))  # only booleans and operators left (asserted above)
+
+
+def test_one_comment_starts_at_most_one_workflow_and_run_mode_never_takes_a_matrix_command() -> None:
+    """`/squad --matrix X` fires squad-matrix.yml only; `/squad X` squad-command.yml only. A misspelled matrix
+    command reaches only run mode, whose parser answers with the spelling that works instead of running it."""
+    from squad.github.command import misspelled_matrix, parse_command
+
+    matrix_if = _load()["jobs"]["plan"]["if"]
+    command_jobs = yaml.safe_load(COMMAND_WORKFLOW.read_text())["jobs"]
+    [command_if] = [job["if"] for job in command_jobs.values()]
+    bodies = ["/squad --matrix add x", "/squad --MATRIX add x", "/squad --matrix\nadd x", "/squad add x"]
+    bodies += ["/squad  --matrix add x", "/squad\t--matrix add x", "/squad add a --matrix flag", "hello /squad x"]
+    for body in bodies:
+        matrix, command = _fires(matrix_if, body), _fires(command_if, body)
+        assert not (matrix and command), body
+        if matrix:
+            assert parse_command(body) is None and not misspelled_matrix(body), body
+        if command:
+            assert parse_command(body) is not None or misspelled_matrix(body), body
+    assert _fires(matrix_if, "/squad --Matrix add x") and not _fires(command_if, "/squad --Matrix add x")
+    assert _fires(command_if, "/squad add x") and not _fires(matrix_if, "/squad add x")
+    assert _fires(matrix_if, "", event="workflow_dispatch")
+
+
+def test_every_job_that_runs_tests_installs_the_projects_test_dependencies_before_any_secret() -> None:
+    """squad runs `[commands] test` in the plan (baseline), task and integrate jobs, and in run mode: the project's
+    test dependencies go into that Python first, in a step that runs the base commit's setup code with no secret."""
+    command = yaml.safe_load(COMMAND_WORKFLOW.read_text())["jobs"]
+    jobs = {**_load()["jobs"], **{f"command/{name}": job for name, job in command.items()}}
+    for name, job in jobs.items():
+        steps = _steps(job)
+        names = [s.get("name", "") for s in steps]
+        deps = names.index("Install your project's test dependencies into the same Python")
+        python = max(i for i, s in enumerate(steps) if "setup-python" in s.get("uses", ""))
+        secret = min(i for i, s in enumerate(steps) if "secrets." in str(s.get("env", {})) + str(s.get("with", {})))
+        assert python < deps < secret, name
+        assert "env" not in steps[deps] and "-e '.[test]' pytest" in steps[deps]["run"], name
+        squad = next((s for s in steps if s.get("uses", "").startswith("your-org/squad@")), None)
+        if squad is not None:  # the action sets up its own Python: the same version, so the same interpreter
+            assert squad["with"]["python-version"] == steps[python]["with"]["python-version"], name
+
+
+def test_integrate_opens_the_pr_in_the_same_step_and_keeps_the_report_page() -> None:
+    """`squad integrate --pr` exits 1 on a partial run AFTER opening its draft PR, and updates it on a rerun: a
+    separate `gh pr create` step would be skipped for the one and fail for the other. A CI checkout is detached, so
+    the PR's branch is named. The report page is kept whatever happened."""
+    steps = _steps(_load()["jobs"]["integrate"])
+    runs = [s["run"] for s in steps if "run" in s]
+    [integrate] = [r for r in runs if "squad integrate" in r]
+    assert integrate == 'exec squad integrate "$RUN" --from fragments --pr --base "$BASE_REF"'
+    assert not any("gh pr" in r for r in runs)
+    [report] = [s for s in steps if "upload-artifact" in s.get("uses", "")]
+    assert steps.index(report) == len(steps) - 1 and report["if"] == "always()"
+    assert report["with"]["name"] == "squad-report-${{ needs.plan.outputs.run }}"
+    assert report["with"]["path"] == ".squad/runs/${{ needs.plan.outputs.run }}/report.html"
+    assert report["with"]["include-hidden-files"] is True  # upload-artifact skips dot-folders otherwise

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from squad.domain.events import Event
     from squad.infra.remote import Remote
     from squad.orchestration import RunConfig, RunReport
+    from squad.orchestration.task_job import TaskJobOutcome
 
 
 def _lines(to_stderr: bool = False) -> Callable[[Event], None]:
@@ -49,6 +50,20 @@ def _step_summary(text: str) -> None:
     if target:
         with open(target, "a", encoding="utf-8") as fh:
             fh.write(text.rstrip() + "\n")
+
+
+def _current_branch(root: Path) -> str:
+    """The branch checked out at `root` (a pull request's default base); a UsageError on a detached checkout."""
+    from squad.errors import UsageError
+    from squad.github import gitrepo
+
+    branch = gitrepo.git(root, "symbolic-ref", "--quiet", "--short", "HEAD", check=False).strip()
+    if not branch:
+        raise UsageError(
+            "--pr on a detached checkout (as a CI job has) needs --base BRANCH, the branch the pull request goes into",
+            hint="squad integrate RUN --from DIR --pr --base main",
+        )
+    return branch
 
 
 def _remote(name: str, no_push: bool) -> Remote:
@@ -158,7 +173,45 @@ def plan(
     if as_json:
         raise UsageError("--json shows a plan without running it; with --out, --matrix prints the matrix as JSON")
     config = run_cli._load(model=model, max_cost=max_cost, allow_failing_baseline=allow_failing_baseline)
+    _check_config_committed(config.root)
     sys.exit(plan_out(config, task, out, matrix=matrix, max_waves=max_waves, agent=agent))
+
+
+def _check_config_committed(root: Path) -> None:
+    """Refuse (exit 2) a run whose jobs would not get this checkout's `.squad/` config: each checks out the base
+    commit on a fresh runner, and gets what is committed there."""
+    from squad.errors import ConfigError
+    from squad.infra.committed import config_not_at
+
+    missing = config_not_at(root)
+    if missing:
+        shown = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
+        raise ConfigError(
+            f"the base commit (HEAD) does not hold the .squad/ config this plan would use: {shown}; every job checks "
+            "out the base commit, so its runner would not have it",
+            hint="commit .squad/ (git add .squad && git commit) and push it, then plan again",
+        )
+
+
+def _load_job(model: str | None) -> RunConfig:
+    """The config of a task or integrate job; a missing team says what happened in CI: `.squad/` was in the plan's
+    checkout (the plan needed it) but is not committed at the base commit this job checked out."""
+    from squad.cli.run import _load
+    from squad.config import agents_dir
+    from squad.errors import ConfigError
+    from squad.infra.committed import has_team_at
+    from squad.infra.git import find_repo_root
+
+    try:
+        return _load(model=model)
+    except ConfigError as exc:
+        root = find_repo_root()
+        if any(agents_dir(root).glob("*.md")) or has_team_at(root):
+            raise
+        raise ConfigError(
+            f"{agents_dir(root)} not found: commit .squad/ (the plan's checkout had it but the base commit does not)",
+            hint="`git add .squad && git commit`, push, then start the run again with `squad plan --out`",
+        ) from exc
 
 
 _MODEL_HELP = "Use this model for every agent: claude-..., bedrock:<id>, vertex:<id>, scripted:<script.yaml>."
@@ -204,13 +257,13 @@ def task(
       squad task 20261122-063107-a1b2 check --from fragments/ --out out/check
     Exit codes: 0 approved, 1 not approved (needs a person, failed, blocked), 2 usage or config error.
     """
-    from squad.cli.run import _load, _run_until_done
+    from squad.cli.run import _run_until_done
     from squad.errors import UsageError
     from squad.orchestration.task_job import task_job
 
     if not sources and not more:
         raise UsageError("--from DIR is required: the plan's fragment (and those of the tasks this one builds on)")
-    config = _load(model=model)
+    config = _load_job(model)
     outcome = _run_until_done(
         lambda: task_job(
             config,
@@ -223,6 +276,7 @@ def task(
         ),
         lambda message: click.echo(message, err=True),
     )
+    _step_summary(task_summary_markdown(outcome))
     if as_json:
         click.echo(json.dumps(outcome.to_dict(), indent=2))
     else:
@@ -253,6 +307,12 @@ def task(
     help="Then open (or update) the run's pull request into the current branch, as `squad run --pr` does "
     "(token: GITHUB_TOKEN or GH_TOKEN).",
 )
+@click.option(
+    "--base",
+    metavar="BRANCH",
+    help="With --pr: the branch the pull request goes into (default: the current branch; name it on a detached "
+    "checkout, as CI jobs have).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print only the final report, as JSON.")
 def integrate(
     run: str,
@@ -262,6 +322,7 @@ def integrate(
     remote: str,
     no_push: bool,
     open_pr: bool,
+    base: str | None,
     as_json: bool,
 ) -> None:
     """Merge RUN's approved task branches into squad/<run>, commit its decisions, test, and push squad/<run>.
@@ -270,27 +331,29 @@ def integrate(
     Examples:
       squad integrate 20261122-063107-a1b2 --from fragments/
       squad integrate 20261122-063107-a1b2 --no-push     (a run recorded in this checkout)
-      squad integrate 20261122-063107-a1b2 --from fragments/ --pr   (then its pull request)
+      squad integrate 20261122-063107-a1b2 --from fragments/ --pr --base main   (then its pull request)
     Exit codes: 0 done, 1 not every task merged or the tests failed, 2 usage or config error.
     """
     from rich.console import Console
 
-    from squad.cli.run import _load, _pr_target, _print_report, _run_until_done
+    from squad.cli.run import _pr_target, _print_report, _run_until_done
     from squad.errors import UsageError
     from squad.infra.remote import Remote
     from squad.orchestration.integrate_job import integrate_job
 
     if open_pr and no_push:
         raise UsageError("--pr pushes squad/<run> and opens its pull request: drop --no-push")
+    if base is not None and (not open_pr or not base.strip()):
+        raise UsageError("--base BRANCH names the branch the pull request goes into: it goes with --pr")
     shared, then = _remote(remote, no_push), None
     if open_pr:  # decided before anything runs (no token or repository: nothing done); the token leaves the env
         from squad.github.publish import publish_step
 
         target = _pr_target(remote)
         shared = Remote(remote, target.token)
-    config = _load(model=model)
+    config = _load_job(model)
     if open_pr:
-        then = publish_step(config.root, target)
+        then = publish_step(config.root, target, base or _current_branch(config.root))
     report = _run_until_done(
         lambda: integrate_job(config, run, [*sources, *more], remote=shared, on_event=None if as_json else _lines()),
         lambda message: click.echo(message, err=True),
@@ -328,4 +391,16 @@ def summary_markdown(report: RunReport) -> str:
     for t in report.tasks:  # task ids and agent names are slugs: nothing to escape
         lines.append(f"| {t.id} | {', '.join(t.agents) or t.agent} | {t.status} | {t.rounds} |")
     lines += ["", budget_line(report.budget), "", f"branch `{report.branch}`"]
+    return "\n".join(lines)
+
+
+def task_summary_markdown(outcome: TaskJobOutcome) -> str:
+    """The job summary of `squad task`: where the task settled, why when it was not approved, its branch, its spend."""
+    from squad.github import markdown as md
+
+    lines = [f"### squad task `{outcome.task}` of run `{outcome.run}`: {outcome.phase.value}", ""]
+    if outcome.reason and not outcome.ok:  # a reviewer's or the loop's words: data
+        lines += [md.model(outcome.reason, limit=2000, one_line=True), ""]
+    where = f"pushed to {md.code(outcome.pushed)}; " if outcome.pushed else ""
+    lines.append(f"{where}spent ${outcome.spend.usd:.4f}")
     return "\n".join(lines)

@@ -32,6 +32,8 @@ if TYPE_CHECKING:
     from squad.orchestration import RunConfig, RunReport
 
 COMMAND_RE = re.compile(r"\A\s*/squad(?:[ \t]+(?P<task>[^\n]*(?:\n.*)?))?\Z", re.DOTALL)
+#: What the matrix workflow's `if:` matches (examples/workflows/squad-matrix.yml; Actions' startsWith ignores case).
+MATRIX_PREFIX = "/squad --matrix"
 TRUSTED_PERMISSIONS = frozenset({"admin", "maintain", "write"})
 
 
@@ -63,12 +65,33 @@ RunnerFactory = Callable[["RunConfig", "Team | None"], Runner]
 
 
 def parse_command(body: str | None) -> str | None:
-    """The task of a `/squad <task>` comment (sanitized), or None when the comment is not a command."""
-    clean = sanitize_text(body)
-    m = COMMAND_RE.match(clean)
-    if not m:
-        return None
-    return (m.group("task") or "").strip()
+    """The task of a `/squad <task>` comment (sanitized), or None when the comment is not a run command.
+
+    `/squad --matrix <task>` (any case or spacing) is not one: it starts a run spread over CI jobs, the matrix
+    workflow's, and must not also start a run here.
+    """
+    task = _command_text(body)
+    return None if task is None or _is_matrix(task) else task
+
+
+def misspelled_matrix(body: str | None) -> bool:
+    """Whether `body` is a `/squad --matrix` command the matrix workflow's filter misses (it matches the raw
+    comment's start, `/squad --matrix` in any case): extra spaces, a tab, invisible characters before it.
+
+    Nothing would answer it: run mode replies with the spelling that works instead.
+    """
+    task = _command_text(body)
+    return task is not None and _is_matrix(task) and not (body or "").lower().startswith(MATRIX_PREFIX)
+
+
+def _command_text(body: str | None) -> str | None:
+    """What follows `/squad` in a comment (sanitized, stripped), or None when the comment is not a command."""
+    m = COMMAND_RE.match(sanitize_text(body))
+    return (m.group("task") or "").strip() if m else None
+
+
+def _is_matrix(task: str) -> bool:
+    return task.lower().startswith("--matrix")
 
 
 def is_trusted(client: GitHubClient, user: dict[str, Any], settings: Settings) -> tuple[bool, str]:
@@ -95,8 +118,11 @@ def handle_comment(env: ActionEnv, client: GitHubClient, make_runner: RunnerFact
     if event.get("action") != "created":
         return Report(notes=[f"squad: issue_comment action {event.get('action')!r} ignored"])
     task = parse_command(comment.get("body"))
-    if task is None:
-        return Report(notes=["squad: the comment is not a /squad command"])
+    loose_matrix = task is None and misspelled_matrix(comment.get("body"))
+    if task is None and not loose_matrix:
+        return Report(
+            notes=["squad: the comment is not a /squad run command (/squad --matrix is the matrix workflow's)"]
+        )
     user = comment.get("user") or {}
     login = md.text(user.get("login", "someone"), 60)
     root = env.workspace
@@ -113,6 +139,15 @@ def handle_comment(env: ActionEnv, client: GitHubClient, make_runner: RunnerFact
             f"Sorry {login}, `/squad` runs only for collaborators with write access ({md.text(why)}). Nothing was run.",
         )
         return Report(notes=[f"squad: refused /squad from untrusted actor ({why})"], verdict="refused")
+    if loose_matrix:
+        client.create_issue_comment(
+            number,
+            f"A run spread over CI jobs starts only when the comment begins with exactly `{MATRIX_PREFIX} <task>` "
+            "(one space, nothing before it). Nothing was run.",
+        )
+        return Report(
+            exit_code=2, notes=["squad: a /squad --matrix comment the matrix workflow misses"], verdict="error"
+        )
     if not task:
         client.create_issue_comment(number, "Usage: `/squad <what the team should do>`")
         return Report(exit_code=2, notes=["squad: /squad without a task"], verdict="error")

@@ -160,15 +160,17 @@ def pr_body(root: Path, report: RunReport, target: Target, sha: str) -> str:
     return "\n".join(lines)
 
 
-def publish_step(root: Path, target: Target) -> Callable[[RunReport], int | None]:
+def publish_step(root: Path, target: Target, base: str | None = None) -> Callable[[RunReport], int | None]:
     """What `squad run --pr` does after the run: publish when the run branch holds work; the exit code on failure.
 
-    The PR's base is the branch the run started from (the current branch, decided now)."""
-    base = gitrepo.git(root, "symbolic-ref", "--quiet", "--short", "HEAD", check=False).strip() or "main"
+    The PR's base is `base`, else the branch the run started from (the current branch, decided now). Work is what
+    the run branch has beyond the run's base commit: a CI checkout is detached and has no local `base` branch."""
+    base = base or gitrepo.git(root, "symbolic-ref", "--quiet", "--short", "HEAD", check=False).strip() or "main"
 
     def then(report: RunReport) -> int | None:
         branch = report.branch  # named only when work reached it
-        ahead = gitrepo.git(root, "rev-list", "--count", f"{base}..{branch}", check=False).strip() if branch else ""
+        since = report.base_commit or base
+        ahead = gitrepo.git(root, "rev-list", "--count", f"{since}..{branch}", check=False).strip() if branch else ""
         if report.status not in PUBLISHABLE or not ahead or ahead == "0":
             print(f"squad: --pr: run {report.run} ended {report.status}, nothing on {branch}: no PR", file=sys.stderr)
             return None

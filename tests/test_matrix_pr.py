@@ -65,6 +65,7 @@ def test_integrate_opens_the_runs_pull_request(tmp_path: Path, gh_repo: dict[str
     assert created["head"] == f"squad/{run}" and created["base"] == "main" and created["draft"] is False
     body = gh.pulls[created["number"]]["body"]
     assert "| `ping` | backend | critic | approve | approved |" in body and "Ping is a plain function" in body
+    assert body.startswith("Opened by squad (`--pr`) from run ") and "squad run" not in body  # any command's PR
     assert "def ping():" in git(bare, "show", f"squad/{run}:app.py")
     # the token: never on a git command line, never in .git/config; only pushes carried it (as a header)
     log = spylog.read_text()

@@ -122,7 +122,7 @@ def publish(root: Path, report: RunReport, target: Target, *, base: str) -> dict
 def pr_body(root: Path, report: RunReport, target: Target, sha: str) -> str:
     """The PR description: status, tasks (author, reviewers, verdicts), cost, decisions with ledger links."""
     lines = [
-        f"Opened by `squad run --pr` from run {md.code(report.run)} (status {md.text(report.status)}).",
+        f"Opened by squad (`--pr`) from run {md.code(report.run)} (status {md.text(report.status)}).",
         "",
         md.quote(md.model(report.task, limit=2000)),
         "",

@@ -224,3 +224,14 @@ def test_every_event_round_trips_through_its_record_and_describes_itself() -> No
         assert record["v"] == ev.SCHEMA and record["type"] == event.type
         assert ev.parse_event(json.loads(json.dumps(record))) == event
         assert event.describe().startswith(event.type)
+
+
+def test_a_tests_line_names_the_task_once() -> None:
+    def line(task: str | None, where: str) -> str:
+        return ev.TestsRan(task=task, where=where, command="pytest", exit_code=0, passed=True).describe()
+
+    assert line("helper", "helper") == "tests helper: `pytest` -> pass"
+    assert line("helper", "helper-r1") == "tests helper-r1: `pytest` -> pass"  # the round's lease
+    assert line(None, "integration") == "tests integration: `pytest` -> pass"
+    assert line(None, "baseline") == "tests baseline: `pytest` -> pass"
+    assert line("api", "elsewhere") == "tests api (elsewhere): `pytest` -> pass"

@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from squad.cli.options import model_option
+
 if TYPE_CHECKING:
     from squad.domain.events import Event
     from squad.infra.remote import Remote
@@ -99,11 +101,7 @@ def plan_out(config: RunConfig, task: str, out: Path, *, matrix: bool, max_waves
 @click.command("plan")
 @click.argument("task")
 @click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON ({tasks: [...]}) (without --out).")
-@click.option(
-    "--model",
-    metavar="NAME",
-    help="Use this model for planning (with --out: for every agent): claude-..., scripted:<script.yaml>, replay:<run>.",
-)
+@model_option
 @click.option(
     "--out",
     type=click.Path(path_type=Path, file_okay=False),
@@ -161,7 +159,6 @@ def plan(
     sys.exit(plan_out(config, task, out, matrix=matrix, max_waves=max_waves, agent=agent))
 
 
-_MODEL_HELP = "Use this model for every agent: claude-..., bedrock:<id>, vertex:<id>, scripted:<script.yaml>."
 _REMOTE_HELP = "The git remote (name or URL) the jobs share branches through. Token for HTTPS: $GITHUB_TOKEN."
 
 
@@ -181,7 +178,7 @@ _DIRS = click.Path(path_type=Path, file_okay=False)
     "tasks this one builds on.",
 )
 @click.option("--out", required=True, type=click.Path(path_type=Path, file_okay=False), help="Write the fragment here.")
-@click.option("--model", metavar="NAME", help=_MODEL_HELP)
+@model_option
 @click.option("--remote", default="origin", show_default=True, help=_REMOTE_HELP)
 @click.option("--no-push", is_flag=True, help="Do not push the task's branch (commits it lacks are still fetched).")
 @click.option("--json", "as_json", is_flag=True, help="Print only the outcome, as JSON.")
@@ -243,7 +240,7 @@ def task(
     help="Fragment folders, or folders of them (--from A B, or --from A --from B). Without: integrate the run "
     "recorded in this checkout.",
 )
-@click.option("--model", metavar="NAME", help=_MODEL_HELP)
+@model_option
 @click.option("--remote", default="origin", show_default=True, help=_REMOTE_HELP)
 @click.option("--no-push", is_flag=True, help="Do not push squad/<run> (commits it lacks are still fetched).")
 @click.option(

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 
 from squad.cli.markup import escape
+from squad.cli.options import model_option
 
 if TYPE_CHECKING:
     from squad.domain.events import Event
@@ -183,12 +184,7 @@ def _print_report(report: RunReport, console: Any, *, show_next: bool = True) ->
     is_flag=True,
     help="Start even when the tests fail on the base commit; then only NEW failures veto an approval.",
 )
-@click.option(
-    "--model",
-    metavar="NAME",
-    help="Use this model for every agent: claude-..., bedrock:<model id>, vertex:<model id>, scripted:<script.yaml>, "
-    "or replay:<run> (replay a recorded run's model responses offline; give the same task).",
-)
+@model_option
 @click.option(
     "--max-cost",
     type=click.FloatRange(min=0, min_open=True),
@@ -402,11 +398,7 @@ def write_page(root: Path, run: str) -> Path | None:
 @click.command("plan")
 @click.argument("task")
 @click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON ({tasks: [...]}).")
-@click.option(
-    "--model",
-    metavar="NAME",
-    help="Use this model for planning: claude-..., scripted:<script.yaml> or replay:<run>.",
-)
+@model_option
 def plan(task: str, as_json: bool, model: str | None) -> None:
     """Show the plan the coordinator would run for TASK, without running it.
 

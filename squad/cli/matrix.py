@@ -270,9 +270,7 @@ def integrate(
       squad integrate 20261122-063107-a1b2 --from fragments/ --pr   (then its pull request)
     Exit codes: 0 done, 1 not every task merged or the tests failed, 2 usage or config error.
     """
-    from rich.console import Console
-
-    from squad.cli.run import _load, _pr_target, _print_report, _run_until_done
+    from squad.cli.run import _load, _pr_target, _run_until_done, show_report
     from squad.errors import UsageError
     from squad.infra.remote import Remote
     from squad.orchestration.integrate_job import integrate_job
@@ -293,11 +291,7 @@ def integrate(
         lambda message: click.echo(message, err=True),
     )
     _step_summary(summary_markdown(report))
-    if as_json:
-        click.echo(json.dumps(report.to_dict(), indent=2, default=str))
-    else:
-        _print_report(report, Console(highlight=False))
-        click.echo(budget_line(report.budget))
+    show_report(config.root, report, as_json=as_json, extra=[budget_line(report.budget)])
     failed = then(report) if then is not None else None
     sys.exit(failed or report.exit_code)
 

@@ -151,12 +151,22 @@ CASES: list[tuple[str, list[str]]] = [
 ]
 
 
-def test_every_command_refuses_bad_input_with_exit_2_and_no_traceback(repo: Path, tmp_path: Path) -> None:
+@pytest.fixture(scope="module")
+def places(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Where the cases run: a repository with a team, one with no commit, one with a malformed charter, and a
+    folder outside any repository. Built once: a refused command changes none of them (checked per case)."""
+    tmp = tmp_path_factory.mktemp("places")
+    repo = tmp / "repo"
+    repo.mkdir()
+    git(repo, "init", "-q", "-b", "main")
+    (repo / "README.md").write_text("# demo\n")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "initial")
     _team(repo)
-    bare = tmp_path / "bare"  # a repository with no commit
+    bare = tmp / "bare"  # a repository with no commit
     bare.mkdir()
     git(bare, "init", "-q")
-    broken = tmp_path / "broken"  # a malformed charter
+    broken = tmp / "broken"  # a malformed charter
     broken.mkdir()
     git(broken, "init", "-q")
     (broken / ".squad" / "agents").mkdir(parents=True)
@@ -167,10 +177,12 @@ def test_every_command_refuses_bad_input_with_exit_2_and_no_traceback(repo: Path
     for name in ("backend.md", "reviewer.md"):
         (bare / ".squad" / "agents").mkdir(parents=True, exist_ok=True)
         (bare / ".squad" / "agents" / name).write_text((repo / ".squad" / "agents" / name).read_text())
-    outside = tmp_path / "outside"
+    outside = tmp / "outside"
     outside.mkdir()
-    where = {"repo": repo, "bare": bare, "broken": broken, "outside": outside}
+    return {"repo": repo, "bare": bare, "broken": broken, "outside": outside}
 
+
+def test_every_command_and_decisions_subcommand_has_a_bad_input_case() -> None:
     covered = {args[0] for _, args in CASES if not args[0].startswith("-")}
     assert set(COMMANDS) <= covered, f"no bad-input case for {set(COMMANDS) - covered}"
     subcommands = json.loads(
@@ -182,14 +194,16 @@ def test_every_command_refuses_bad_input_with_exit_2_and_no_traceback(repo: Path
     )  # fmt: skip
     assert set(subcommands) <= {args[1] for _, args in CASES if args[0] == "decisions" and len(args) > 1}
 
-    failures = []
-    for place, args in CASES:
-        out = _squad(where[place], *args)
-        text = out.stdout + out.stderr
-        if out.returncode != 2 or "Traceback" in text or not out.stderr.strip():
-            failures.append(f"squad {' '.join(args)} ({place}): exit {out.returncode}\n{text[-800:]}")
-    assert not failures, "\n\n".join(failures)
-    assert not list((repo / ".squad").glob("runs/*")), "a refused command left a run behind"
+
+@pytest.mark.parametrize(("place", "args"), CASES, ids=[f"{p}:{' '.join(a)}" for p, a in CASES])
+def test_bad_input_exits_2_with_a_message_and_no_traceback(
+    places: dict[str, Path], place: str, args: list[str]
+) -> None:
+    out = _squad(places[place], *args)
+    text = out.stdout + out.stderr
+    assert out.returncode == 2, f"squad {' '.join(args)} ({place}): exit {out.returncode}\n{text[-800:]}"
+    assert "Traceback" not in text and out.stderr.strip(), text[-800:]
+    assert not list((places["repo"] / ".squad").glob("runs/*")), "a refused command left a run behind"
 
 
 def test_every_model_option_has_one_help_naming_every_model_the_registry_accepts() -> None:

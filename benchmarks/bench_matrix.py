@@ -130,7 +130,7 @@ def matrix_run(base: Path, remote: Path, model: str, parallel: int) -> dict[str,
             time.sleep(0.02)
         wave_s.append(time.perf_counter() - w0)
     i0 = time.perf_counter()
-    done = squad(fresh("integrate"), "integrate", run, "--from", str(art), "--json", timeout=900)
+    done = squad(fresh("integrate"), "integrate", run, "--from", str(art), "--model", model, "--json", timeout=900)
     if done.returncode != 0:
         raise RuntimeError(f"integrate failed: {done.stderr[-2000:]}")
     integrate_s = time.perf_counter() - i0

@@ -206,3 +206,33 @@ def test_bad_input_exits_2_with_a_message_and_no_traceback(
     assert out.returncode == 2, f"squad {' '.join(args)} ({place}): exit {out.returncode}\n{text[-800:]}"
     assert "Traceback" not in text and out.stderr.strip(), text[-800:]
     assert not list((places["repo"] / ".squad").glob("runs/*")), "a refused command left a run behind"
+
+
+def test_every_model_option_has_one_help_naming_every_model_the_registry_accepts() -> None:
+    import re
+
+    import click
+
+    from squad.cli import cli
+    from squad.cli.options import MODEL_HELP
+    from squad.cli.run import plan as plan_without_out
+    from squad.config import Settings
+    from squad.errors import ConfigError
+    from squad.models.registry import ModelRuntime, backend
+
+    with click.Context(cli) as ctx:
+        commands = {name: cli.get_command(ctx, name) for name in COMMANDS}
+    commands["plan (without --out)"] = plan_without_out
+    helps = {
+        name: p.help
+        for name, command in commands.items()
+        for p in getattr(command, "params", [])
+        if p.name == "model" and isinstance(p, click.Option)
+    }
+    assert {"run", "plan", "task", "integrate", "plan (without --out)"} <= set(helps)
+    assert set(helps.values()) == {MODEL_HELP}
+    with pytest.raises(ConfigError) as unknown:  # the registry's own list of the names it takes
+        backend("nonsense", settings=Settings(), runtime=ModelRuntime.from_settings(Settings()))
+    accepted = re.findall(r"`([a-z]+[:-])", str(unknown.value))
+    assert sorted(accepted) == ["bedrock:", "claude-", "replay:", "scripted:", "vertex:"]
+    assert all(form in MODEL_HELP for form in accepted)

@@ -83,6 +83,13 @@ def test_team_run_plans_works_reviews_revises_and_integrates(repo: Path) -> None
     files = git(repo, "ls-tree", "-r", "--name-only", f"squad/{run}", "decisions").split()
     assert len(files) == 1 and files[0].endswith(f"-{run}.md")
     assert git(repo, "log", "-1", "--format=%an", f"squad/{run}") == "squad\n"
+    merges = git(repo, "log", "--merges", "--reverse", "--format=%s", f"squad/{run}").splitlines()
+    # each merge names the author of the approved work: notes' revision was backend's, not the planned tester's
+    assert merges == [
+        "squad: merge task api (backend)",
+        "squad: merge task notes (backend)",
+        "squad: merge task check (tester)",
+    ]
     assert report["tests"]["passed"] is True
     # usage roll-up is in the report and in `squad cost`
     assert report["usage"]["by_agent"]["backend"]["calls"] == 5  # 3 turns on api + 2 on notes-r1

@@ -224,3 +224,36 @@ def test_every_event_round_trips_through_its_record_and_describes_itself() -> No
         assert record["v"] == ev.SCHEMA and record["type"] == event.type
         assert ev.parse_event(json.loads(json.dumps(record))) == event
         assert event.describe().startswith(event.type)
+
+
+def test_a_tests_line_names_the_task_once() -> None:
+    def line(task: str | None, where: str) -> str:
+        return ev.TestsRan(task=task, where=where, command="pytest", exit_code=0, passed=True).describe()
+
+    assert line("helper", "helper") == "tests helper: `pytest` -> pass"
+    assert line("helper", "helper-r1") == "tests helper-r1: `pytest` -> pass"  # the round's lease
+    assert line(None, "integration") == "tests integration: `pytest` -> pass"
+    assert line(None, "baseline") == "tests baseline: `pytest` -> pass"
+    assert line("api", "elsewhere") == "tests api (elsewhere): `pytest` -> pass"
+
+
+def test_the_fold_knows_who_wrote_the_approved_work() -> None:
+    reject = Verdict(reviewer="rev", verdict="reject", findings=(Finding(file="", severity="blocking", message="x"),))
+    approve = Verdict(reviewer="rev", verdict="approve")
+    events: list[ev.Event] = [
+        _plan(("a", "tester")),
+        ev.TaskStarted(task="a", agent="tester", round=0),
+        ev.TaskCommitted(task="a", agent="tester", commit="c1"),
+        ev.ReviewStarted(task="a", reviewer="rev"),
+        ev.VerdictGiven.of("a", 0, reject),
+        ev.TaskStarted(task="a", agent="backend", round=1, kind="revision"),
+        ev.TaskCommitted(task="a", agent="backend", round=1, commit="c2"),
+    ]
+    assert fold("r", events[:3]).tasks["a"].author == "tester"
+    revised = fold("r", [*events, ev.ReviewStarted(task="a", reviewer="rev"), ev.VerdictGiven.of("a", 1, approve)])
+    ts = revised.tasks["a"]
+    assert (ts.agent, ts.author, ts.commit, ts.phase) == ("tester", "backend", "c2", Phase.APPROVED)
+    # a round that changed nothing hands on the work of the one before it, and its author
+    idle = [*events[:5], ev.TaskStarted(task="a", agent="backend", round=1, kind="revision")]
+    idle.append(ev.TaskCommitted(task="a", agent="backend", round=1, commit="c1", changed=False))
+    assert fold("r", idle).tasks["a"].author == "tester"

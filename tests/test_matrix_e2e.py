@@ -200,7 +200,18 @@ def test_a_run_spread_over_simulated_runners(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr + done.stdout
     report = json.loads(done.stdout)
     assert report["status"] == "done" and {t["status"] for t in report["tasks"]} == {"approved"}
+    page = integ / ".squad" / "runs" / run / "report.html"  # the run's report page, as `squad run` writes it
+    assert (
+        Path(report["report_html"]).resolve() == page.resolve() and f"squad report · {run} · done" in page.read_text()
+    )
     branch = f"squad/{run}"
+    # each merge names who wrote the approved work: notes' approved revision was backend's (the plan said tester)
+    assert sh_git(remote, "log", "--first-parent", "--merges", "--reverse", "--format=%s", branch).splitlines() == [
+        "squad: merge task api (backend)",
+        "squad: merge task notes (backend)",
+        "squad: merge task check (tester)",
+        "squad: merge task cli (backend)",
+    ]
     for path, text in [
         ("app.py", "return 'ok'"),
         ("NOTES.md", "health() says ok."),
@@ -235,6 +246,8 @@ def test_a_run_spread_over_simulated_runners(tmp_path: Path) -> None:
     other = runner(remote, tmp_path, "integrate-again")
     again = squad(other, "integrate", run, "--from", *map(str, reversed(fragments)))
     assert again.returncode == 0, again.stderr + again.stdout
+    other_page = other / ".squad" / "runs" / run / "report.html"
+    assert f"report: {other_page.resolve()}" in again.stdout and other_page.is_file()
     assert sh_git(remote, "rev-parse", branch).strip() == head
     assert sh_git(other, "rev-parse", branch).strip() == head  # it continued the branch the first one pushed
     n = sum(len(_records(f)) for f in fragments)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import re
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,14 @@ from squad.domain.plan import Plan, PlanTask
 from squad.domain.state import fold
 from squad.domain.usage import Limits, Spend, rate_share
 from squad.errors import UsageError, WorkspaceError
-from squad.infra.fragments import FragmentError, find_fragments, merge_records, read_fragment, write_fragment
+from squad.infra.fragments import (
+    FragmentError,
+    check_out,
+    find_fragments,
+    merge_records,
+    read_fragment,
+    write_fragment,
+)
 from squad.infra.ledger import Ledger, merge_entries, render_run_ledger
 from squad.infra.remote import Remote, fetch_commit, push_branch, remote_tip
 from squad.orchestration.plan_job import PlanOutcome
@@ -173,6 +181,37 @@ def test_writing_a_fragment_replaces_one_but_never_a_folder_of_other_things(tmp_
     with pytest.raises(UsageError, match="holds no squad fragment"):
         _fragment(tmp_path, "busy", "task", "api", [])
     assert (busy / "precious.txt").read_text() == "keep me"
+
+
+def test_a_fragment_never_replaces_another_jobs(tmp_path: Path) -> None:
+    api = _fragment(tmp_path, "api", "task", "api", _task_records("api", [1.0]))
+    plan = _fragment(tmp_path, "plan", "plan", None, [])
+    before = {p: (p / "events.jsonl").read_bytes() for p in (api, plan)}
+    other_run = "20261129-120000-zzzz"
+    refusals = [
+        (api, "task", RUN, "docs", f"holds the fragment of task 'api' of run {RUN}; writing the fragment of task"),
+        (api, "task", other_run, "api", f"holds the fragment of task 'api' of run {RUN}"),
+        (api, "plan", RUN, None, f"holds the fragment of task 'api' of run {RUN}; writing the plan fragment"),
+        (plan, "plan", other_run, None, f"holds the plan fragment of run {RUN}; writing the plan fragment of run"),
+        (plan, "task", RUN, "api", f"holds the plan fragment of run {RUN}"),
+    ]
+    for out, kind, run, task, message in refusals:
+        with pytest.raises(UsageError, match=re.escape(message)) as refused:
+            check_out(out, kind=kind, run=run, task=task)
+        assert "choose another --out folder" in str(refused.value.hint)
+        with pytest.raises(UsageError, match=re.escape(message)):  # and when the job writes, too
+            write_fragment(out, kind=kind, run=run, task=task, records=[])
+    assert {p: (p / "events.jsonl").read_bytes() for p in (api, plan)} == before
+    (tmp_path / "torn").mkdir()
+    (tmp_path / "torn" / "fragment.json").write_text("{not json")
+    with pytest.raises(UsageError, match=r"holds a fragment\.json that cannot be read"):
+        check_out(tmp_path / "torn", kind="task", run=RUN, task="api")
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(UsageError, match="is not a folder"):
+        check_out(tmp_path / "file", kind="task", run=RUN, task="api")
+    check_out(api, kind="task", run=RUN, task="api")  # the same job's: its rerun replaces it
+    check_out(tmp_path / "new", kind="plan", run=RUN, task=None)
+    assert not (tmp_path / "new").exists()
 
 
 def test_fragments_are_found_in_a_folder_or_one_level_down_and_other_runs_are_left_out(tmp_path: Path) -> None:

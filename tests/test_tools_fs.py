@@ -192,6 +192,19 @@ def test_edit_file_replaces_exactly_one_occurrence(ctx) -> None:  # type: ignore
     assert (ctx.worktree / "src" / "app.py").read_text().endswith("return os.getpid()\n")
 
 
+def test_edit_file_counts_the_lines_it_replaced_and_wrote(ctx) -> None:  # type: ignore[no-untyped-def]
+    # whole lines, each ending in its newline: one line became two (a trailing newline starts no line)
+    grow = {"path": "docs.md", "old": "TODO write docs\n", "new": "Read me.\nThen run it.\n"}
+    result = call(ctx, "edit_file", grow)
+    assert result.content == "edited docs.md: replaced 1 line(s) at line 2 with 2 line(s)"
+    assert (ctx.worktree / "docs.md").read_text() == "# Docs\nRead me.\nThen run it.\n"
+    both = call(ctx, "edit_file", {"path": "docs.md", "old": "# Docs\nRead me.", "new": "# Guide"})
+    assert both.content == "edited docs.md: replaced 2 line(s) at line 1 with 1 line(s)"
+    gone = call(ctx, "edit_file", {"path": "docs.md", "old": "Then run it.\n", "new": ""})
+    assert gone.content == "edited docs.md: replaced 1 line(s) at line 2 with 0 line(s)"
+    assert (ctx.worktree / "docs.md").read_text() == "# Guide\n"
+
+
 def test_edit_file_with_many_matches_names_count_and_lines(ctx) -> None:  # type: ignore[no-untyped-def]
     (ctx.worktree / "dup.py").write_text("x = 1\ny = 2\nx = 1\nz = 3\nx = 1\n")
     result = call(ctx, "edit_file", {"path": "dup.py", "old": "x = 1", "new": "x = 9"})

@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from squad.cli.options import model_option
+
 if TYPE_CHECKING:
     from squad.domain.events import Event
     from squad.infra.remote import Remote
@@ -114,11 +116,7 @@ def plan_out(config: RunConfig, task: str, out: Path, *, matrix: bool, max_waves
 @click.command("plan")
 @click.argument("task")
 @click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON ({tasks: [...]}) (without --out).")
-@click.option(
-    "--model",
-    metavar="NAME",
-    help="Use this model for planning (with --out: for every agent): claude-..., scripted:<script.yaml>, replay:<run>.",
-)
+@model_option
 @click.option(
     "--out",
     type=click.Path(path_type=Path, file_okay=False),
@@ -214,7 +212,6 @@ def _load_job(model: str | None) -> RunConfig:
         ) from exc
 
 
-_MODEL_HELP = "Use this model for every agent: claude-..., bedrock:<id>, vertex:<id>, scripted:<script.yaml>."
 _REMOTE_HELP = "The git remote (name or URL) the jobs share branches through. Token for HTTPS: $GITHUB_TOKEN."
 
 
@@ -234,7 +231,7 @@ _DIRS = click.Path(path_type=Path, file_okay=False)
     "tasks this one builds on.",
 )
 @click.option("--out", required=True, type=click.Path(path_type=Path, file_okay=False), help="Write the fragment here.")
-@click.option("--model", metavar="NAME", help=_MODEL_HELP)
+@model_option
 @click.option("--remote", default="origin", show_default=True, help=_REMOTE_HELP)
 @click.option("--no-push", is_flag=True, help="Do not push the task's branch (commits it lacks are still fetched).")
 @click.option("--json", "as_json", is_flag=True, help="Print only the outcome, as JSON.")
@@ -297,7 +294,7 @@ def task(
     help="Fragment folders, or folders of them (--from A B, or --from A --from B). Without: integrate the run "
     "recorded in this checkout.",
 )
-@click.option("--model", metavar="NAME", help=_MODEL_HELP)
+@model_option
 @click.option("--remote", default="origin", show_default=True, help=_REMOTE_HELP)
 @click.option("--no-push", is_flag=True, help="Do not push squad/<run> (commits it lacks are still fetched).")
 @click.option(
@@ -334,9 +331,7 @@ def integrate(
       squad integrate 20261122-063107-a1b2 --from fragments/ --pr --base main   (then its pull request)
     Exit codes: 0 done, 1 not every task merged or the tests failed, 2 usage or config error.
     """
-    from rich.console import Console
-
-    from squad.cli.run import _pr_target, _print_report, _run_until_done
+    from squad.cli.run import _pr_target, _run_until_done, show_report
     from squad.errors import UsageError
     from squad.infra.remote import Remote
     from squad.orchestration.integrate_job import integrate_job
@@ -359,11 +354,7 @@ def integrate(
         lambda message: click.echo(message, err=True),
     )
     _step_summary(summary_markdown(report))
-    if as_json:
-        click.echo(json.dumps(report.to_dict(), indent=2, default=str))
-    else:
-        _print_report(report, Console(highlight=False))
-        click.echo(budget_line(report.budget))
+    show_report(config.root, report, as_json=as_json, extra=[budget_line(report.budget)])
     failed = then(report) if then is not None else None
     sys.exit(failed or report.exit_code)
 

@@ -14,13 +14,14 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
 from squad.cli.markup import escape
+from squad.cli.options import model_option
 
 if TYPE_CHECKING:
     from squad.domain.events import Event
@@ -183,12 +184,7 @@ def _print_report(report: RunReport, console: Any, *, show_next: bool = True) ->
     is_flag=True,
     help="Start even when the tests fail on the base commit; then only NEW failures veto an approval.",
 )
-@click.option(
-    "--model",
-    metavar="NAME",
-    help="Use this model for every agent: claude-..., bedrock:<model id>, vertex:<model id>, scripted:<script.yaml>, "
-    "or replay:<run> (replay a recorded run's model responses offline; give the same task).",
-)
+@model_option
 @click.option(
     "--max-cost",
     type=click.FloatRange(min=0, min_open=True),
@@ -373,15 +369,7 @@ def execute_run(
             report = _run_until_done(lambda: coord.run(task, agent=agent, resume=resume, retry=retry, note=note), say)
     else:
         report = _run_until_done(lambda: coord.run(task, agent=agent, resume=resume, retry=retry, note=note), say)
-    page = write_page(config.root, report.run)
-    if as_json:
-        data = report.to_dict()
-        data["report_html"] = str(page) if page else None
-        click.echo(json.dumps(data, indent=2, default=str))
-    else:
-        _print_report(report, Console(highlight=False), show_next=show_next)
-        if page is not None and show_next:  # show_next False: the repo is a temp dir about to go
-            click.echo(f"report: {page}")
+    show_report(config.root, report, as_json=as_json, show_next=show_next)
     if report.status == "interrupted":
         if not as_json:
             say(f"Interrupted. Worktrees are kept; resume with: squad run --resume {report.run}")
@@ -389,6 +377,26 @@ def execute_run(
     if then is not None:
         return then(report) or report.exit_code
     return report.exit_code
+
+
+def show_report(
+    root: Path, report: RunReport, *, as_json: bool, show_next: bool = True, extra: Sequence[str] = ()
+) -> None:
+    """Write the run's report page, then show the report: one JSON document (with `report_html`, the page's path),
+    or the table, the `extra` lines and the page's path. How `squad run` and `squad integrate` end alike."""
+    from rich.console import Console
+
+    page = write_page(root, report.run)
+    if as_json:
+        data = report.to_dict()
+        data["report_html"] = str(page) if page else None
+        click.echo(json.dumps(data, indent=2, default=str))
+        return
+    _print_report(report, Console(highlight=False), show_next=show_next)
+    for line in extra:
+        click.echo(line)
+    if page is not None and show_next:  # show_next False: the repo is a temp dir about to go
+        click.echo(f"report: {page}")
 
 
 def write_page(root: Path, run: str) -> Path | None:
@@ -402,11 +410,7 @@ def write_page(root: Path, run: str) -> Path | None:
 @click.command("plan")
 @click.argument("task")
 @click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON ({tasks: [...]}).")
-@click.option(
-    "--model",
-    metavar="NAME",
-    help="Use this model for planning: claude-..., scripted:<script.yaml> or replay:<run>.",
-)
+@model_option
 def plan(task: str, as_json: bool, model: str | None) -> None:
     """Show the plan the coordinator would run for TASK, without running it.
 

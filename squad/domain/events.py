@@ -197,9 +197,12 @@ class TestsRan(Event):
     failures: list[str] | None = None  # failing test ids, when the runner reports them (pytest's junit XML)
 
     def describe(self) -> str:
-        return _line(
-            self.type, self.task or "", f"{self.where}: `{self.command}` -> {'pass' if self.passed else 'FAIL'}"
-        )
+        # `where` names the place once: a task's lease (`api`, `api-r1`: the task and its round), `baseline` or
+        # `integration`; the task is named only when `where` does not say it.
+        where = self.where or self.task or ""
+        if self.task and not (where == self.task or where.startswith(f"{self.task}-")):
+            where = f"{self.task} ({where})"
+        return _line(self.type, "", f"{where}: `{self.command}` -> {'pass' if self.passed else 'FAIL'}")
 
 
 class WorkspacePrepared(Event):

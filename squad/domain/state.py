@@ -36,6 +36,8 @@ class TaskState:
     locked_out: list[str] = field(default_factory=list)
     branch: str | None = None
     commit: str | None = None
+    #: Who wrote `commit`: the agent of the last round that changed the work (the approved work's author).
+    author: str | None = None
     base_commit: str | None = None
     verdicts: list[Verdict] = field(default_factory=list)
     summary: str = ""
@@ -240,6 +242,8 @@ class RunState:
                 act.state, act.task = f"working (round {event.round})", event.task
             case ev.TaskCommitted():
                 ts.commit = event.commit or ts.commit
+                if event.changed and event.commit:  # a round that changed nothing leaves the last author's work
+                    ts.author = event.agent
                 ts.summary = event.summary
                 ts.stop_reason, ts.error = event.stop_reason, event.error
                 ts.committed_rounds.add(event.round)

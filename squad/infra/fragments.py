@@ -75,19 +75,16 @@ def write_fragment(
     transcripts: Mapping[str, Sequence[Mapping[str, Any]]] | None = None,
     meta: Mapping[str, Any] | None = None,
 ) -> Path:
-    """Write a fragment to the folder `out`, replacing a fragment already there; return `out`.
+    """Write a fragment to the folder `out`, replacing only an earlier attempt of the same job's; return `out`.
 
     Built in a sibling temp folder and renamed into place, so `out` holds a whole fragment or none: a job killed
     meanwhile leaves the previous one (or nothing), never half of one.
 
     Raises:
-        UsageError: `out` is a file, or a folder that holds other things than a fragment.
+        UsageError: `out` may not be written (`check_out`).
     """
     out = Path(out).absolute()
-    if out.exists() and (not out.is_dir() or out.is_symlink()):
-        raise UsageError(f"--out {out} is not a folder")
-    if out.is_dir() and any(out.iterdir()) and not (out / MANIFEST).is_file():
-        raise UsageError(f"--out {out} is not empty and holds no squad fragment", hint="give a new or empty folder")
+    check_out(out, kind=kind, run=run, task=task)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.parent / f".{out.name}.tmp-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
@@ -119,6 +116,43 @@ def write_fragment(
     else:
         os.replace(tmp, out)  # onto a missing or empty folder
     return out
+
+
+def check_out(out: Path, *, kind: str, run: str, task: str | None) -> None:
+    """Refuse an `--out` folder whose contents a job's fragment would replace, unless they are an earlier attempt
+    of the same job (the fragment of the same run, kind and task: a rerun replaces it). Checked when a job starts,
+    before it spends anything, and again when it writes.
+
+    Raises:
+        UsageError: `out` is a file or a symbolic link, holds things that are not a fragment, or holds the fragment
+            of another run, kind or task (exit 2: nothing is replaced).
+    """
+    out = Path(out)
+    hint = f"choose another --out folder (a new or empty one), or remove {out} if what it holds is not needed"
+    if out.is_symlink() or (out.exists() and not out.is_dir()):
+        raise UsageError(f"--out {out} is not a folder", hint=hint)
+    if not out.is_dir() or not any(out.iterdir()):
+        return
+    manifest = out / MANIFEST
+    if not manifest.is_file() or manifest.is_symlink():
+        raise UsageError(f"--out {out} is not empty and holds no squad fragment", hint=hint)
+    try:
+        meta = json.loads(manifest.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise UsageError(f"--out {out} holds a {MANIFEST} that cannot be read ({exc})", hint=hint) from None
+    if not isinstance(meta, dict):
+        raise UsageError(f"--out {out} holds a {MANIFEST} that is not a squad fragment's", hint=hint)
+    found = (meta.get("run"), meta.get("kind"), meta.get("task") if meta.get("kind") == "task" else None)
+    if found != (run, kind, task if kind == "task" else None):
+        raise UsageError(
+            f"--out {out} holds the {_label(found[1], found[2])} of run {found[0]}; writing the "
+            f"{_label(kind, task)} of run {run} there would replace it",
+            hint=hint,
+        )
+
+
+def _label(kind: object, task: object) -> str:
+    return "plan fragment" if kind == "plan" else f"fragment of {kind} {task!r}"
 
 
 def _fsync_tree(folder: Path) -> None:

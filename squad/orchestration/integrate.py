@@ -70,9 +70,9 @@ async def integrate(rc: RunContext, resolve: Resolver) -> Integration:
         while why is None and not state.tasks[pt.id].merged:
             ts = state.tasks[pt.id]
             assert ts.commit is not None
-            merge = await rc.in_thread(
-                ws.merge_into, lease, ts.commit, message=f"squad: merge task {pt.id} ({ts.agent})"
-            )
+            # Named by whoever wrote the approved work (a revision's author, not the one the plan first chose).
+            message = f"squad: merge task {pt.id} ({ts.author or ts.agent})"
+            merge = await rc.in_thread(ws.merge_into, lease, ts.commit, message=message)
             if merge.ok:
                 rc.emit(Merged(task=pt.id, commit=merge.sha, branch=target))
                 break

@@ -18,6 +18,7 @@ import json
 import os
 import shutil
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -56,20 +57,35 @@ async def integrate_job(
 ) -> RunReport:
     """Merge the fragments in `sources` (if any) into the run's journal, integrate the run, push `squad/<run>`.
 
+    Everything is checked before anything is written (the run's journal, a worktree).
+
     Raises:
-        UsageError: no such run here (without `sources`), a local journal that is not from these fragments.
-        FragmentError: no usable plan fragment, damaged or conflicting fragments.
+        UsageError: no such run here (without `sources`), a local journal that is not from these fragments, an
+            unknown remote, HEAD no commit.
+        ConfigError: a model a conflict round would call cannot be called (`RunConfig.preflight`).
+        FragmentError: no plan fragment of `run` in `sources`, damaged or conflicting fragments.
         WorkspaceError: a task's approved commit cannot be fetched, or the push is refused.
     """
     check_run(run)
+    journal = Journal(config.root, run)
+    fragments: list[Fragment] = []
+    if sources:
+        fragments = find_fragments(sources, run)
+        budget = plan_fragment(fragments, run)[1].budget  # none of this run's: "no plan fragment of run X"
+    elif journal.exists:
+        budget = journal.state().budget
+    else:
+        raise UsageError(
+            f"no run {run!r} in {journal.dir.parent}",
+            hint="`squad runs` lists the runs recorded here; for a run spread over CI jobs pass its fragments "
+            "with --from DIR",
+        )
     if remote.push:
         check_remote(config.root, remote)
-    journal = Journal(config.root, run)
-    fragments = find_fragments(sources, run) if sources else []
+    run_limits = Limits.from_dict(budget.run) if budget is not None else config.limits
+    replace(config, limits=run_limits).preflight(planning=False, models=model_factory is None)
     with journal.lock():
         merged = await asyncio.to_thread(_merge, journal, fragments) if fragments else None
-        if not journal.exists:
-            raise UsageError(f"no run {run!r} in {journal.dir.parent}", hint="pass its fragments with --from DIR")
         state = journal.state()
         if state.plan is None:
             raise UsageError(f"run {run} has no plan, so there is nothing to integrate", hint=f"squad log {run}")

@@ -19,7 +19,7 @@ from squad.domain.ids import new_run_id
 from squad.domain.plan import Plan
 from squad.domain.state import RunState
 from squad.errors import SquadError, UsageError
-from squad.infra.fragments import write_fragment
+from squad.infra.fragments import check_out, write_fragment
 from squad.infra.journal import Journal
 from squad.infra.jsonl import read_jsonl
 from squad.orchestration.baseline import baseline_error, run_baseline
@@ -74,8 +74,12 @@ async def plan_job(
 ) -> PlanOutcome:
     """Start a run, plan it, split its budget, and write the plan fragment to `out`.
 
+    Nothing is written (no run folder, no fragment) when the run cannot start or `out` is taken.
+
     Raises:
-        UsageError: an empty task, no reviewer in the team, `agent` is a reviewer.
+        UsageError: an empty task, no reviewer in the team, `agent` is a reviewer, HEAD is no commit, `out` holds
+            something else than a fragment of this run (another run's plan, a task's fragment, other files).
+        ConfigError: a model the run would call cannot be called (`RunConfig.preflight`).
         RunError: the plan is invalid after one retry (the run is journaled as failed).
     """
     task_text = task_text.strip()
@@ -88,7 +92,10 @@ async def plan_job(
         )
     if agent is not None and config.team.get(agent).reviewer:
         raise UsageError(f"{agent!r} is a reviewer; --agent needs a specialist who does work")
-    journal = Journal(config.root, new_run_id())
+    run = new_run_id()
+    check_out(Path(out), kind="plan", run=run, task=None)  # another run's plan there would be lost
+    config.preflight(planning=agent is None, models=model_factory is None)
+    journal = Journal(config.root, run)
     with journal.lock():
         state = RunState(run=journal.run)
         base = await asyncio.to_thread(resolve_commit, config.root, "HEAD")

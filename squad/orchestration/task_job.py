@@ -30,7 +30,14 @@ from squad.domain.state import fold
 from squad.domain.task import APPROVED, Phase
 from squad.domain.usage import Spend
 from squad.errors import UsageError
-from squad.infra.fragments import Fragment, FragmentError, find_fragments, merge_records, write_fragment
+from squad.infra.fragments import (
+    Fragment,
+    FragmentError,
+    check_out,
+    find_fragments,
+    merge_records,
+    write_fragment,
+)
 from squad.infra.journal import Journal
 from squad.infra.jsonl import encode_line, read_jsonl
 from squad.infra.ledger import merge_entries, render_run_ledger
@@ -91,20 +98,26 @@ async def task_job(
     Commits it lacks (the base, its dependencies' approved work) are fetched from `remote`; the task's commit is
     pushed there unless `remote.push` is off (jobs that share one repository).
 
+    Everything is checked before anything is written (no journal, no worktree, no fragment).
+
     Raises:
-        UsageError: a bad run or task id, a task the plan does not have, an unknown remote.
+        UsageError: a bad run or task id, a task the plan does not have, an unknown remote, `out` holding
+            something else than this task's fragment, HEAD no commit.
+        ConfigError: a model the job would call cannot be called (`RunConfig.preflight`, with the job's budget).
         FragmentError: no usable plan fragment in `sources`.
         WorkspaceError: a commit it needs cannot be fetched, or the push is refused.
     """
     check_run(run)
     check_task(task)
+    check_out(Path(out), kind="task", run=run, task=task)  # only this task's earlier fragment may be replaced
     fragments = find_fragments(sources, run)
     plan_frag, plan_state = plan_fragment(fragments, run)
-    assert plan_state.plan is not None
+    assert plan_state.plan is not None and plan_state.budget is not None
     if task not in plan_state.plan.ids:
         raise UsageError(f"run {run} has no task {task!r}", hint=f"its tasks: {', '.join(plan_state.plan.ids)}")
     pt = plan_state.plan.get(task)
     deps = [f for f in fragments if f.kind == "task" and f.task in pt.depends_on]
+    job_config(config, plan_state.budget).preflight(planning=False, models=model_factory is None)
     if remote.push:
         check_remote(config.root, remote)
     journal = Journal(config.root, run, job=task)

@@ -317,6 +317,11 @@ def charge_write(ctx: ToolContext, rel: str, size: int) -> None:
     ctx.written_bytes = total
 
 
+def line_count(text: str) -> int:
+    """How many lines `text` spans: a newline ends a line, it does not start one ("a\\n" is one line, "" none)."""
+    return text.count("\n") + (0 if not text or text.endswith("\n") else 1)
+
+
 class WriteFileArgs(Args):
     path: str = Field(description="File path relative to the repository root; parent directories are created.")
     content: str = Field(description="The complete new content of the file.")
@@ -334,8 +339,9 @@ class WriteFile(BaseTool):
         charge_write(ctx, jp.rel, len(data))
         created = write_bytes(jp, data)
         verb = "created" if created else "overwrote"
-        lines = args.content.count("\n") + (0 if args.content.endswith("\n") or not args.content else 1)
-        return ToolResult(f"{verb} {jp.rel} ({len(data):,} bytes, {lines} lines)", data={"path": jp.rel})
+        return ToolResult(
+            f"{verb} {jp.rel} ({len(data):,} bytes, {line_count(args.content)} lines)", data={"path": jp.rel}
+        )
 
 
 class EditFileArgs(Args):
@@ -379,7 +385,7 @@ class EditFile(BaseTool):
         new_data = (text[:at] + args.new + text[at + len(args.old) :]).encode("utf-8", "surrogateescape")
         charge_write(ctx, jp.rel, len(new_data))
         write_bytes(jp, new_data)
-        removed, added = args.old.count("\n") + 1, args.new.count("\n") + 1
+        removed, added = line_count(args.old), line_count(args.new)
         return ToolResult(
             f"edited {jp.rel}: replaced {removed} line(s) at line {line} with {added} line(s)",
             data={"path": jp.rel, "line": line},

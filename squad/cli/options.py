@@ -1,0 +1,19 @@
+"""Options several commands share, defined once so their names, checks and help cannot drift apart."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import click
+
+#: Every model name `squad.models.registry.backend` accepts; the one `--model` help of every command.
+MODEL_HELP = (
+    "Use this model for every agent (`squad plan` without --out: for planning): claude-..., bedrock:<model id>, "
+    "vertex:<model id>, scripted:<script.yaml>, or replay:<run> (a recorded run's model responses, offline)."
+)
+
+
+def model_option(func: Callable[..., Any]) -> Callable[..., Any]:
+    """`--model NAME`, as `squad run`, `plan`, `task` and `integrate` take it."""
+    return click.option("--model", metavar="NAME", help=MODEL_HELP)(func)

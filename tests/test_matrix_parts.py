@@ -23,7 +23,9 @@ from squad.domain.usage import Limits, Spend, rate_share
 from squad.errors import UsageError, WorkspaceError
 from squad.infra.fragments import (
     FragmentError,
+    built_on,
     check_out,
+    copy_fragment,
     find_fragments,
     merge_records,
     read_fragment,
@@ -212,6 +214,40 @@ def test_a_fragment_never_replaces_another_jobs(tmp_path: Path) -> None:
     check_out(api, kind="task", run=RUN, task="api")  # the same job's: its rerun replaces it
     check_out(tmp_path / "new", kind="plan", run=RUN, task=None)
     assert not (tmp_path / "new").exists()
+
+
+def test_a_reused_fragment_is_copied_byte_for_byte_and_says_what_it_was_built_on(tmp_path: Path) -> None:
+    built = {"base": "a" * 40, "deps": {"api": "b" * 40, "notes": None}}
+    transcript = {"check": [{"role": "user", "content": "x"}]}
+    records = _task_records("check", [1.0])
+    meta = {"status": "approved", "built_on": built}
+    path = write_fragment(
+        tmp_path / "check",
+        kind="task",
+        run=RUN,
+        task="check",
+        records=records,
+        ledger="# d\n",
+        transcripts=transcript,
+        meta=meta,
+    )
+    fragment = read_fragment(path)
+    assert built_on(fragment) == ("a" * 40, {"api": "b" * 40, "notes": None})
+    copied = copy_fragment(fragment, tmp_path / "out" / "check")
+    files = {p.relative_to(path): p.read_bytes() for p in path.rglob("*") if p.is_file()}
+    assert {p.relative_to(copied): p.read_bytes() for p in copied.rglob("*") if p.is_file()} == files
+    assert len(files) == 5 and not [p for p in copied.parent.iterdir() if p.name.startswith(".")]
+    with pytest.raises(UsageError, match="holds the fragment of task 'api'"):  # never over another job's
+        copy_fragment(fragment, _fragment(tmp_path, "api", "task", "api", []))
+    # a fragment from before squad recorded it, or one that says it in another shape, was built on nothing known
+    for meta in (
+        {},
+        {"built_on": "main"},
+        {"built_on": {"base": 1, "deps": {}}},
+        {"built_on": {"base": "a", "deps": {"x": 2}}},
+    ):
+        old = write_fragment(tmp_path / "old", kind="task", run=RUN, task="check", records=[], meta=meta)
+        assert built_on(read_fragment(old)) is None
 
 
 def test_fragments_are_found_in_a_folder_or_one_level_down_and_other_runs_are_left_out(tmp_path: Path) -> None:

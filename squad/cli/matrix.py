@@ -248,6 +248,9 @@ def task(
 ) -> None:
     """Carry TASK of RUN through work, review and revision on this checkout, then push squad/<run>--<task>.
 
+    A rerun whose own earlier fragment is in --from, approved on the dependency commits the other fragments give
+    now, with its commit still on the remote's branch, reuses it: the same fragment to --out, no model called.
+
     \b
     Examples:
       squad task 20261122-063107-a1b2 api --from plan/ --out fragments/api
@@ -276,6 +279,13 @@ def task(
     _step_summary(task_summary_markdown(outcome))
     if as_json:
         click.echo(json.dumps(outcome.to_dict(), indent=2))
+    elif outcome.reused:
+        where = f"still on {outcome.pushed}" if outcome.pushed else "still in this repository"
+        click.echo(
+            f"task {task}: {outcome.phase.value}, reused: the earlier attempt's fragment still holds (commit "
+            f"{(outcome.commit or '')[:12]} {where}, built on the same dependencies); not done again, no model "
+            f"called; ${outcome.spend.usd:.4f}; fragment {out}"
+        )
     else:
         where = f", pushed to {outcome.pushed}" if outcome.pushed else ""
         reason = f": {outcome.reason}" if outcome.reason and not outcome.ok else ""
@@ -392,6 +402,12 @@ def task_summary_markdown(outcome: TaskJobOutcome) -> str:
     lines = [f"### squad task `{outcome.task}` of run `{outcome.run}`: {outcome.phase.value}", ""]
     if outcome.reason and not outcome.ok:  # a reviewer's or the loop's words: data
         lines += [md.model(outcome.reason, limit=2000, one_line=True), ""]
+    if outcome.reused:
+        lines += [
+            "reused the fragment of an earlier attempt: approved on the same dependencies, its commit "
+            f"{md.code((outcome.commit or '')[:12])} still on the branch; not done again, no model called",
+            "",
+        ]
     where = f"pushed to {md.code(outcome.pushed)}; " if outcome.pushed else ""
     lines.append(f"{where}spent ${outcome.spend.usd:.4f}")
     return "\n".join(lines)

@@ -106,6 +106,54 @@ def write_fragment(
         **(meta or {}),
     }
     (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    return _place(tmp, out)
+
+
+def copy_fragment(fragment: Fragment, out: Path) -> Path:
+    """Write `fragment` to the folder `out` byte for byte (its files as they are, the manifest last), replacing
+    only an earlier attempt of the same job's; return `out`. A job that reuses its earlier fragment hands on the
+    very same artifact, so its rerun's upload changes nothing.
+
+    Raises:
+        UsageError: `out` may not be written (`check_out`).
+    """
+    out = Path(out).absolute()
+    check_out(out, kind=fragment.kind, run=fragment.run, task=fragment.task)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.parent / f".{out.name}.tmp-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    (tmp / TRANSCRIPTS).mkdir(parents=True)
+    src = Path(fragment.path)
+    names = [EVENTS, RESPONSES, LEDGER, *(f"{TRANSCRIPTS}/{name}.jsonl" for name in sorted(fragment.transcripts))]
+    for name in names:
+        path = src / name
+        if path.is_file() and not path.is_symlink():  # read_fragment skipped symlinks: so does the copy
+            (tmp / name).write_bytes(path.read_bytes())
+    events = (tmp / EVENTS).read_bytes() if (tmp / EVENTS).is_file() else b""
+    if hashlib.sha256(events).hexdigest() != fragment.digest:  # changed since it was read: refuse a torn copy
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise FragmentError(f"{src / EVENTS} changed while it was copied", hint="rerun the job")
+    (tmp / MANIFEST).write_bytes((src / MANIFEST).read_bytes())
+    return _place(tmp, out)
+
+
+def built_on(fragment: Fragment) -> tuple[str, dict[str, str | None]] | None:
+    """What a task fragment's work was built on, as its job recorded it in the manifest (`built_on`): the run's
+    base commit and each dependency's approved commit (None: not approved). None when the fragment does not say
+    (written by an older squad) or says it in another shape."""
+    found = fragment.meta.get("built_on")
+    if not isinstance(found, dict):
+        return None
+    base, deps = found.get("base"), found.get("deps")
+    if not isinstance(base, str) or not isinstance(deps, dict):
+        return None
+    if not all(isinstance(k, str) and (v is None or isinstance(v, str)) for k, v in deps.items()):
+        return None
+    return base, dict(deps)
+
+
+def _place(tmp: Path, out: Path) -> Path:
+    """Move the finished fragment `tmp` to `out` (synced first), replacing what `out` held in one rename."""
     _fsync_tree(tmp)
     if out.is_dir() and any(out.iterdir()):
         old = out.parent / f".{out.name}.old-{os.getpid()}"

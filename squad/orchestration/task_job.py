@@ -6,10 +6,13 @@ local run's task flow runs through the executor seam, unchanged: workspace setup
 gate with its revision rounds and lockout. The task's commit is pushed to `squad/<run>--<task>`, and the job's
 own events, responses and decisions are written to `--out` as its fragment.
 
-Reruns: on the same runner the job resumes from its journal as a local `--resume` does (`recover`: an
-interrupted attempt starts over from its round's base commit, the decisions it had not committed dropped); on
-a fresh runner it does the task again and replaces the branch a killed attempt may have pushed
-(`push_branch`'s lease).
+Reruns: a job whose own earlier fragment is among its sources, approved, built on the same base and dependency
+commits its dependencies' fragments give now, and whose commit the remote's task branch still points at, reuses
+it (`_reusable`): it hands on that fragment as it is, calls no model and writes no journal. (GitHub's "Re-run
+failed jobs" reruns every job that needs a failed one, approved ones included.) Otherwise, on the same runner the
+job resumes from its journal as a local `--resume` does (`recover`: an interrupted attempt starts over from its
+round's base commit, the decisions it had not committed dropped); on a fresh runner it does the task again and
+replaces the branch a killed attempt may have pushed (`push_branch`'s lease).
 """
 
 from __future__ import annotations
@@ -19,21 +22,23 @@ import json
 import os
 import shutil
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from squad.agents.context import ContextPack
 from squad.domain.events import Event, JobStarted, TaskStarted, TaskStatus, parse_event
 from squad.domain.ids import check_run, check_task, lease_id, task_branch
-from squad.domain.state import fold
+from squad.domain.state import RunState, fold
 from squad.domain.task import APPROVED, Phase
 from squad.domain.usage import Spend
 from squad.errors import UsageError
 from squad.infra.fragments import (
     Fragment,
     FragmentError,
+    built_on,
     check_out,
+    copy_fragment,
     find_fragments,
     merge_records,
     write_fragment,
@@ -64,6 +69,7 @@ class TaskJobOutcome:
     pushed: str | None = None
     reason: str | None = None
     spend: Spend = field(default_factory=Spend)
+    reused: bool = False  # the job's earlier fragment was handed on: nothing done again, nothing spent
 
     @property
     def ok(self) -> bool:
@@ -79,6 +85,7 @@ class TaskJobOutcome:
             "reason": self.reason,
             "fragment": str(self.fragment),
             "spend": self.spend.to_dict(),
+            "reused": self.reused,
         }
 
 
@@ -98,7 +105,8 @@ async def task_job(
     Commits it lacks (the base, its dependencies' approved work) are fetched from `remote`; the task's commit is
     pushed there unless `remote.push` is off (jobs that share one repository).
 
-    Everything is checked before anything is written (no journal, no worktree, no fragment).
+    Everything is checked before anything is written (no journal, no worktree, no fragment). A rerun whose
+    earlier approved fragment still holds (`_reusable`) writes only that fragment to `out`, unchanged.
 
     Raises:
         UsageError: a bad run or task id, a task the plan does not have, an unknown remote, `out` holding
@@ -120,6 +128,11 @@ async def task_job(
     job_config(config, plan_state.budget).preflight(planning=False, models=model_factory is None)
     if remote.push:
         check_remote(config.root, remote)
+    earlier = await asyncio.to_thread(
+        _reusable, config.root, remote, fragments, plan_frag, deps, task, plan_state.plan.ids
+    )
+    if earlier is not None:
+        return await asyncio.to_thread(_reuse, earlier, Path(out))
     journal = Journal(config.root, run, job=task)
     with journal.lock():
         seed, fresh = await asyncio.to_thread(_seed, journal, plan_frag, deps, plan_state.plan.ids)
@@ -145,7 +158,7 @@ async def task_job(
                 await rc.in_thread(release_leases, rc)
         ts = state.tasks[task]
         records = read_jsonl(journal.events_path)[seed["events"] :]
-        _write(journal, out, task, records, set(seed["ledger_ids"]), ts.phase, pushed)
+        _write(journal, out, task, records, set(seed["ledger_ids"]), ts.phase, pushed, _built_on(state, task))
     spend = fold(run, (parse_event(r) for r in records)).spend
     return TaskJobOutcome(run, task, ts.phase, Path(out), ts.commit, pushed, ts.reason, spend)
 
@@ -231,8 +244,10 @@ def _write(
     seeded: set[str],
     phase: Phase,
     pushed: str | None,
+    built: dict[str, Any],
 ) -> None:
-    """The job's own part of the run (after the seed) as its fragment."""
+    """The job's own part of the run (after the seed) as its fragment; `built` (what the work was built on) goes
+    in its manifest, so a rerun can tell whether the fragment still holds."""
     ledger = journal.ledger_path
     entries, _ = merge_entries([(ledger, ledger.read_text(encoding="utf-8"))] if ledger.is_file() else [])
     transcripts = {p.stem: read_jsonl(p) for p in sorted(journal.transcripts_dir.glob("*.jsonl"))}
@@ -245,5 +260,60 @@ def _write(
         responses=read_jsonl(journal.responses_path),
         ledger=render_run_ledger(journal.run, [e for e in entries if e.id not in seeded]),
         transcripts=transcripts,
-        meta={"status": phase.value, "pushed": pushed},
+        meta={"status": phase.value, "pushed": pushed, "built_on": built},
     )
+
+
+def _built_on(state: RunState, task: str) -> dict[str, Any]:
+    """The base commit and the dependencies' approved commits (None: not approved) the job worked from."""
+    assert state.plan is not None
+    deps = state.plan.get(task).depends_on
+    return {
+        "base": state.base_commit,
+        "deps": {d: state.tasks[d].commit if state.tasks[d].approved else None for d in deps},
+    }
+
+
+def _reusable(
+    root: Path,
+    remote: Remote,
+    fragments: Sequence[Fragment],
+    plan: Fragment,
+    deps: list[Fragment],
+    task: str,
+    order: list[str],
+) -> tuple[Fragment, TaskJobOutcome] | None:
+    """This task's earlier fragment among `fragments` with the outcome it gives, if it still holds: approved, built
+    on the base and dependency commits the plan and the dependencies' fragments give now, and its commit still
+    what the remote's task branch points at (without pushing: a commit of this repository). Else None: the job
+    does the task again (a dependency redone at another commit, the branch moved or gone, a fragment that does not
+    say what it was built on).
+
+    Raises:
+        WorkspaceError: the remote cannot be read.
+    """
+    own = next((f for f in fragments if f.kind == "task" and f.task == task), None)
+    recorded = built_on(own) if own is not None else None
+    if own is None or recorded is None or own.meta.get("status") != Phase.APPROVED.value:
+        return None
+    now = _built_on(fold(plan.run, (parse_event(r) for r in merge_records(plan, deps, order))), task)
+    if recorded != (now["base"], now["deps"]) or None in now["deps"].values():
+        return None
+    then = fold(plan.run, (parse_event(r) for r in merge_records(plan, [*deps, own], order))).tasks[task]
+    if not then.approved or then.commit is None:
+        return None
+    if remote.push:
+        if remote_tip(root, remote, task_branch(plan.run, task)) != then.commit:
+            return None
+    elif not has_commit(root, then.commit):
+        return None
+    pushed = own.meta.get("pushed") if isinstance(own.meta.get("pushed"), str) else None
+    return own, TaskJobOutcome(plan.run, task, then.phase, own.path, then.commit, pushed, None, Spend(), reused=True)
+
+
+def _reuse(earlier: tuple[Fragment, TaskJobOutcome], out: Path) -> TaskJobOutcome:
+    """Hand on the earlier fragment at `out` (unless it is that very folder) and return its outcome."""
+    fragment, outcome = earlier
+    if out.resolve() != Path(fragment.path).resolve():
+        copy_fragment(fragment, out)
+    return replace(outcome, fragment=out)

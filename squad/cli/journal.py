@@ -54,9 +54,9 @@ def _events(root: Path, run: str) -> list[Event]:
 @click.option("--json", "as_json", is_flag=True, help="Print the runs as a JSON list.")
 def runs(as_json: bool) -> None:
     """List the runs recorded in .squad/runs/, oldest first."""
-    from rich.console import Console
     from rich.table import Table
 
+    from squad.cli.markup import console as console_
     from squad.infra.journal import list_runs
 
     with warnings.catch_warnings():
@@ -82,7 +82,7 @@ def runs(as_json: bool) -> None:
         for row in rows:
             click.echo("\t".join(row))
         return
-    console = Console()
+    console = console_()
     widths = {"run": 20, "started": 16, "status": 11, "cost": 9}  # the run id is what people copy: never cut it
     task_width = console.width - sum(widths.values()) - 3 * (len(widths) + 1) - 1  # padding and borders
     table = Table()
@@ -154,9 +154,9 @@ def _task_events(run: str, events: list[Event], task: str) -> list[Event]:
 @click.option("--json", "as_json", is_flag=True, help="Print the roll-up as JSON.")
 def cost(run: str | None, as_json: bool) -> None:
     """Tokens and dollars of RUN (default: the newest run) per agent and per model, with the cache hit rate."""
-    from rich.console import Console
     from rich.table import Table
 
+    from squad.cli.markup import console as console_
     from squad.domain.state import fold
 
     root = _root()
@@ -165,7 +165,7 @@ def cost(run: str | None, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps({"run": run, **state.usage_report()}, indent=2))
         return
-    console = Console()
+    console = console_()
     for title, lines in (("agent", state.spend_by_agent), ("model", state.spend_by_model)):
         table = Table(title=f"run {escape(run)}: per {title}")
         for col in (title, "calls", "input", "output", "cache write", "cache read", "hit rate", "cost"):

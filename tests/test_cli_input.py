@@ -140,6 +140,10 @@ CASES: list[tuple[str, list[str]]] = [
     ("repo", ["log", "--task"]),
     ("repo", ["cost", RUN]),
     ("repo", ["cost", "../x"]),
+    ("outside", ["log", "--from", "."]),  # --from needs the run
+    ("outside", ["log", RUN, "--from", "/proc/no/such/dir"]),
+    ("outside", ["cost", RUN, "--from", "."]),  # no fragment here
+    ("outside", ["cost", "../x", "--from", "."]),
     ("repo", ["report", RUN]),
     ("repo", ["report", "--out", "/"]),
     # gc, demo, github

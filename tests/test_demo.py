@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -86,11 +87,15 @@ def test_demo_refuses_a_non_empty_keep_dir(tmp_path: Path) -> None:
 
 
 def test_demo_without_keep_cleans_up_and_does_not_suggest_merging_into_it(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES")}  # as in a CI log: no size given
     out = subprocess.run(
-        [sys.executable, "-m", "squad", "demo"], capture_output=True, text=True, timeout=180, cwd=tmp_path
+        [sys.executable, "-m", "squad", "demo"], capture_output=True, text=True, timeout=180, cwd=tmp_path, env=env
     )
     assert out.returncode == 0, out.stderr
     demo_repo = Path(next(line for line in out.stderr.splitlines() if line.startswith("demo repo: ")).split(": ", 1)[1])
     assert not demo_repo.exists()
     assert "done" in out.stdout and "next: git merge" not in out.stdout
     assert "use --keep DIR" in out.stderr
+    # Output to a pipe or a CI log is not cut at rich's 80 columns: the run's title line is whole.
+    title = next(line for line in out.stdout.splitlines() if line.startswith("run ") and ": done" in line)
+    assert title.endswith("list overdue loans; test and document it.") and len(title) > 80

@@ -194,6 +194,12 @@ def test_a_run_spread_over_simulated_runners(tmp_path: Path) -> None:
     for dep in (api_commit, notes_commit):
         sh_git(remote, "merge-base", "--is-ancestor", dep, cli_commit)
 
+    # -- the artifacts can be read before integrating (anywhere, merging nothing): a task's transcript, the spend
+    read = squad(tmp_path, "log", run, "--from", str(art), "--task", "api", "--verbose")
+    assert read.returncode == 0, read.stderr
+    assert "record_decision" in read.stdout and "Health is a plain function" in read.stdout
+    before = json.loads(squad(tmp_path, "cost", run, "--from", str(art), "--json").stdout)["total"]
+
     # -- integrate in another fresh clone
     integ = runner(remote, tmp_path, "integrate")
     done = squad(integ, "integrate", run, "--from", str(art), "--model", model, "--json")
@@ -234,6 +240,7 @@ def test_a_run_spread_over_simulated_runners(tmp_path: Path) -> None:
     parts = [_spend(_records(f)) for f in fragments]
     assert {k: cost[k] for k in parts[0]} == {k: sum(p[k] for p in parts) for k in parts[0]}
     assert cost["calls"] > 0 and _spend(first_notes)["calls"] > 0  # (the lost artifact's calls are not counted)
+    assert before == cost  # `squad cost --from` read the same journal the integration wrote (it called no model)
     runs = squad(integ, "runs", "--json")
     assert [(r["run"], r["status"]) for r in json.loads(runs.stdout)] == [(run, "done")]
     log = squad(integ, "log", run)

@@ -55,10 +55,9 @@ def _print_rows(rows: list[dict[str, Any]], as_json: bool) -> None:
         for r in rows:
             click.echo("\t".join([r["id"], r["date"], r["status"], r["agent"] or "-", r["run"] or "-", r["title"]]))
         return
-    from rich.console import Console
     from rich.table import Table
 
-    from squad.cli.markup import escape
+    from squad.cli.markup import console, escape
 
     table = Table(box=None, header_style="bold")
     for col in ("id", "date", "status", "agent", "run", "title"):
@@ -67,7 +66,7 @@ def _print_rows(rows: list[dict[str, Any]], as_json: bool) -> None:
         style = "dim" if r["status"] == "superseded" else None
         cells = (r["id"], r["date"][:10], r["status"], r["agent"] or "", r["run"] or "", r["title"])
         table.add_row(*(escape(c) for c in cells), style=style)  # titles are text, not rich markup
-    Console().print(table)
+    console().print(table)
 
 
 def _sorted(entries: list[Entry]) -> list[Entry]:

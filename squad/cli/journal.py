@@ -50,13 +50,35 @@ def _events(root: Path, run: str) -> list[Event]:
     return events
 
 
+def _fragment_events(sources: tuple[Path, ...], run: str | None) -> tuple[str, list[Event]]:
+    """RUN's events as `squad integrate` would merge them from the job fragments in `sources`, merging nothing:
+    how to read a run spread over CI jobs from its artifacts (a failed task job's transcript, what it spent)."""
+    from squad.domain.events import parse_event
+    from squad.domain.ids import check_run
+    from squad.errors import UsageError
+    from squad.infra.fragments import find_fragments, merge_records
+    from squad.orchestration.jobs import run_fragments
+
+    if run is None:
+        raise UsageError("--from needs the RUN whose fragments to read", hint="squad log RUN --from fragments/")
+    check_run(run)
+    plan, tasks = run_fragments(find_fragments(sources, run), run)
+    return run, [parse_event(r) for r in merge_records(plan, tasks, [f.task or "" for f in tasks])]
+
+
+_FROM_HELP = (
+    "Read RUN from these job fragments (CI artifacts of squad plan --out and squad task) instead of .squad/runs/, "
+    "merged as squad integrate would merge them; nothing is written. Repeatable."
+)
+
+
 @click.command("runs")
 @click.option("--json", "as_json", is_flag=True, help="Print the runs as a JSON list.")
 def runs(as_json: bool) -> None:
     """List the runs recorded in .squad/runs/, oldest first."""
-    from rich.console import Console
     from rich.table import Table
 
+    from squad.cli.markup import console as console_
     from squad.infra.journal import list_runs
 
     with warnings.catch_warnings():
@@ -82,7 +104,7 @@ def runs(as_json: bool) -> None:
         for row in rows:
             click.echo("\t".join(row))
         return
-    console = Console()
+    console = console_()
     widths = {"run": 20, "started": 16, "status": 11, "cost": 9}  # the run id is what people copy: never cut it
     task_width = console.width - sum(widths.values()) - 3 * (len(widths) + 1) - 1  # padding and borders
     table = Table()
@@ -105,21 +127,28 @@ def runs(as_json: bool) -> None:
     is_flag=True,
     help="Every agent event in full: tool calls with their arguments and (bounded) results, model calls, stops.",
 )
+@click.option("--from", "sources", multiple=True, metavar="DIR", type=click.Path(path_type=Path), help=_FROM_HELP)
 @click.option("--json", "as_json", is_flag=True, help="Print the raw events as a JSON list.")
-def log(run: str | None, task: str | None, show_all: bool, verbose: bool, as_json: bool) -> None:
+def log(
+    run: str | None, task: str | None, show_all: bool, verbose: bool, sources: tuple[Path, ...], as_json: bool
+) -> None:
     """Show what happened in RUN (default: the newest run) as a timeline.
 
     \b
     Examples:
       squad log                              the newest run, one line per step
       squad log --task api --verbose         task `api`'s transcript: every round, author and reviewer
+      squad log RUN --from fragments/ --task api -v   the same from a run's CI artifacts
     """
     from squad.cli.transcript import render
     from squad.domain.events import AgentEvent, ModelCalled
 
-    root = _root()
-    run = _pick_run(root, run)
-    events = _events(root, run)
+    if sources:
+        run, events = _fragment_events(sources, run)
+    else:
+        root = _root()
+        run = _pick_run(root, run)
+        events = _events(root, run)
     if task is not None:
         events = _task_events(run, events, task)
     if as_json:
@@ -151,21 +180,26 @@ def _task_events(run: str, events: list[Event], task: str) -> list[Event]:
 
 @click.command("cost")
 @click.argument("run", required=False)
+@click.option("--from", "sources", multiple=True, metavar="DIR", type=click.Path(path_type=Path), help=_FROM_HELP)
 @click.option("--json", "as_json", is_flag=True, help="Print the roll-up as JSON.")
-def cost(run: str | None, as_json: bool) -> None:
+def cost(run: str | None, sources: tuple[Path, ...], as_json: bool) -> None:
     """Tokens and dollars of RUN (default: the newest run) per agent and per model, with the cache hit rate."""
-    from rich.console import Console
     from rich.table import Table
 
+    from squad.cli.markup import console as console_
     from squad.domain.state import fold
 
-    root = _root()
-    run = _pick_run(root, run)
-    state = fold(run, _events(root, run))
+    if sources:
+        run, events = _fragment_events(sources, run)
+    else:
+        root = _root()
+        run = _pick_run(root, run)
+        events = _events(root, run)
+    state = fold(run, events)
     if as_json:
         click.echo(json.dumps({"run": run, **state.usage_report()}, indent=2))
         return
-    console = Console()
+    console = console_()
     for title, lines in (("agent", state.spend_by_agent), ("model", state.spend_by_model)):
         table = Table(title=f"run {escape(run)}: per {title}")
         for col in (title, "calls", "input", "output", "cache write", "cache read", "hit rate", "cost"):

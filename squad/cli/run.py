@@ -341,8 +341,7 @@ def execute_run(
 
     Shared by `squad run` and `squad demo`, so both show a run the same way.
     """
-    from rich.console import Console
-
+    from squad.cli.markup import console
     from squad.domain.events import AgentEvent, ModelCalled
     from squad.orchestration import Coordinator
 
@@ -350,7 +349,7 @@ def execute_run(
     view: _LiveView | None = None
     on_event: Callable[[Event], None] | None = None
     if tty:
-        view = _LiveView(Console())
+        view = _LiveView(console())
         on_event = view
     elif not as_json:
 
@@ -384,7 +383,7 @@ def show_report(
 ) -> None:
     """Write the run's report page, then show the report: one JSON document (with `report_html`, the page's path),
     or the table, the `extra` lines and the page's path. How `squad run` and `squad integrate` end alike."""
-    from rich.console import Console
+    from squad.cli.markup import console
 
     page = write_page(root, report.run)
     if as_json:
@@ -392,7 +391,7 @@ def show_report(
         data["report_html"] = str(page) if page else None
         click.echo(json.dumps(data, indent=2, default=str))
         return
-    _print_report(report, Console(highlight=False), show_next=show_next)
+    _print_report(report, console(highlight=False), show_next=show_next)
     for line in extra:
         click.echo(line)
     if page is not None and show_next:  # show_next False: the repo is a temp dir about to go
@@ -416,9 +415,9 @@ def plan(task: str, as_json: bool, model: str | None) -> None:
 
     The JSON form is data a CI system can fan out (one job per task).
     """
-    from rich.console import Console
     from rich.table import Table
 
+    from squad.cli.markup import console
     from squad.orchestration import Coordinator
 
     result = asyncio.run(Coordinator(_load(model=model)).plan(task))
@@ -431,4 +430,4 @@ def plan(task: str, as_json: bool, model: str | None) -> None:
     for t in result.tasks:
         row = (t.id, t.agent, ", ".join(t.depends_on), ", ".join(t.files), t.goal, "\n".join(t.interfaces))
         table.add_row(*(escape(v) for v in row))
-    Console().print(table)
+    console().print(table)

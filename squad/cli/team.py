@@ -59,14 +59,13 @@ def _print_plain(rows: list[dict[str, Any]]) -> None:
 
 
 def _print_rich(rows: list[dict[str, Any]]) -> None:
-    from rich.console import Console
     from rich.table import Table
 
-    from squad.cli.markup import escape
+    from squad.cli.markup import console, escape
 
     table = Table(title="squad team")
     for col in COLUMNS:
         table.add_column(col, style="bold" if col == "name" else None, no_wrap=col in ("name", "model", "reviewer"))
     for row in rows:
         table.add_row(*(escape(c) for c in _cells(row)))  # roles and paths are text, not markup
-    Console().print(table)
+    console().print(table)

@@ -40,7 +40,7 @@ from squad.orchestration.context import ModelFactory, RunContext
 from squad.orchestration.executor import task_spec
 from squad.orchestration.flow import LocalExecutor
 from squad.orchestration.integrate import Integration, integrate_settled
-from squad.orchestration.jobs import job_context, plan_fragment, release_leases, spent_totals
+from squad.orchestration.jobs import job_context, plan_fragment, release_leases, run_fragments, spent_totals
 from squad.orchestration.report import RunReport, build_report, run_decisions
 
 MERGED = "merged.json"
@@ -194,13 +194,7 @@ def _merge(journal: Journal, fragments: list[Fragment]) -> FragmentsMerged | Non
         UsageError: the run folder holds a journal that did not come from these fragments.
         FragmentError: a fragment's decisions cannot be read.
     """
-    plan, state = plan_fragment(fragments, journal.run)
-    assert state.plan is not None
-    order = state.plan.ids
-    strays = [f for f in fragments if f.kind == "task" and f.task not in order]
-    if strays:
-        raise FragmentError(f"{strays[0].path} is a fragment of task {strays[0].task!r}, which run {journal.run} lacks")
-    tasks = sorted((f for f in fragments if f.kind == "task"), key=lambda f: order.index(f.task or ""))
+    plan, tasks = run_fragments(fragments, journal.run)
     key = [plan.digest, *(f.digest for f in tasks)]
     marker = journal.dir / MERGED
     if marker.is_file():
@@ -215,7 +209,7 @@ def _merge(journal: Journal, fragments: list[Fragment]) -> FragmentsMerged | Non
     if problems:
         raise FragmentError(f"unreadable decisions in a fragment: {problems[0]}")
     journal.create()
-    records = merge_records(plan, tasks, order)
+    records = merge_records(plan, tasks, [f.task or "" for f in tasks])
     _replace(journal.events_path, b"".join(encode_line(r) for r in records))
     _replace(journal.responses_path, b"".join(encode_line(r) for f in [plan, *tasks] for r in f.responses))
     _replace(journal.ledger_path, render_run_ledger(journal.run, entries).encode("utf-8"))

@@ -137,3 +137,20 @@ def plan_fragment(fragments: Sequence[Fragment], run: str) -> tuple[Fragment, Ru
             hint=f"see why with: squad log {run} (in the plan job's checkout)",
         )
     return found, state
+
+
+def run_fragments(fragments: Sequence[Fragment], run: str) -> tuple[Fragment, list[Fragment]]:
+    """The plan fragment of `run` and its task fragments in plan order: what makes the run's one journal
+    (`merge_records(plan, tasks, [t.task for t in tasks])`), for `squad integrate` and for reading a run from its
+    fragments without integrating it (`squad log/cost --from`).
+
+    Raises:
+        FragmentError: no usable plan fragment, or a fragment of a task the plan lacks.
+    """
+    plan, state = plan_fragment(fragments, run)
+    assert state.plan is not None
+    order = state.plan.ids
+    strays = [f for f in fragments if f.kind == "task" and f.task not in order]
+    if strays:
+        raise FragmentError(f"{strays[0].path} is a fragment of task {strays[0].task!r}, which run {run} lacks")
+    return plan, sorted((f for f in fragments if f.kind == "task"), key=lambda f: order.index(f.task or ""))

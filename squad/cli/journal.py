@@ -66,6 +66,16 @@ def _fragment_events(sources: tuple[Path, ...], run: str | None) -> tuple[str, l
     return run, [parse_event(r) for r in merge_records(plan, tasks, [f.task or "" for f in tasks])]
 
 
+def _read(run: str | None, sources: tuple[Path, ...]) -> tuple[str, list[Event]]:
+    """The run (RUN, or the newest recorded here) and its events: from the fragments in `sources` when given,
+    else from its journal in .squad/runs/."""
+    if sources:
+        return _fragment_events(sources, run)
+    root = _root()
+    run = _pick_run(root, run)
+    return run, _events(root, run)
+
+
 _FROM_HELP = (
     "Read RUN from these job fragments (CI artifacts of squad plan --out and squad task) instead of .squad/runs/, "
     "merged as squad integrate would merge them; nothing is written. Repeatable."
@@ -143,12 +153,7 @@ def log(
     from squad.cli.transcript import render
     from squad.domain.events import AgentEvent, ModelCalled
 
-    if sources:
-        run, events = _fragment_events(sources, run)
-    else:
-        root = _root()
-        run = _pick_run(root, run)
-        events = _events(root, run)
+    run, events = _read(run, sources)
     if task is not None:
         events = _task_events(run, events, task)
     if as_json:
@@ -189,12 +194,7 @@ def cost(run: str | None, sources: tuple[Path, ...], as_json: bool) -> None:
     from squad.cli.markup import console as console_
     from squad.domain.state import fold
 
-    if sources:
-        run, events = _fragment_events(sources, run)
-    else:
-        root = _root()
-        run = _pick_run(root, run)
-        events = _events(root, run)
+    run, events = _read(run, sources)
     state = fold(run, events)
     if as_json:
         click.echo(json.dumps({"run": run, **state.usage_report()}, indent=2))

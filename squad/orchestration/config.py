@@ -115,6 +115,21 @@ class RunConfig:
             names.add(self.lead()[1])
         return names
 
+    def check_team(self, agent: str | None) -> None:
+        """Refuse a team that cannot run the review gate, and an `agent` (the whole request as one task) that is
+        a reviewer.
+
+        Raises:
+            UsageError: no reviewer in the team, `agent` unknown or a reviewer (exit 2).
+        """
+        if not self.team.reviewers:
+            raise UsageError(
+                "the team has no reviewer, so the review gate cannot run",
+                hint="add a charter with `reviewer: true` to .squad/agents/",
+            )
+        if agent is not None and self.team.get(agent).reviewer:
+            raise UsageError(f"{agent!r} is a reviewer; --agent needs a specialist who does work")
+
     def preflight(self, *, planning: bool = True, models: bool = True) -> None:
         """Refuse a run that cannot start, before it writes anything (no run folder, nothing in `squad runs`):
         a repository without a commit to work from, or (with `models`; not when a caller injects its own model

@@ -85,13 +85,7 @@ async def plan_job(
     task_text = task_text.strip()
     if not task_text:
         raise UsageError("the task is empty", hint='squad plan "what the team should do" --out DIR')
-    if not config.team.reviewers:
-        raise UsageError(
-            "the team has no reviewer, so the review gate cannot run",
-            hint="add a charter with `reviewer: true` to .squad/agents/",
-        )
-    if agent is not None and config.team.get(agent).reviewer:
-        raise UsageError(f"{agent!r} is a reviewer; --agent needs a specialist who does work")
+    config.check_team(agent)
     run = new_run_id()
     check_out(Path(out), kind="plan", run=run, task=None)  # another run's plan there would be lost
     config.preflight(planning=agent is None, models=model_factory is None)

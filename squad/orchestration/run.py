@@ -140,13 +140,7 @@ class Coordinator:
             RunError: the plan is invalid after one retry, or the run failed in an unexpected way.
         """
         config = self.config
-        if not config.team.reviewers:
-            raise UsageError(
-                "the team has no reviewer, so the review gate cannot run",
-                hint="add a charter with `reviewer: true` to .squad/agents/",
-            )
-        if agent is not None and config.team.get(agent).reviewer:
-            raise UsageError(f"{agent!r} is a reviewer; --agent needs a specialist who does work")
+        config.check_team(agent)
         ws = Workspace(config.root)
         if config.apply and (why := ws.unclean_reason()):
             raise UsageError(

@@ -144,6 +144,7 @@ CASES: list[tuple[str, list[str]]] = [
     ("outside", ["log", RUN, "--from", "/proc/no/such/dir"]),
     ("outside", ["cost", RUN, "--from", "."]),  # no fragment here
     ("outside", ["cost", "../x", "--from", "."]),
+    ("outside", ["log", RUN, "extra"]),  # a folder without --from
     ("repo", ["report", RUN]),
     ("repo", ["report", "--out", "/"]),
     # gc, demo, github

@@ -195,7 +195,7 @@ def test_a_run_spread_over_simulated_runners(tmp_path: Path) -> None:
         sh_git(remote, "merge-base", "--is-ancestor", dep, cli_commit)
 
     # -- the artifacts can be read before integrating (anywhere, merging nothing): a task's transcript, the spend
-    read = squad(tmp_path, "log", run, "--from", str(art), "--task", "api", "--verbose")
+    read = squad(tmp_path, "log", run, "--from", str(art / "plan"), str(art / "api"), "--task", "api", "--verbose")
     assert read.returncode == 0, read.stderr
     assert "record_decision" in read.stdout and "Health is a plain function" in read.stdout
     before = json.loads(squad(tmp_path, "cost", run, "--from", str(art), "--json").stdout)["total"]

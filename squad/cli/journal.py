@@ -66,11 +66,15 @@ def _fragment_events(sources: tuple[Path, ...], run: str | None) -> tuple[str, l
     return run, [parse_event(r) for r in merge_records(plan, tasks, [f.task or "" for f in tasks])]
 
 
-def _read(run: str | None, sources: tuple[Path, ...]) -> tuple[str, list[Event]]:
-    """The run (RUN, or the newest recorded here) and its events: from the fragments in `sources` when given,
-    else from its journal in .squad/runs/."""
+def _read(run: str | None, sources: tuple[Path, ...], more: tuple[Path, ...]) -> tuple[str, list[Event]]:
+    """The run (RUN, or the newest recorded here) and its events: from the fragments in `sources` (`--from A B`:
+    the folders after the first are `more`) when given, else from its journal in .squad/runs/."""
+    from squad.errors import UsageError
+
+    if more and not sources:
+        raise UsageError(f"unexpected argument {str(more[0])!r}", hint="fragment folders go after --from")
     if sources:
-        return _fragment_events(sources, run)
+        return _fragment_events((*sources, *more), run)
     root = _root()
     run = _pick_run(root, run)
     return run, _events(root, run)
@@ -78,7 +82,7 @@ def _read(run: str | None, sources: tuple[Path, ...]) -> tuple[str, list[Event]]
 
 _FROM_HELP = (
     "Read RUN from these job fragments (CI artifacts of squad plan --out and squad task) instead of .squad/runs/, "
-    "merged as squad integrate would merge them; nothing is written. Repeatable."
+    "merged as squad integrate would merge them; nothing is written (--from A B, or --from A --from B)."
 )
 
 
@@ -129,6 +133,7 @@ def runs(as_json: bool) -> None:
 
 @click.command("log")
 @click.argument("run", required=False)
+@click.argument("more", nargs=-1, type=click.Path(path_type=Path), metavar="")
 @click.option("--task", "task", metavar="TASK", help="Only this plan task: its rounds, reviews and status.")
 @click.option("--all", "show_all", is_flag=True, help="Include every agent event (turns, tool calls, model calls).")
 @click.option(
@@ -140,7 +145,13 @@ def runs(as_json: bool) -> None:
 @click.option("--from", "sources", multiple=True, metavar="DIR", type=click.Path(path_type=Path), help=_FROM_HELP)
 @click.option("--json", "as_json", is_flag=True, help="Print the raw events as a JSON list.")
 def log(
-    run: str | None, task: str | None, show_all: bool, verbose: bool, sources: tuple[Path, ...], as_json: bool
+    run: str | None,
+    more: tuple[Path, ...],
+    task: str | None,
+    show_all: bool,
+    verbose: bool,
+    sources: tuple[Path, ...],
+    as_json: bool,
 ) -> None:
     """Show what happened in RUN (default: the newest run) as a timeline.
 
@@ -153,7 +164,7 @@ def log(
     from squad.cli.transcript import render
     from squad.domain.events import AgentEvent, ModelCalled
 
-    run, events = _read(run, sources)
+    run, events = _read(run, sources, more)
     if task is not None:
         events = _task_events(run, events, task)
     if as_json:
@@ -185,16 +196,17 @@ def _task_events(run: str, events: list[Event], task: str) -> list[Event]:
 
 @click.command("cost")
 @click.argument("run", required=False)
+@click.argument("more", nargs=-1, type=click.Path(path_type=Path), metavar="")
 @click.option("--from", "sources", multiple=True, metavar="DIR", type=click.Path(path_type=Path), help=_FROM_HELP)
 @click.option("--json", "as_json", is_flag=True, help="Print the roll-up as JSON.")
-def cost(run: str | None, sources: tuple[Path, ...], as_json: bool) -> None:
+def cost(run: str | None, more: tuple[Path, ...], sources: tuple[Path, ...], as_json: bool) -> None:
     """Tokens and dollars of RUN (default: the newest run) per agent and per model, with the cache hit rate."""
     from rich.table import Table
 
     from squad.cli.markup import console as console_
     from squad.domain.state import fold
 
-    run, events = _read(run, sources)
+    run, events = _read(run, sources, more)
     state = fold(run, events)
     if as_json:
         click.echo(json.dumps({"run": run, **state.usage_report()}, indent=2))

@@ -144,6 +144,8 @@ def test_a_run_spread_over_simulated_runners(tmp_path: Path) -> None:
     assert matrix["base"] == base and matrix["max_parallel"] == 2
     written = dict(line.split("=", 1) for line in outputs.read_text().splitlines())
     assert json.loads(written["matrix"]) == matrix and written["run"] == run and written["waves"] == "2"
+    listed = json.loads(squad(tmp_path / "runners" / "plan", "runs", "--json").stdout)
+    assert [(r["run"], r["status"]) for r in listed] == [(run, "in CI jobs")]  # not "unfinished" for ever
 
     # -- wave 1, in parallel; `api` is killed with SIGKILL after its agent recorded a decision, before it finished
     api_runner, notes_runner = runner(remote, tmp_path, "api"), runner(remote, tmp_path, "notes")

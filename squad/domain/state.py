@@ -125,11 +125,14 @@ class RunState:
     @property
     def display_status(self) -> str:
         """The run's status for listings: its final status (`not started` for a run that failed before it had
-        a plan: no work was done), else interrupted / unfinished."""
+        a plan: no work was done), `in CI jobs` for a run planned by `squad plan --out` whose tasks run
+        elsewhere (its journal here ends with the plan), else interrupted / unfinished."""
         if self.status == "failed" and self.plan is None:
             return "not started"
         if self.status is not None:
             return self.status
+        if self.budget is not None and all(t.phase is Phase.PENDING for t in self.tasks.values()):
+            return "in CI jobs"
         return "interrupted" if self.interrupted else "unfinished"
 
     def approved(self) -> list[str]:

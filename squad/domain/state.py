@@ -20,7 +20,7 @@ from squad.domain import events as ev
 from squad.domain.plan import Plan, PlanTask
 from squad.domain.review import Verdict
 from squad.domain.task import APPROVED, IllegalTransition, Phase, advance
-from squad.domain.usage import Spend
+from squad.domain.usage import Spend, SpendTotals
 
 
 @dataclass
@@ -137,6 +137,11 @@ class RunState:
 
     def approved(self) -> list[str]:
         return [t for t, s in self.tasks.items() if s.approved]
+
+    def spend_totals(self) -> SpendTotals:
+        """What the folded events spent, as the models' spend book starts from it (a resumed run's or a job's
+        budgets continue from there, never from a hidden zero)."""
+        return SpendTotals(self.spend, dict(self.spend_by_agent), dict(self.spend_by_model))
 
     def usage_report(self) -> dict[str, Any]:
         """Tokens and dollars per agent, per model and in total (`squad cost --json`, report.json `usage`)."""

@@ -20,6 +20,7 @@ from squad.domain.state import RunState
 if TYPE_CHECKING:
     from squad.agents.context import ContextPack
     from squad.agents.tools import Toolbox
+    from squad.domain.usage import Limits, SpendTotals
     from squad.infra.journal import Journal
     from squad.infra.workspace import Lease, Workspace
     from squad.models import ModelRuntime
@@ -33,7 +34,7 @@ ModelFactory = Callable[[str, "ModelRuntime"], "Model"]
 
 @dataclass
 class RunContext:
-    """One run in progress. Create with `open`, close with `close`."""
+    """One run in progress. Create with `open`."""
 
     config: RunConfig
     journal: Journal
@@ -48,6 +49,41 @@ class RunContext:
     #: lease id -> plan task: model requests carry the lease id (scripted replies bind to it).
     lease_tasks: dict[str, str] = field(default_factory=dict)
     _models: dict[str, Model] = field(default_factory=dict)
+
+    @classmethod
+    def open(
+        cls,
+        config: RunConfig,
+        journal: Journal,
+        state: RunState,
+        workspace: Workspace,
+        *,
+        limits: Limits,
+        spent: SpendTotals | None,
+        model_factory: ModelFactory | None = None,
+    ) -> RunContext:
+        """The context of a run (or of one CI job of it): one thread per agent that may run at once, and models
+        that spend within `limits`, counting from `spent` (a resumed run's spend, or a job's own), recording
+        every call in the journal.
+        The caller shuts the pool down and closes the runtime."""
+        from squad.agents.tools import default_toolbox
+        from squad.models import ModelRuntime
+
+        pool = ThreadPoolExecutor(
+            max_workers=config.settings.concurrency.max_agents, thread_name_prefix=f"squad-{journal.run}"
+        )
+        rc = cls(
+            config=config,
+            journal=journal,
+            state=state,
+            workspace=workspace,
+            toolbox=default_toolbox(),
+            runtime=None,  # type: ignore[arg-type]  # set just below: its recorder is the context's
+            pool=pool,
+            model_factory=model_factory,
+        )
+        rc.runtime = ModelRuntime.from_settings(config.settings, rc.record, limits=limits, spent=spent)
+        return rc
 
     @property
     def run_id(self) -> str:

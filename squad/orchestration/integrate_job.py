@@ -40,7 +40,7 @@ from squad.orchestration.context import ModelFactory, RunContext
 from squad.orchestration.executor import task_spec
 from squad.orchestration.flow import LocalExecutor
 from squad.orchestration.integrate import Integration, integrate_settled
-from squad.orchestration.jobs import job_context, plan_fragment, release_leases, run_fragments, spent_totals
+from squad.orchestration.jobs import job_context, plan_fragment, release_leases, run_fragments
 from squad.orchestration.report import RunReport, build_report, run_decisions
 
 MERGED = "merged.json"
@@ -101,7 +101,7 @@ async def integrate_job(
             journal,
             state,
             limits=limits,
-            spent=spent_totals(state),
+            spent=state.spend_totals(),
             model_factory=model_factory,
             on_event=on_event,
         ) as rc:

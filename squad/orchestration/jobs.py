@@ -9,11 +9,9 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator, Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
-from squad.agents.tools import default_toolbox
 from squad.domain.events import BudgetSplit, Event, parse_event
 from squad.domain.plan import Plan
 from squad.domain.state import RunState, fold
@@ -27,11 +25,6 @@ from squad.orchestration.resume import process_registry, recover
 if TYPE_CHECKING:
     from squad.infra.journal import Journal
     from squad.orchestration.config import RunConfig
-
-
-def spent_totals(state: RunState) -> SpendTotals:
-    """What the events folded into `state` spent: the seed of a job's (or a resumed run's) spend book."""
-    return SpendTotals(state.spend, dict(state.spend_by_agent), dict(state.spend_by_model))
 
 
 @contextlib.asynccontextmanager
@@ -49,33 +42,21 @@ async def job_context(
 
     The caller holds the journal's lock and has folded `state` from it.
     """
-    from squad.models import ModelRuntime
 
     journal.create()
     journal.listeners.append(state.apply)
     if on_event is not None:
         journal.listeners.append(on_event)
-    pool = ThreadPoolExecutor(
-        max_workers=config.settings.concurrency.max_agents, thread_name_prefix=f"squad-{journal.run}"
+    rc = RunContext.open(
+        config, journal, state, Workspace(config.root), limits=limits, spent=spent, model_factory=model_factory
     )
-    rc = RunContext(
-        config=config,
-        journal=journal,
-        state=state,
-        workspace=Workspace(config.root),
-        toolbox=default_toolbox(),
-        runtime=None,  # type: ignore[arg-type]  # set just below: its recorder is the context's
-        pool=pool,
-        model_factory=model_factory,
-    )
-    rc.runtime = ModelRuntime.from_settings(config.settings, rc.record, limits=limits, spent=spent)
     try:
         with processes.tracking(process_registry(journal)):
             # A job rerun on the runner that ran it resumes its journal: end what the killed job left first.
             await recover(rc)
             yield rc
     finally:
-        pool.shutdown(wait=False)
+        rc.pool.shutdown(wait=False)
         with contextlib.suppress(Exception):
             await rc.runtime.aclose()
 

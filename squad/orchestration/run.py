@@ -13,11 +13,9 @@ import contextlib
 import sys
 import traceback
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
 from squad.agents.context import ContextPack, resolve_commit
-from squad.agents.tools import default_toolbox
 from squad.domain.events import (
     Applied,
     ApplyRefused,
@@ -35,7 +33,6 @@ from squad.domain.ids import new_run_id
 from squad.domain.plan import Plan, PlanTask
 from squad.domain.state import RunState
 from squad.domain.task import Phase
-from squad.domain.usage import SpendTotals
 from squad.errors import RunError, SquadError, UsageError
 from squad.infra import processes
 from squad.infra.journal import Journal
@@ -55,7 +52,6 @@ from squad.orchestration.scheduler import schedule
 
 if TYPE_CHECKING:
     from squad.models import ModelRuntime
-    from squad.models.base import ModelRequest, ModelResponse
 
 
 class Coordinator:
@@ -78,17 +74,11 @@ class Coordinator:
         self.model_factory = model_factory
         self.on_event = on_event
 
-    def _runtime(
-        self, recorder: Callable[[ModelRequest, ModelResponse], None] | None, state: RunState | None = None
-    ) -> ModelRuntime:
-        """The models' runtime with the run's limits, its spend so far (folded from the journal: a resumed run's
-        budgets continue where the run stopped) and the journal as recorder."""
+    def _runtime(self) -> ModelRuntime:
+        """The models' runtime with the run's limits (`squad plan`: nothing spent before, nothing journaled)."""
         from squad.models import ModelRuntime
 
-        spent = None
-        if state is not None:
-            spent = SpendTotals(state.spend, dict(state.spend_by_agent), dict(state.spend_by_model))
-        return ModelRuntime.from_settings(self.config.settings, recorder, limits=self.config.limits, spent=spent)
+        return ModelRuntime.from_settings(self.config.settings, None, limits=self.config.limits)
 
     def _model(self, name: str, runtime: ModelRuntime) -> object:
         if self.model_factory is not None:
@@ -102,7 +92,7 @@ class Coordinator:
         if not task_text.strip():
             raise UsageError("the task is empty", hint='squad plan "what the team should do"')
         self.config.preflight(models=self.model_factory is None)
-        runtime = self._runtime(None)
+        runtime = self._runtime()
         root = self.config.root
         pack = await asyncio.to_thread(ContextPack.build, root, self.config.settings, "HEAD")
         _agent, model_name = self.config.lead()
@@ -193,20 +183,15 @@ class Coordinator:
         journal.emit(started(run=journal.run, task_text=task_text, base_commit=base, agent=agent))
         if retry is not None:
             journal.emit(TaskReopened(task=retry, person=person_name(config.root), note=note or None))
-        pool = ThreadPoolExecutor(
-            max_workers=config.settings.concurrency.max_agents, thread_name_prefix=f"squad-{journal.run}"
-        )
-        rc = RunContext(
-            config=config,
-            journal=journal,
-            state=state,
-            workspace=ws,
-            toolbox=default_toolbox(),
-            runtime=None,  # type: ignore[arg-type]  # set just below: its recorder is the context's
-            pool=pool,
+        rc = RunContext.open(
+            config,
+            journal,
+            state,
+            ws,
+            limits=config.limits,
+            spent=state.spend_totals(),
             model_factory=self.model_factory,
         )
-        rc.runtime = self._runtime(rc.record, state)
         try:
             if resume:
                 await recover(rc)  # what the killed process left: processes, git locks, attempts' decisions
@@ -224,7 +209,7 @@ class Coordinator:
                 hint=f"the traceback is above; please report it. `squad log {journal.run}` shows how far it got",
             ) from exc
         finally:
-            pool.shutdown(wait=False)  # a thread still in a git command finishes it and exits
+            rc.pool.shutdown(wait=False)  # a thread still in a git command finishes it and exits
             with contextlib.suppress(Exception):
                 await rc.runtime.aclose()
 

@@ -52,7 +52,7 @@ from squad.orchestration.config import RunConfig
 from squad.orchestration.context import ModelFactory, RunContext
 from squad.orchestration.executor import task_spec
 from squad.orchestration.flow import LocalExecutor
-from squad.orchestration.jobs import job_config, job_context, plan_fragment, release_leases, spent_totals
+from squad.orchestration.jobs import job_config, job_context, plan_fragment, release_leases
 
 SEED = "seed.json"
 
@@ -147,7 +147,7 @@ async def task_job(
             journal,
             state,
             limits=cfg.limits,
-            spent=spent_totals(fold(run, own)),
+            spent=fold(run, own).spend_totals(),
             model_factory=model_factory,
             on_event=on_event,
         ) as rc:

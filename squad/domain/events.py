@@ -38,7 +38,7 @@ from squad.domain.event_base import (
     _line,
     _short,
 )
-from squad.domain.job_events import BudgetSplit, FragmentsMerged, JobStarted
+from squad.domain.job_events import BudgetSplit, FragmentsMerged, JobStarted, RunBranchRebuilt
 from squad.domain.plan import PlanTask
 from squad.domain.resume_events import AttemptDecisions, ProcessReaped, StaleLockRemoved
 from squad.domain.review import Finding, Verdict
@@ -467,6 +467,7 @@ __all__ = [
     "ProcessReaped",
     "Released",
     "ReviewStarted",
+    "RunBranchRebuilt",
     "RunFinished",
     "RunResumed",
     "RunStarted",

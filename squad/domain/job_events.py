@@ -65,3 +65,18 @@ class FragmentsMerged(Event):
         tasks = sum(1 for f in self.fragments if f.get("kind") == "task")
         events = sum(int(f.get("events") or 0) for f in self.fragments)
         return _line(self.type, "", f"{len(self.fragments)} fragments ({tasks} task jobs, {events} events)")
+
+
+class RunBranchRebuilt(Event):
+    """`squad integrate` built `branch` again from the run's `base` commit instead of continuing it at `tip`: it
+    held merges of work the fragments no longer approve (`dropped`, each "<sha> <subject>"), e.g. a task job
+    rerun since at a new commit. The merges that follow are the fragments' approved work, each merged once."""
+
+    type: Literal["run_branch_rebuilt"] = "run_branch_rebuilt"
+    branch: str = ""
+    tip: str = ""
+    base: str = ""
+    dropped: list[str] = Field(default_factory=list)
+
+    def describe(self) -> str:
+        return _line(self.type, "", f"{self.branch} from {self.base[:12]}, dropping {len(self.dropped)} stale merge(s)")

@@ -8,15 +8,16 @@ new commit (the run branch), so a resume that repeats a merge the journal had no
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Collection, Iterable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from squad.errors import WorkspaceError
 from squad.infra import faults
 from squad.infra.git import identity, run_git
 
-_SQUAD = identity("squad", "squad@squad.invalid")
+SQUAD_EMAIL = "squad@squad.invalid"
+_SQUAD = identity("squad", SQUAD_EMAIL)
 _MERGE = ("-c", "commit.gpgsign=false", "merge", "--no-ff", "--no-edit", "--no-verify")
 
 
@@ -80,3 +81,47 @@ def merge_all(worktree: Path, commits: Iterable[str], *, keep_conflicts: bool = 
             run_git(worktree, "merge", "--abort")
             return paths or [f"(merge of {sha[:12]} failed: {proc.stderr.strip()})"]
     return []
+
+
+@dataclass
+class BranchSurvey:
+    """What a run branch holds past its base, read from its first-parent history (oldest first): `stale` merges
+    (squad's, of work none of the approved commits is in), `foreign` commits (not squad's merges or decisions
+    commits: a person's follow-up, say), each as "<sha> <subject>", and `keep`, the branch's last commit before
+    the first foreign one."""
+
+    stale: list[str] = field(default_factory=list)
+    foreign: list[str] = field(default_factory=list)
+    keep: str | None = None
+
+
+def survey_run_branch(repo: Path, base: str, tip: str, approved: Collection[str], ledger_file: str) -> BranchSurvey:
+    """Which of the commits on `tip`'s first-parent line past `base` still hold approved work, by structure alone.
+
+    A merge made by squad (author and committer squad's identity, two parents) holds approved work when one of
+    the `approved` commits is among those it brought in (`parent1..parent2`): the task's own commit, or the
+    conflict round's commit built on it. A commit by squad with one parent that changes only `ledger_file` is the
+    run's decisions commit. Anything else is foreign. Reads only: the repository at `repo` must hold `tip`.
+    """
+    log = run_git(repo, "log", "--first-parent", "--reverse", "--format=%H%x1f%P%x1f%ae%x1f%ce%x1f%s", f"{base}..{tip}")
+    if log.returncode != 0:
+        raise WorkspaceError(f"cannot read the history of {tip[:12]}: {log.stderr.strip()}")
+    survey, previous, holds = BranchSurvey(), base, set(approved)
+    for line in log.stdout.splitlines():
+        sha, parents, author, committer, subject = line.split("\x1f", 4)
+        ours, parent_list, what = author == committer == SQUAD_EMAIL, parents.split(), f"{sha[:12]} {subject}"
+        if ours and len(parent_list) == 2:
+            brought = run_git(repo, "rev-list", f"{parent_list[0]}..{parent_list[1]}").stdout.split()
+            if not holds.intersection(brought):
+                survey.stale.append(what)
+        elif not (ours and len(parent_list) == 1 and _changes(repo, sha) == [ledger_file]):
+            if not survey.foreign:
+                survey.keep = previous
+            survey.foreign.append(what)
+        previous = sha
+    return survey
+
+
+def _changes(repo: Path, sha: str) -> list[str]:
+    out = run_git(repo, "diff-tree", "--no-commit-id", "--name-only", "-r", "-z", sha).stdout
+    return sorted(p for p in out.split("\0") if p)

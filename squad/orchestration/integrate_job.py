@@ -7,7 +7,9 @@ the ledger committed, the tests run. `squad/<run>` is pushed, and the total spen
 the plan split. Without `--from` it integrates a run recorded in this checkout (a local `squad run`).
 
 Reruns are idempotent: the same fragments are not merged twice (a marker names them), the remote's `squad/<run>`
-is continued (merges of commits it has are no-ops), and the ledger commit is decided by the branch's tree.
+is continued (merges of commits it has are no-ops), and the ledger commit is decided by the branch's tree. The
+branch is a function of the fragments: one that merged a task's earlier commit (the task redone since) is built
+again from the run's base, never merged into twice; one that also holds commits squad did not make is refused.
 """
 
 from __future__ import annotations
@@ -23,17 +25,18 @@ from pathlib import Path
 from typing import Any
 
 from squad.agents.context import ContextPack
-from squad.domain.events import Event, FragmentsMerged, JobStarted, RunFinished, TaskStatus
+from squad.domain.events import Event, FragmentsMerged, JobStarted, RunBranchRebuilt, RunFinished, TaskStatus
 from squad.domain.ids import check_run, run_branch, task_branch
 from squad.domain.plan import PlanTask
 from squad.domain.state import RunState
 from squad.domain.task import Phase
 from squad.domain.usage import Limits, Spend
-from squad.errors import SquadError, UsageError
+from squad.errors import SquadError, UsageError, WorkspaceError
 from squad.infra.fragments import Fragment, FragmentError, find_fragments, merge_records
 from squad.infra.journal import Journal
 from squad.infra.jsonl import encode_line
-from squad.infra.ledger import merge_entries, render_run_ledger
+from squad.infra.ledger import Ledger, merge_entries, render_run_ledger
+from squad.infra.merging import survey_run_branch
 from squad.infra.remote import Remote, check_remote, fetch_commit, push_branch, remote_tip
 from squad.orchestration.config import RunConfig
 from squad.orchestration.context import ModelFactory, RunContext
@@ -137,22 +140,32 @@ async def _integrate(rc: RunContext, remote: Remote, *, from_fragments: bool) ->
     state, root, run = rc.state, rc.config.root, rc.run_id
     assert state.plan is not None
     target, seen = run_branch(run), None
-    for pt in state.plan.tasks:
-        ts = state.tasks[pt.id]
-        if ts.approved and not ts.merged and ts.commit:
-            await rc.in_thread(fetch_commit, root, remote, ts.commit, task_branch(run, pt.id))
     if remote.push:
         seen = await rc.in_thread(remote_tip, root, remote, target)
         if seen is not None:  # an earlier attempt pushed it: continue from there (its merges are not redone)
             await rc.in_thread(fetch_commit, root, remote, seen, target)
-    lease = await rc.in_thread(rc.workspace.integration, run, seen or state.base_commit or "HEAD")
+    local = await rc.in_thread(rc.workspace.tip, target)
+    continued = local or seen
+    tips = {f"{target} in this clone": local} if local else {}
+    if seen is not None and seen != local:  # the push would replace it: it must not hold anyone else's commits
+        tips[f"{remote.name}'s {target}"] = seen
+    rebuild = await rc.in_thread(_stale_merges, rc, tips)
+    for pt in state.plan.tasks:
+        ts = state.tasks[pt.id]
+        if ts.approved and not ts.merged and ts.commit:
+            await rc.in_thread(fetch_commit, root, remote, ts.commit, task_branch(run, pt.id))
+    start = state.base_commit if rebuild else continued
+    lease = await rc.in_thread(rc.workspace.integration, run, start or state.base_commit or "HEAD")
     rc.leases["_integration"] = lease
+    if rebuild and state.base_commit and continued:
+        await rc.in_thread(rc.workspace.reset, lease, state.base_commit)
+        rc.emit(RunBranchRebuilt(branch=target, tip=continued, base=state.base_commit, dropped=rebuild))
     rc.pack = await rc.in_thread(ContextPack.build, root, rc.config.settings, state.context_commit or lease.base_commit)
     if from_fragments:
         await _settle(rc)
     result = await _merge_settled(rc)
     head = await rc.in_thread(rc.workspace.head, lease.path)
-    if remote.push and any(state.tasks[t].merged for t in state.tasks) and head != seen:
+    if remote.push and (rebuild or any(state.tasks[t].merged for t in state.tasks)) and head != seen:
         await rc.in_thread(push_branch, root, remote, head, target, expect=seen)
     decisions = run_decisions(rc.journal.ledger_path)
     report = build_report(
@@ -163,6 +176,47 @@ async def _integrate(rc: RunContext, remote: Remote, *, from_fragments: bool) ->
     report.budget = budget_report(state, rc.runtime.book.limits)
     rc.journal.write_report(report.to_dict())
     return report
+
+
+def _stale_merges(rc: RunContext, tips: dict[str, str]) -> list[str]:
+    """The merges on the run branch of work the fragments no longer approve ([] when none): then the branch is
+    built again from the run's base, each task merged once at its approved commit. `tips` are the branch's tips,
+    by where they are: the first the one integration continues, the other (the remote's, when it differs) the
+    one the push would replace. Neither may hold a commit squad did not make.
+
+    Raises:
+        WorkspaceError: there are such merges, but the branch also holds commits squad did not make (a rebuild
+            would drop them), or this checkout's journal records merges into it.
+    """
+    state, run, root = rc.state, rc.run_id, rc.config.root
+    if state.base_commit is None or not tips:
+        return []
+    approved = {ts.commit for ts in state.tasks.values() if ts.commit and (ts.approved or ts.round_kind == "conflict")}
+    ledger_file = Ledger(root).run_file(run).relative_to(root.resolve()).as_posix()
+    surveys = {
+        where: survey_run_branch(root, state.base_commit, tip, approved, ledger_file) for where, tip in tips.items()
+    }
+    where, survey = next(iter(surveys.items()))
+    if not survey.stale:
+        return []
+    stale = "; ".join(survey.stale)
+    for other, found in surveys.items():
+        if found.foreign:
+            raise WorkspaceError(
+                f"{where} merged work the fragments no longer approve ({stale}), so it must be built again from the "
+                f"run's base, but {other} also holds commits squad did not make, which that would drop: "
+                + "; ".join(found.foreign),
+                hint=f"keep those commits on another branch, put {other} back at {(found.keep or '')[:12]} (its "
+                "last commit before them), rerun squad integrate (it builds the branch again with the approved "
+                "work), then apply them on top again",
+            )
+    if any(ts.merged for ts in state.tasks.values()):
+        raise WorkspaceError(
+            f"{where} merged work the fragments no longer approve ({stale}), but this checkout's journal of run "
+            f"{run} records merges into it",
+            hint="integrate the fragments in a fresh checkout",
+        )
+    return survey.stale
 
 
 async def _merge_settled(rc: RunContext) -> Integration:

@@ -40,7 +40,7 @@ BOUNDARIES = frozenset({"interrupted", "run_resumed", "run_finished"})
 #: Events shown as marks on the run's own lane.
 RUN_MARKS = frozenset(
     {"run_resumed", "interrupted", "plan_invalid", "merged", "conflict", "ledger_committed", "applied"}
-    | {"apply_refused", "run_finished", "released"}
+    | {"apply_refused", "run_finished", "released", "run_branch_rebuilt"}
 )
 #: Events of an agent's loop that become marks on its lane (besides entries in the transcript).
 AGENT_MARKS = frozenset({"agent.model_retry", "agent.model_fallback", "agent.warning"})

@@ -105,8 +105,16 @@ def test_a_task_redone_after_integration_is_merged_once_at_its_new_commit(tmp_pa
     assert "squad: merge task api (backend)" in refused.stderr and f"back at {pushed[:12]}" in refused.stderr
     assert sh_git(remote, "rev-parse", target).strip() == followed
 
-    # the person does as the hint says (keeps the commit elsewhere, puts the branch back): built again, pushed
+    # the person does as the hint says (keeps the commit elsewhere, puts the branch back)
     sh_git(person, "push", "-q", "origin", f"{followed}:refs/heads/notes", f"+{pushed}:{target}")
+
+    # a task's artifact missing (expired) looks like a redone task: nothing is rebuilt, nothing dropped
+    partial = squad(runner(remote, tmp_path, "integrate-partial"), "integrate", run, "--model", second, "--json",
+                    "--from", str(art / "plan"), str(art / "api"))  # fmt: skip
+    assert partial.returncode == 1 and "task(s) check have no fragment in --from" in partial.stderr, partial.stderr
+    assert sh_git(remote, "rev-parse", target).strip() == pushed
+
+    # with every fragment: built again, pushed
     done = job("integrate-again", "integrate", run, "--model", second)
     assert done.returncode == 0 and json.loads(done.stdout)["merged"] == ["api", "check"], done.stdout + done.stderr
     rebuilt = sh_git(remote, "rev-parse", target).strip()

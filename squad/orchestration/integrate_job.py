@@ -216,6 +216,14 @@ def _stale_merges(rc: RunContext, tips: dict[str, str]) -> list[str]:
             f"{run} records merges into it",
             hint="integrate the fragments in a fresh checkout",
         )
+    # A task with no fragment may be one whose artifact expired: its merge must not be dropped as if it were redone.
+    missing = [t for t, ts in state.tasks.items() if ts.phase is Phase.PENDING]
+    if missing:
+        raise WorkspaceError(
+            f"{where} merged work the fragments do not approve ({stale}), and task(s) {', '.join(missing)} have no "
+            "fragment in --from: a redone task and a lost artifact look the same, so nothing is rebuilt",
+            hint="pass every task's fragment (rerun the job of a task whose artifact is gone), then integrate again",
+        )
     return survey.stale
 
 

@@ -85,6 +85,12 @@ def test_a_task_redone_after_integration_is_merged_once_at_its_new_commit(tmp_pa
     sh_git(person, "push", "-q", "origin", target)
     followed = sh_git(remote, "rev-parse", target).strip()
 
+    # integrating the same fragments again where it was first (its own squad/<run> lacks that commit) continues
+    # the remote's branch: the person's commit stays
+    again = job("integrate", "integrate", run, "--model", first)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert sh_git(remote, "rev-parse", target).strip() == followed
+
     # api is redone on a fresh runner (its artifact gone), and check on api's new commit
     second = _team(tmp_path, "second", "fine")
     shutil.rmtree(art / "api")

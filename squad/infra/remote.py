@@ -92,6 +92,11 @@ def has_commit(root: Path, sha: str) -> bool:
     return run_git(root, "cat-file", "-e", f"{sha}^{{commit}}").returncode == 0
 
 
+def is_ancestor(root: Path, older: str, newer: str) -> bool:
+    """True when commit `older` is `newer` or one of its ancestors (the repository at `root` holds both)."""
+    return run_git(root, "merge-base", "--is-ancestor", older, newer).returncode == 0
+
+
 def fetch_commit(root: Path, remote: Remote, sha: str, branch: str | None = None) -> None:
     """Make commit `sha` available in `root`: fetch `branch` from the remote when it holds it, else the commit.
 

@@ -37,7 +37,7 @@ from squad.infra.journal import Journal
 from squad.infra.jsonl import encode_line
 from squad.infra.ledger import Ledger, merge_entries, render_run_ledger
 from squad.infra.merging import survey_run_branch
-from squad.infra.remote import Remote, check_remote, fetch_commit, push_branch, remote_tip
+from squad.infra.remote import Remote, check_remote, fetch_commit, is_ancestor, push_branch, remote_tip
 from squad.orchestration.config import RunConfig
 from squad.orchestration.context import ModelFactory, RunContext
 from squad.orchestration.executor import task_spec
@@ -145,7 +145,8 @@ async def _integrate(rc: RunContext, remote: Remote, *, from_fragments: bool) ->
         if seen is not None:  # an earlier attempt pushed it: continue from there (its merges are not redone)
             await rc.in_thread(fetch_commit, root, remote, seen, target)
     local = await rc.in_thread(rc.workspace.tip, target)
-    continued = local or seen
+    forward = await rc.in_thread(_moved_on, root, remote, target, local, seen)
+    continued = forward or local or seen
     tips = {f"{target} in this clone": local} if local else {}
     if seen is not None and seen != local:  # the push would replace it: it must not hold anyone else's commits
         tips[f"{remote.name}'s {target}"] = seen
@@ -160,6 +161,8 @@ async def _integrate(rc: RunContext, remote: Remote, *, from_fragments: bool) ->
     if rebuild and state.base_commit and continued:
         await rc.in_thread(rc.workspace.reset, lease, state.base_commit)
         rc.emit(RunBranchRebuilt(branch=target, tip=continued, base=state.base_commit, dropped=rebuild))
+    elif forward:  # the remote's branch went on from this clone's (a follow-up pushed): continue it, drop nothing
+        await rc.in_thread(rc.workspace.reset, lease, forward)
     rc.pack = await rc.in_thread(ContextPack.build, root, rc.config.settings, state.context_commit or lease.base_commit)
     if from_fragments:
         await _settle(rc)
@@ -176,6 +179,26 @@ async def _integrate(rc: RunContext, remote: Remote, *, from_fragments: bool) ->
     report.budget = budget_report(state, rc.runtime.book.limits)
     rc.journal.write_report(report.to_dict())
     return report
+
+
+def _moved_on(root: Path, remote: Remote, target: str, local: str | None, seen: str | None) -> str | None:
+    """The remote's tip of the run branch when it went on from this clone's (someone pushed to it since this clone
+    integrated), so integration continues it; None when the two are the same, or this clone's is ahead.
+
+    Raises:
+        WorkspaceError: the two have diverged: neither holds the other, so continuing either drops commits.
+    """
+    if local is None or seen is None or local == seen:
+        return None
+    if is_ancestor(root, local, seen):
+        return seen
+    if is_ancestor(root, seen, local):
+        return None  # this clone's merges were not pushed yet: the push fast-forwards the remote's
+    raise WorkspaceError(
+        f"{target} in this clone ({local[:12]}) and {remote.name}'s ({seen[:12]}) have diverged: integrating "
+        "either would drop the other's commits",
+        hint=f"integrate in a fresh checkout (it continues {remote.name}'s), or merge the two yourself and push",
+    )
 
 
 def _stale_merges(rc: RunContext, tips: dict[str, str]) -> list[str]:

@@ -7,6 +7,7 @@ test_models_governor.py; here every policy's own contract, without any wall-cloc
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -28,6 +29,7 @@ from squad.models import (
     Recorded,
     Retrying,
     SpendBook,
+    TextBlock,
     TransientModelError,
     Usage,
     estimate_input_tokens,
@@ -369,6 +371,44 @@ def test_fallback_with_every_model_failed_over_is_a_model_error_listing_why() ->
         run(model.complete(request()))
     assert not isinstance(info.value, FailoverError)
     assert "fallback" in (info.value.hint or "") and "max_wait_s" in (info.value.hint or "")
+
+
+def _refusal(model: str, cost: float, why: str = "cyber: exploit development") -> ModelResponse:
+    return ModelResponse(
+        content=(TextBlock("I can't"),), stop_reason="refusal", usage=Usage(100, 5), model=model,
+        cost_usd=cost, stop_detail=why,
+    )  # fmt: skip
+
+
+def test_a_refusal_moves_on_once_and_the_answer_carries_the_refused_spend() -> None:
+    primary = FakeModel(_refusal("claude-a", 0.5), name="claude-a")
+    second = FakeModel(replace(response("from b", model="claude-b"), cost_usd=0.25), name="claude-b")
+    third = FakeModel(name="claude-c")
+    events: list[dict[str, Any]] = []
+    answer = run(Fallback([primary, second, third]).complete(request("a", "t"), on_event=events.append))
+    assert (answer.text, answer.model, answer.stop_reason) == ("from b", "claude-b", "end_turn")
+    assert answer.cost_usd == pytest.approx(0.75) and answer.usage == Usage(200, 15)  # what the request cost
+    assert (len(primary.calls), len(second.calls), third.calls) == (1, 1, [])
+    assert events == [
+        {"type": "model_fallback", "agent": "a", "task": "t", "model": "claude-b", "after": "claude-a",
+         "reason": "claude-a refused (cyber: exploit development)"},
+    ]  # fmt: skip
+
+
+def test_the_last_models_refusal_is_returned_with_every_refusals_spend() -> None:
+    models = [FakeModel(_refusal(m, 0.1, f"{m} says no"), name=m) for m in ("claude-a", "claude-b")]
+    answer = run(Fallback(models).complete(request()))
+    assert (answer.stop_reason, answer.model, answer.stop_detail) == ("refusal", "claude-b", "claude-b says no")
+    assert answer.cost_usd == pytest.approx(0.2) and [len(m.calls) for m in models] == [1, 1]
+    alone = _refusal("claude-a", 0.1)
+    assert run(Fallback([FakeModel(alone)]).complete(request())) is alone  # no fallback: untouched
+
+
+def test_a_refusal_followed_only_by_failovers_is_the_answer() -> None:
+    """The refusal is a real answer; a fallback that could not serve does not turn it into a model error."""
+    refusal = _refusal("claude-a", 0.1)
+    model = Fallback([FakeModel(refusal), FakeModel(FailoverError("claude-b: circuit breaker open"))])
+    assert run(model.complete(request())) is refusal
 
 
 # --------------------------------------------------------------------------------------------------

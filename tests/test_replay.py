@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 from conftest import git
+from messages_server import MessagesServer
 from test_coordinator_e2e import FIXTURES, _events, _setup, _squad
 
 from squad.config import Settings
@@ -65,6 +66,28 @@ def test_replay_names_resolve_a_run_id_or_a_folder(repo: Path) -> None:
     assert "squad runs" in (info.value.hint or "")
     with pytest.raises(ConfigError, match="needs a run id"):
         replay_dir("")
+
+
+def test_a_recorded_refusal_and_its_fallback_answer_replay_offline(
+    tmp_path: Path, messages_server: MessagesServer
+) -> None:
+    """The run refused on the primary and the fallback answered; both calls are in responses.jsonl. The replay
+    plays them in order from the journal: it never asks the live fallback model (the server sees nothing)."""
+    refusal = ModelResponse(
+        content=(TextBlock(text="No."),), stop_reason="refusal", usage=Usage(1, 1), model="claude-sonnet-5-5"
+    )
+    rows = [
+        {"agent": "backend", "task": "api", "index": 0, "response": refusal.to_dict()},
+        json.loads(_row("backend", "api", 1, "from the fallback")),
+    ]
+    (tmp_path / "responses.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    settings = Settings.model_validate({"models": {"fallback": ["claude-haiku-5-5"]}})
+    recorded: list[str] = []
+    runtime = ModelRuntime.from_settings(settings, recorder=lambda req, resp: recorded.append(resp.stop_reason))
+    model = create_model(f"replay:{tmp_path}", settings=settings, runtime=runtime)
+    response = asyncio.run(model.complete(_request("backend", "api")))
+    assert response.content == (TextBlock(text="from the fallback"),)
+    assert recorded == ["refusal", "end_turn"] and messages_server.requests == []
 
 
 def _report(out: subprocess.CompletedProcess[str]) -> dict[str, Any]:

@@ -10,8 +10,9 @@ Every stop reason the Messages API documents is read (`_read_stop`), never assum
 nudged when it has none); `max_tokens` is a cut reply: none of its tool calls run (the last one may hold
 half its arguments, e.g. half a file) and the model is asked to go on in smaller steps; `pause_turn` is
 continued by sending the paused content back; `refusal` and `model_context_window_exceeded` end the
-session. A model that keeps being cut (or paused, or nudged) more than `MAX_CONTINUATIONS` times in a row
-stops the session, so the task fails with a reason instead of going to review half done.
+session (a refusal reaches the loop only when no `[models] fallback` model was left to ask: `Fallback`).
+A model that keeps being cut (or paused, or nudged) more than `MAX_CONTINUATIONS` times in a row stops the
+session, so the task fails with a reason instead of going to review half done.
 
 Every step is reported through `emit` as a typed journal event (`TurnStarted`, `ToolCalled`,
 `AgentStopped`) for the agent and task; model calls themselves are journaled once, priced, by the model

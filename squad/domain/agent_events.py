@@ -68,6 +68,10 @@ class ModelFellBack(AgentEvent):
     after: str = ""
     reason: str = ""
 
+    def describe(self) -> str:
+        """Which model took over from which, and why (a refusal, retries used up, an open breaker)."""
+        return " ".join(p for p in (self.type, self._who(), f"{self.after} -> {self.model}: {self.reason}") if p)
+
 
 class AgentWarning(AgentEvent):
     type: Literal["agent.warning"] = "agent.warning"

@@ -179,6 +179,8 @@ class ModelCalled(Event):
             f"{self.model} in={u.input_tokens} out={u.output_tokens} cache_w={u.cache_creation_input_tokens} "
             f"cache_r={u.cache_read_input_tokens} ${self.cost_usd:.4f}"
         )
+        if self.stop_reason not in (None, "end_turn", "tool_use", "stop_sequence"):  # refused, cut, paused, full
+            detail += f" stop={self.stop_reason}"
         return _line(self.type, self._who(), detail)
 
 

@@ -4,10 +4,12 @@
 backend ("claude-*", "bedrock:<model id>", "vertex:<model id>" -> AnthropicModel over the Anthropic API, Amazon
 Bedrock or Google Vertex AI; "scripted:<path>" -> ScriptedModel, "replay:<run id or run folder>" ->
 ScriptedModel.from_journal) and wraps each in the policies of `squad.models.policies`, innermost first:
-RateLimited, CircuitBreaking, Retrying, Priced, Budgeted; then Fallback over the chain and Recorded on top.
-So a call is checked against the budget (fails closed, before any request), waits for the shared rate
-governor, is retried while transient, fails over while the model cannot serve, and leaves priced and
-recorded. Non-transient errors (401, 404, 400 ...) and BudgetExceededError propagate at once.
+RateLimited, CircuitBreaking, Retrying, Priced, Budgeted, Recorded; then Fallback over the chain. So a call
+is checked against the budget (fails closed, before any request), waits for the shared rate governor, is
+retried while transient, fails over while the model cannot serve or when it refuses (`stop_reason:
+"refusal"`: the next model gets the same request), and every completed call, a refused one too, leaves
+priced, booked and recorded. Non-transient errors (401, 404, 400 ...) and BudgetExceededError propagate
+at once.
 
 The runtime holds what the models of one run share: the governor, the SpendBook (seeded with what the run
 had spent before), one circuit breaker and one backend per model name, the recorder, and the clock.
@@ -111,22 +113,27 @@ def create_model(name: str, *, settings: Settings, runtime: ModelRuntime) -> Mod
         ConfigError: the name (or a `models.fallback` name) is not `claude-...`, `bedrock:<id>`, `vertex:<id>`,
             `scripted:<path>` or `replay:<run>`, the script is invalid, or the run to replay is not found.
     """
-    chain = [name, *(m for m in settings.models.fallback if m != name)]
-    model: Model = Fallback([_managed(m, settings=settings, runtime=runtime) for m in chain])
-    if runtime.recorder is not None:
-        model = Recorded(model, recorder=runtime.recorder)
-    return model
+    fallbacks = [m for m in dict.fromkeys(settings.models.fallback) if m != name]
+    if name.startswith("replay:"):
+        # A replay is offline and plays the recorded calls in order: a recorded refusal was followed by the
+        # fallback's recorded answer, so the chain's later places replay from the same journal too.
+        fallbacks = [name] * len(fallbacks)
+    return Fallback([_managed(m, settings=settings, runtime=runtime) for m in (name, *fallbacks)])
 
 
 def _managed(name: str, *, settings: Settings, runtime: ModelRuntime) -> Model:
-    """One model of the chain: its backend inside the per-model policies."""
+    """One model of the chain: its backend inside the per-model policies, recorded per model (so a call
+    the Fallback moves on from, a refusal, is journaled with the model that made it)."""
     raw = backend(name, settings=settings, runtime=runtime)  # fails early on a bad name or script
     prices = price_list(settings, free=name.startswith(("scripted:", "replay:")))
     model: Model = RateLimited(raw, governor=runtime.governor)
     model = CircuitBreaking(model, breaker=runtime.breaker(name, settings))
     model = Retrying(model, retry=settings.retry, sleep=runtime.clock.sleep)
     model = Priced(model, price_of=prices, warned=runtime.warned_prices)
-    return Budgeted(model, book=runtime.book, price_of=prices)
+    model = Budgeted(model, book=runtime.book, price_of=prices)
+    if runtime.recorder is not None:
+        model = Recorded(model, recorder=runtime.recorder)
+    return model
 
 
 def backend(name: str, *, settings: Settings, runtime: ModelRuntime) -> Model:

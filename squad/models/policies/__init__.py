@@ -7,8 +7,9 @@ For each model of the `[models] fallback` chain, innermost first::
     Retrying        retry transient failures with backoff + jitter or the server's retry-after (capped)
     Priced          a new response with cost_usd set (never mutated)
     Budgeted        reserve the estimate in the run's SpendBook before the call, settle the real spend after
+    Recorded        hand every completed call (a refused one too) to the run journal
 
-then `Fallback` over the chain (moves on only on FailoverError) and `Recorded` (the run journal) on top.
+then `Fallback` over the chain (moves on on a FailoverError, or on a response with stop_reason "refusal").
 Each policy is tested alone with a fake inner model and an injected clock.
 """
 

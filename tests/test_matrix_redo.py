@@ -91,6 +91,20 @@ def test_a_task_redone_after_integration_is_merged_once_at_its_new_commit(tmp_pa
     assert again.returncode == 0, again.stdout + again.stderr
     assert sh_git(remote, "rev-parse", target).strip() == followed
 
+    # ...and refuses, touching neither, when this clone's branch and the remote's have diverged
+    clone = tmp_path / "runners" / "integrate"
+    local = sh_git(clone, "commit-tree", "-p", followed, "-m", "a local commit", f"{followed}^{{tree}}").strip()
+    sh_git(clone, "update-ref", f"refs/heads/{target}", local)
+    sh_git(person, "commit", "-q", "--allow-empty", "-m", "more notes")
+    sh_git(person, "push", "-q", "origin", target)
+    further = sh_git(remote, "rev-parse", target).strip()
+    diverged = job("integrate", "integrate", run, "--model", first)
+    assert diverged.returncode == 1 and "have diverged" in diverged.stderr, diverged.stdout + diverged.stderr
+    assert sh_git(remote, "rev-parse", target).strip() == further
+    assert sh_git(clone, "rev-parse", target).strip() == local
+    sh_git(clone, "update-ref", f"refs/heads/{target}", followed)  # back as it was, for what follows
+    sh_git(person, "push", "-q", "origin", f"+{followed}:{target}")
+
     # api is redone on a fresh runner (its artifact gone), and check on api's new commit
     second = _team(tmp_path, "second", "fine")
     shutil.rmtree(art / "api")

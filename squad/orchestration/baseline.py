@@ -8,10 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from squad.domain.events import TestsRan
-from squad.domain.review import TestResult
-from squad.orchestration.testing import run_tests
-from squad.orchestration.worktrees import make_ready
+from squad.orchestration.testing import test_worktree
 
 if TYPE_CHECKING:
     from squad.orchestration.context import RunContext
@@ -29,13 +26,7 @@ async def run_baseline(rc: RunContext) -> bool:
     if done is None or not done.passed:
         lease = await rc.in_thread(rc.workspace.integration, rc.run_id, rc.state.base_commit or "HEAD")
         rc.leases["_integration"] = lease
-        failure = await make_ready(rc, lease, None, setup_again=False)
-        if failure:
-            tests = TestResult(command=settings.commands.test, exit_code=None, output=failure)
-        else:
-            junit = rc.journal.dir / "junit" / "baseline.xml"
-            tests = await run_tests(settings.commands.test, lease.path, settings, junit=junit)
-        rc.emit(TestsRan(task=None, where="baseline", **tests.to_dict()))
+        await test_worktree(rc, lease, None, "baseline")
     assert rc.state.baseline is not None
     return rc.state.baseline.passed or rc.config.allow_failing_baseline
 

@@ -23,7 +23,6 @@ from squad.domain.events import (
     TaskCommitted,
     TaskStarted,
     TaskStatus,
-    TestsRan,
     VerdictGiven,
 )
 from squad.domain.ids import lease_id, run_branch
@@ -32,7 +31,7 @@ from squad.domain.task import Done, Phase, Review, Settle, Work, next_step
 from squad.orchestration.executor import TaskOutcome, TaskSpec
 from squad.orchestration.resume import keep_decisions
 from squad.orchestration.review import ReviewSetup, joint_verdict, run_reviewers
-from squad.orchestration.testing import baseline_result, baseline_text, run_tests
+from squad.orchestration.testing import baseline_result, baseline_text, test_worktree
 from squad.orchestration.worktrees import make_ready
 
 if TYPE_CHECKING:
@@ -233,13 +232,7 @@ class TaskFlow:
         rc.emit(ReviewStarted(task=self.pt.id, reviewer=", ".join(c.name for c in reviewers), round=step.round))
         tests: TestResult | None = None
         if settings.commands.test.strip():
-            failure = await make_ready(rc, lease, self.pt.id, setup_again=False)
-            if failure:  # the worktree cannot run the tests: the gate cannot approve what it cannot test
-                tests = TestResult(command=settings.commands.test, exit_code=None, output=failure)
-            else:
-                junit = rc.journal.dir / "junit" / f"{lease.task}.xml"
-                tests = await run_tests(settings.commands.test, lease.path, settings, junit=junit)
-            rc.emit(TestsRan(task=self.pt.id, where=lease.task, **tests.to_dict()))
+            tests = await test_worktree(rc, lease, self.pt.id, lease.task)
         diff = await rc.in_thread(rc.workspace.diff, lease, task_base)
         if len(diff) > MAX_REVIEW_DIFF_CHARS:
             diff = diff[:MAX_REVIEW_DIFF_CHARS] + "\n" + prompts.render("review_diff_cut")

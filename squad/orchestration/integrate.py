@@ -16,13 +16,12 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from squad.domain.events import LedgerCommitted, MergeConflict, Merged, TestsRan
+from squad.domain.events import LedgerCommitted, MergeConflict, Merged
 from squad.domain.ids import run_branch
 from squad.domain.plan import PlanTask
-from squad.domain.review import TestResult, Verdict, veto_on_tests
+from squad.domain.review import Verdict, veto_on_tests
 from squad.domain.task import APPROVED, Phase
-from squad.orchestration.testing import baseline_result, run_tests
-from squad.orchestration.worktrees import make_ready
+from squad.orchestration.testing import baseline_result, test_worktree
 
 if TYPE_CHECKING:
     from squad.orchestration.context import RunContext
@@ -91,13 +90,7 @@ async def integrate(rc: RunContext, resolve: Resolver) -> Integration:
         result.status = "partial" if result.merged else _worst(phases)
     if not result.merged or not settings.commands.test.strip():
         return result
-    failure = await make_ready(rc, lease, None, setup_again=False)
-    if failure:
-        tests = TestResult(command=settings.commands.test, exit_code=None, output=failure)
-    else:
-        junit = rc.journal.dir / "junit" / "_integration.xml"
-        tests = await run_tests(settings.commands.test, lease.path, settings, junit=junit)
-    rc.emit(TestsRan(task=None, where="integration", **tests.to_dict()))
+    tests = await test_worktree(rc, lease, None, "integration")
     result.tests = tests.to_dict()
     same_as_base = veto_on_tests(_APPROVED, tests, True, baseline_result(state.baseline)).approved
     if not tests.passed and not same_as_base:

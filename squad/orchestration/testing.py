@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import xml.etree.ElementTree as ET
 from pathlib import Path, PurePath
+from typing import TYPE_CHECKING
 
 from squad.agents.tools.commands import parse_command
 from squad.config import Settings
@@ -17,6 +18,11 @@ from squad.domain.events import TestsRan
 from squad.domain.review import TestResult
 from squad.errors import SquadError
 from squad.infra.process import run_command
+from squad.orchestration.worktrees import make_ready
+
+if TYPE_CHECKING:
+    from squad.infra.workspace import Lease
+    from squad.orchestration.context import RunContext
 
 #: Characters of test output kept for the reviewer's prompt and the journal.
 MAX_TEST_OUTPUT_CHARS = 12_000
@@ -85,6 +91,23 @@ async def run_tests(command: str, cwd: Path, settings: Settings, *, junit: Path 
         note = f"\n(timed out after {settings.commands.timeout_s:g}s)"
         return TestResult(command=command, exit_code=None, output=text + note, timed_out=True)
     return TestResult(command=command, exit_code=outcome.exit_code, output=text, failures=failures)
+
+
+async def test_worktree(rc: RunContext, lease: Lease, task: str | None, where: str) -> TestResult:
+    """Run the test command in a leased worktree, made ready first (its setup is not run again), and journal the
+    result as `TestsRan(task, where)`: a worktree that cannot be made ready is a failed run (exit code None), as
+    the gate cannot approve what it cannot test. JUnit results go to the run folder's `junit/<where>.xml`, a
+    run-wide `where` (no `task`) as `_<where>.xml`: no task id starts with `_`, so a task named `baseline` keeps
+    its own."""
+    settings = rc.config.settings
+    failure = await make_ready(rc, lease, task, setup_again=False)
+    if failure:
+        tests = TestResult(command=settings.commands.test, exit_code=None, output=failure)
+    else:
+        junit = rc.journal.dir / "junit" / (f"{where}.xml" if task else f"_{where}.xml")
+        tests = await run_tests(settings.commands.test, lease.path, settings, junit=junit)
+    rc.emit(TestsRan(task=task, where=where, **tests.to_dict()))
+    return tests
 
 
 def baseline_result(event: TestsRan | None) -> TestResult | None:

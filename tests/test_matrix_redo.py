@@ -55,6 +55,38 @@ def _line(remote: Path, branch: str, base: str) -> list[tuple[list[str], str]]:
 
 
 @pytest.mark.timeout(300)
+def test_a_task_built_on_a_dependencys_earlier_work_is_not_merged(tmp_path: Path) -> None:
+    """check's job worked on api's first commit; api was done again since, check was not: merging check would
+    put work that never met api's approved work on the run branch. It is blocked, with the reason."""
+    remote = make_remote(tmp_path)
+    art = tmp_path / "artifacts"
+    first, second = _team(tmp_path, "first", "ok"), _team(tmp_path, "second", "fine")
+    plan = squad(runner(remote, tmp_path, "plan"), "plan", "health", "--out", str(art / "plan"), "--model", first)
+    assert plan.returncode == 0, plan.stderr
+    run = next(r for r in read_events(art / "plan" / "events.jsonl") if r["type"] == "run_started")["run"]
+
+    def job(task: str, model: str, name: str) -> None:
+        shutil.rmtree(art / task, ignore_errors=True)
+        done = squad(runner(remote, tmp_path, name), "task", run, task, "--from", str(art), "--out",
+                     str(art / task), "--model", model, "--json")  # fmt: skip
+        assert done.returncode == 0, done.stderr
+
+    job("api", first, "api")
+    earlier = _approved(art / "api", "api")
+    job("check", first, "check")
+    job("api", second, "api-again")  # api done again; check's job is not rerun
+    now = _approved(art / "api", "api")
+    done = squad(runner(remote, tmp_path, "integrate"), "integrate", run, "--from", str(art), "--json",
+                 "--model", second)  # fmt: skip
+    assert done.returncode == 1, done.stdout + done.stderr
+    report = json.loads(done.stdout)
+    check = next(t for t in report["tasks"] if t["id"] == "check")
+    assert report["status"] == "partial" and report["merged"] == ["api"] and check["status"] == "blocked", report
+    assert f"built on earlier work of api ({earlier[:12]}, now {now[:12]})" in check["reason"], check
+    assert "check.py" not in sh_git(remote, "ls-tree", "--name-only", f"squad/{run}")
+
+
+@pytest.mark.timeout(300)
 def test_a_task_redone_after_integration_is_merged_once_at_its_new_commit(tmp_path: Path) -> None:
     remote = make_remote(tmp_path)
     art = tmp_path / "artifacts"

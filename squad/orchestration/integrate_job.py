@@ -32,7 +32,7 @@ from squad.domain.state import RunState
 from squad.domain.task import Phase
 from squad.domain.usage import Limits, Spend
 from squad.errors import SquadError, UsageError, WorkspaceError
-from squad.infra.fragments import Fragment, FragmentError, find_fragments, merge_records
+from squad.infra.fragments import Fragment, FragmentError, built_on, find_fragments, merge_records
 from squad.infra.journal import Journal
 from squad.infra.jsonl import encode_line
 from squad.infra.ledger import Ledger, merge_entries, render_run_ledger
@@ -111,6 +111,7 @@ async def integrate_job(
             if merged is not None:
                 rc.emit(merged)
             rc.emit(JobStarted(job="integrate"))
+            _built_on_moved(rc, fragments)
             try:
                 report = await _integrate(rc, remote, from_fragments=bool(fragments))
             except SquadError as exc:
@@ -119,6 +120,27 @@ async def integrate_job(
             finally:
                 await rc.in_thread(release_leases, rc)
     return report
+
+
+def _built_on_moved(rc: RunContext, fragments: Sequence[Fragment]) -> None:
+    """An approved task whose job worked on a dependency commit that is no longer the dependency's approved one
+    (the dependency was done again since) is not merged: its work never met the dependency's current work.
+    It is blocked with the reason; rerunning its job (or `squad run --resume RUN --retry TASK`) does it again."""
+    state = rc.state
+    for fragment in fragments:
+        recorded = built_on(fragment) if fragment.kind == "task" and fragment.task else None
+        ts = state.tasks.get(fragment.task or "")
+        if recorded is None or ts is None or ts.phase is not Phase.APPROVED:
+            continue
+        moved = [
+            f"{dep} ({(was or 'not approved')[:12]}, now {now[:12]})"
+            for dep, was in sorted(recorded[1].items())
+            if (now := state.tasks[dep].commit if dep in state.tasks and state.tasks[dep].approved else None)
+            and now != was
+        ]
+        if moved:
+            why = f"built on earlier work of {', '.join(moved)}: rerun its job so it builds on the approved work"
+            rc.emit(TaskStatus(task=ts.id, status=Phase.BLOCKED.value, reason=why))
 
 
 async def _settle(rc: RunContext) -> None:

@@ -28,7 +28,7 @@ from squad.agents.tools import (
     ToolResult,
 )
 from squad.config import Charter
-from squad.domain.events import AgentEvent, ModelCalled, RunFinished, RunStarted
+from squad.domain.events import AgentEvent, RunFinished, RunStarted
 from squad.domain.usage import Usage
 from squad.github import gitrepo
 from squad.github.review import Reviewer, ReviewInput, ReviewOutcome
@@ -36,6 +36,7 @@ from squad.github.sanitize import sanitize_code
 from squad.infra.journal import Journal
 from squad.infra.telemetry import run_telemetry
 from squad.models.base import ModelRequest, ModelResponse, SystemBlock
+from squad.orchestration.context import record_call
 from squad.orchestration.review import ReviewerResult, ReviewSetup, run_reviewers
 
 if TYPE_CHECKING:
@@ -129,20 +130,7 @@ def _recorder(journal: Journal) -> Callable[[ModelRequest, ModelResponse], None]
     """The review's model recorder: each response kept (the page's transcripts) and each call journaled, priced."""
 
     def record(request: ModelRequest, response: ModelResponse) -> None:
-        journal.record_response(request.agent, request.task, response.to_dict())
-        journal.emit(
-            ModelCalled(
-                agent=request.agent,
-                task=request.task,
-                model=response.model,
-                usage=response.usage,
-                cost_usd=response.cost_usd,
-                latency_s=response.latency_s,
-                ttft_s=response.ttft_s,
-                stop_reason=response.stop_reason,
-                request_id=response.request_id,
-            )
-        )
+        record_call(journal, request, response, task=request.task)
 
     return record
 

@@ -122,20 +122,27 @@ class RunContext:
         return emit
 
     def record(self, request: ModelRequest, response: ModelResponse) -> None:
-        """The model runtime's recorder: keep the response for replay and journal the priced call."""
-        self.journal.record_response(request.agent, request.task, response.to_dict())
+        """The model runtime's recorder: model requests carry the lease id, the journal names its plan task."""
         lease = request.task if request.task in self.lease_tasks else None
-        self.emit(
-            ModelCalled(
-                agent=request.agent,
-                task=self.lease_tasks.get(request.task, request.task),
-                lease=lease,
-                model=response.model,
-                usage=response.usage,
-                cost_usd=response.cost_usd,
-                latency_s=response.latency_s,
-                ttft_s=response.ttft_s,
-                stop_reason=response.stop_reason,
-                request_id=response.request_id,
-            )
+        record_call(self.journal, request, response, task=self.lease_tasks.get(request.task, request.task), lease=lease)
+
+
+def record_call(
+    journal: Journal, request: ModelRequest, response: ModelResponse, *, task: str, lease: str | None = None
+) -> None:
+    """Keep a model response for replay and journal the priced call (`squad run`, the CI jobs, the Action's review)."""
+    journal.record_response(request.agent, request.task, response.to_dict())
+    journal.emit(
+        ModelCalled(
+            agent=request.agent,
+            task=task,
+            lease=lease,
+            model=response.model,
+            usage=response.usage,
+            cost_usd=response.cost_usd,
+            latency_s=response.latency_s,
+            ttft_s=response.ttft_s,
+            stop_reason=response.stop_reason,
+            request_id=response.request_id,
         )
+    )

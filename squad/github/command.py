@@ -172,15 +172,7 @@ def handle_comment(env: ActionEnv, client: GitHubClient, make_runner: RunnerFact
         [fence(sanitize_text(issue.get("title")), "issue-title"), fence(sanitize_text(issue.get("body")), "issue-body")]
     )
     request = RunRequest(root=root, base_sha=start_sha, task=task, context=context)
-    try:
-        result = asyncio.run(_call(make_runner(config, team), request))
-    except SquadError as exc:
-        result = RunResult(run_id=new_run_id(), ok=False, commit=None, error=exc.render().removeprefix("error: "))
-    except Exception as exc:
-        traceback.print_exc(file=sys.stderr)
-        result = RunResult(
-            run_id=new_run_id(), ok=False, commit=None, error=f"internal error: {type(exc).__name__}: {exc}"
-        )
+    result = run_request(make_runner(config, team), request)
 
     lines: list[str] = []
     link = ""
@@ -247,8 +239,20 @@ def _remember(client: GitHubClient, number: int, branch: str, sha: str) -> None:
         print(f"squad: could not record the PR's state ({exc})", file=sys.stderr)
 
 
-async def _call(runner: Runner, request: RunRequest) -> RunResult:
-    return await runner(request)
+def run_request(runner: Runner, request: RunRequest) -> RunResult:
+    """Run one request to the end; a failure becomes a failed result with its message (a bug's traceback goes
+    to the log), so the PR thread always hears how it ended."""
+
+    async def call() -> RunResult:
+        return await runner(request)
+
+    try:
+        return asyncio.run(call())
+    except SquadError as exc:
+        return RunResult(run_id=new_run_id(), ok=False, commit=None, error=exc.render().removeprefix("error: "))
+    except Exception as exc:
+        traceback.print_exc(file=sys.stderr)
+        return RunResult(new_run_id(), ok=False, commit=None, error=f"internal error: {type(exc).__name__}: {exc}")
 
 
 def default_runner_factory(config: RunConfig, team: Team | None) -> Runner:

@@ -15,19 +15,16 @@ team as fenced untrusted data; the revision is pushed to the branch and each rev
 
 from __future__ import annotations
 
-import asyncio
 import re
 import sys
-import traceback
 from dataclasses import dataclass
 from typing import Any
 
-from squad.domain.ids import new_run_id
 from squad.errors import SquadError
 from squad.github import gitrepo
 from squad.github import markdown as md
 from squad.github.client import GitHubAPIError, GitHubClient
-from squad.github.command import RunnerFactory, RunRequest, RunResult, is_trusted
+from squad.github.command import RunnerFactory, RunRequest, is_trusted, run_request
 from squad.github.comment import Identity, StickyComment, followup_section
 from squad.github.env import ActionEnv, Report, load_base_config
 from squad.github.sanitize import fence, sanitize_code, sanitize_line, sanitize_text
@@ -148,13 +145,7 @@ def handle_followup(env: ActionEnv, client: GitHubClient, make_runner: RunnerFac
         task=_task(trigger),
         context=_review_context(trigger, comments) if trigger.kind == "review" else _ci_context(client, trigger),
     )
-    try:
-        result = asyncio.run(_call(make_runner(config, team), request))
-    except SquadError as exc:
-        result = RunResult(run_id=new_run_id(), ok=False, commit=None, error=exc.render().removeprefix("error: "))
-    except Exception as exc:
-        traceback.print_exc(file=sys.stderr)
-        result = RunResult(new_run_id(), ok=False, commit=None, error=f"internal error: {type(exc).__name__}: {exc}")
+    result = run_request(make_runner(config, team), request)
     if result.ok and result.commit:
         try:
             gitrepo.push(root, env.remote, result.commit, state["branch"], env.token, expect=str(state["sha"]))
@@ -181,11 +172,6 @@ def handle_followup(env: ActionEnv, client: GitHubClient, make_runner: RunnerFac
         run_id=result.run_id,
         summary=f"squad follow-up on PR #{trigger.number}: {md.text(outcome, 1000)}",
     )
-
-
-async def _call(runner: Any, request: RunRequest) -> RunResult:
-    result: RunResult = await runner(request)
-    return result
 
 
 def _with_followups(body: str, section: list[str]) -> str:

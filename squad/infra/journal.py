@@ -120,6 +120,10 @@ class Journal:
             listener(event)
         return event
 
+    def read_transcripts(self) -> dict[str, list[dict[str, Any]]]:
+        """Every task's transcript (task id -> its records), in task order: what a job hands on in its fragment."""
+        return {p.stem: read_jsonl(p) for p in sorted(self.transcripts_dir.glob("*.jsonl"))}
+
     def attempt_ledger(self, task: str, round_: int) -> Path:
         """Where the decisions of task `task`'s attempt at round `round_` wait until its work is committed."""
         return self.attempts_dir / f"{task}.r{round_}.md"

@@ -132,7 +132,6 @@ async def _plan(rc: RunContext, agent: str | None, max_waves: int | None, out: P
 
 def _write(journal: Journal, out: Path) -> None:
     """The run's journal so far, as the plan fragment."""
-    transcripts = {p.stem: read_jsonl(p) for p in sorted(journal.transcripts_dir.glob("*.jsonl"))}
     write_fragment(
         out,
         kind="plan",
@@ -141,5 +140,5 @@ def _write(journal: Journal, out: Path) -> None:
         records=read_jsonl(journal.events_path),
         responses=read_jsonl(journal.responses_path),
         ledger=journal.ledger_path.read_text(encoding="utf-8") if journal.ledger_path.is_file() else "",
-        transcripts=transcripts,
+        transcripts=journal.read_transcripts(),
     )

@@ -250,7 +250,6 @@ def _write(
     in its manifest, so a rerun can tell whether the fragment still holds."""
     ledger = journal.ledger_path
     entries, _ = merge_entries([(ledger, ledger.read_text(encoding="utf-8"))] if ledger.is_file() else [])
-    transcripts = {p.stem: read_jsonl(p) for p in sorted(journal.transcripts_dir.glob("*.jsonl"))}
     write_fragment(
         out,
         kind="task",
@@ -259,7 +258,7 @@ def _write(
         records=records,
         responses=read_jsonl(journal.responses_path),
         ledger=render_run_ledger(journal.run, [e for e in entries if e.id not in seeded]),
-        transcripts=transcripts,
+        transcripts=journal.read_transcripts(),
         meta={"status": phase.value, "pushed": pushed, "built_on": built},
     )
 

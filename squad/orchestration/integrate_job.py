@@ -132,12 +132,11 @@ def _built_on_moved(rc: RunContext, fragments: Sequence[Fragment]) -> None:
         ts = state.tasks.get(fragment.task or "")
         if recorded is None or ts is None or ts.phase is not Phase.APPROVED:
             continue
-        moved = [
-            f"{dep} ({(was or 'not approved')[:12]}, now {now[:12]})"
-            for dep, was in sorted(recorded[1].items())
-            if (now := state.tasks[dep].commit if dep in state.tasks and state.tasks[dep].approved else None)
-            and now != was
-        ]
+        moved = []
+        for dep, was in sorted(recorded[1].items()):
+            now = state.tasks[dep].commit if dep in state.tasks and state.tasks[dep].approved else None
+            if now is not None and now != was:  # a dependency not approved now is the merge rules' to handle
+                moved.append(f"{dep} ({(was or 'not approved')[:12]}, now {now[:12]})")
         if moved:
             why = f"built on earlier work of {', '.join(moved)}: rerun its job so it builds on the approved work"
             rc.emit(TaskStatus(task=ts.id, status=Phase.BLOCKED.value, reason=why))

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 import click
 
 from squad.cli.markup import escape
+from squad.cli.options import fragment_sources
 
 if TYPE_CHECKING:
     from squad.domain.events import Event
@@ -133,7 +134,7 @@ def runs(as_json: bool) -> None:
 
 @click.command("log")
 @click.argument("run", required=False)
-@click.argument("more", nargs=-1, type=click.Path(path_type=Path), metavar="")
+@fragment_sources(_FROM_HELP)
 @click.option("--task", "task", metavar="TASK", help="Only this plan task: its rounds, reviews and status.")
 @click.option("--all", "show_all", is_flag=True, help="Include every agent event (turns, tool calls, model calls).")
 @click.option(
@@ -142,7 +143,6 @@ def runs(as_json: bool) -> None:
     is_flag=True,
     help="Every agent event in full: tool calls with their arguments and (bounded) results, model calls, stops.",
 )
-@click.option("--from", "sources", multiple=True, metavar="DIR", type=click.Path(path_type=Path), help=_FROM_HELP)
 @click.option("--json", "as_json", is_flag=True, help="Print the raw events as a JSON list.")
 def log(
     run: str | None,
@@ -196,8 +196,7 @@ def _task_events(run: str, events: list[Event], task: str) -> list[Event]:
 
 @click.command("cost")
 @click.argument("run", required=False)
-@click.argument("more", nargs=-1, type=click.Path(path_type=Path), metavar="")
-@click.option("--from", "sources", multiple=True, metavar="DIR", type=click.Path(path_type=Path), help=_FROM_HELP)
+@fragment_sources(_FROM_HELP)
 @click.option("--json", "as_json", is_flag=True, help="Print the roll-up as JSON.")
 def cost(run: str | None, more: tuple[Path, ...], sources: tuple[Path, ...], as_json: bool) -> None:
     """Tokens and dollars of RUN (default: the newest run) per agent and per model, with the cache hit rate."""

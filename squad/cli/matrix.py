@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from squad.cli.options import model_option
+from squad.cli.options import fragment_sources, model_option
 
 if TYPE_CHECKING:
     from squad.domain.events import Event
@@ -215,20 +215,12 @@ def _load_job(model: str | None) -> RunConfig:
 _REMOTE_HELP = "The git remote (name or URL) the jobs share branches through. Token for HTTPS: $GITHUB_TOKEN."
 
 
-_DIRS = click.Path(path_type=Path, file_okay=False)
-
-
 @click.command("task")
 @click.argument("run")
 @click.argument("task")
-@click.argument("more", nargs=-1, type=_DIRS, metavar="")
-@click.option(
-    "--from",
-    "sources",
-    multiple=True,
-    type=click.Path(path_type=Path, file_okay=False),
-    help="Fragment folders, or folders of them (--from A B, or --from A --from B): the plan's, and those of the "
-    "tasks this one builds on.",
+@fragment_sources(
+    "Fragment folders, or folders of them (--from A B, or --from A --from B): the plan's, and those of the "
+    "tasks this one builds on."
 )
 @click.option("--out", required=True, type=click.Path(path_type=Path, file_okay=False), help="Write the fragment here.")
 @model_option
@@ -295,14 +287,9 @@ def task(
 
 @click.command("integrate")
 @click.argument("run")
-@click.argument("more", nargs=-1, type=_DIRS, metavar="")
-@click.option(
-    "--from",
-    "sources",
-    multiple=True,
-    type=click.Path(path_type=Path, file_okay=False),
-    help="Fragment folders, or folders of them (--from A B, or --from A --from B). Without: integrate the run "
-    "recorded in this checkout.",
+@fragment_sources(
+    "Fragment folders, or folders of them (--from A B, or --from A --from B). Without: integrate the run "
+    "recorded in this checkout."
 )
 @model_option
 @click.option("--remote", default="origin", show_default=True, help=_REMOTE_HELP)
